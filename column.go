@@ -1,0 +1,87 @@
+package exportd
+
+import "fmt"
+
+// Type is the declared type of a column or parameter in a datasets file.
+type Type string
+
+// Column and parameter types.
+const (
+	TypeString   Type = "string"
+	TypeInt      Type = "int"
+	TypeFloat    Type = "float"
+	TypeDecimal  Type = "decimal"
+	TypeBool     Type = "bool"
+	TypeDate     Type = "date"
+	TypeDateTime Type = "datetime"
+)
+
+// Column describes one output column.
+type Column struct {
+	Name   string  `yaml:"name" json:"name"`                         // the result column's name
+	Header string  `yaml:"header,omitempty" json:"header,omitempty"` // header label; Name when empty
+	Type   Type    `yaml:"type,omitempty" json:"type,omitempty"`     // declared type; empty means "as the database says"
+	Format string  `yaml:"format,omitempty" json:"format,omitempty"` // spreadsheet number format, e.g. "#,##0.00"
+	Width  float64 `yaml:"width,omitempty" json:"width,omitempty"`   // column width in characters; 0 = default
+}
+
+// Label returns the header label of c.
+func (c Column) Label() string {
+	if c.Header != "" {
+		return c.Header
+	}
+	return c.Name
+}
+
+// Format names an output file format.
+type Format string
+
+// The output formats.
+const (
+	FormatXLSX  Format = "xlsx"
+	FormatCSV   Format = "csv"
+	FormatTSV   Format = "tsv"
+	FormatJSONL Format = "jsonl"
+)
+
+// Formats lists every output format.
+var Formats = []Format{FormatXLSX, FormatCSV, FormatTSV, FormatJSONL}
+
+// ParseFormat returns the Format named s, or an error naming s.
+func ParseFormat(s string) (Format, error) {
+	for _, f := range Formats {
+		if string(f) == s {
+			return f, nil
+		}
+	}
+	return "", fmt.Errorf("unknown format %q (want xlsx, csv, tsv or jsonl)", s)
+}
+
+// ContentType returns the MIME type of files in format f.
+func (f Format) ContentType() string {
+	switch f {
+	case FormatXLSX:
+		return "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+	case FormatCSV:
+		return "text/csv; charset=utf-8"
+	case FormatTSV:
+		return "text/tab-separated-values; charset=utf-8"
+	case FormatJSONL:
+		return "application/jsonl; charset=utf-8"
+	}
+	return "application/octet-stream"
+}
+
+// RowWriter is a format writer: it takes one row of typed values at a time.
+// It is created on an io.Writer with its columns known, so that a header can
+// leave before the first row; Close finishes the file but does not close the
+// underlying io.Writer.
+type RowWriter interface {
+	// WriteRow writes one row; len(row) equals the number of columns.
+	WriteRow(row []Value) error
+	// Flush pushes every byte written so far to the underlying io.Writer
+	// without changing the file's content once finished.
+	Flush() error
+	// Close writes the end of the file and flushes it.
+	Close() error
+}
