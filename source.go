@@ -12,8 +12,10 @@ type Query struct {
 	// the driver, never spliced into the text.
 	SQL string
 	// Params holds the value of each named parameter: nil, string, int64,
-	// float64, bool, time.Time, or a []any of these for a list parameter
-	// (which expands to a comma-separated list of placeholders).
+	// float64, bool, DateArg (a date parameter), time.Time (a datetime
+	// parameter), or a []any of these for a list parameter (which expands
+	// to a comma-separated list of placeholders). Each source converts
+	// DateArg and time.Time to the form its database compares correctly.
 	Params map[string]any
 	// Timeout, when positive, is applied as the statement timeout on the
 	// database server.
@@ -81,3 +83,10 @@ func (o SourceOptions) Loc() *time.Location {
 
 // ErrQueryTimeout is returned (wrapped) when a statement exceeds its timeout.
 var ErrQueryTimeout = errors.New("statement timeout")
+
+// DateArg is the bound value of a date parameter: a calendar date with no
+// zone, held as midnight UTC of that day.
+type DateArg struct{ time.Time }
+
+// String returns the date as YYYY-MM-DD.
+func (d DateArg) String() string { return d.Format(time.DateOnly) }
