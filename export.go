@@ -1,0 +1,299 @@
+package exportd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Progress is a snapshot of a running export.
+type Progress struct {
+	Rows    int64         // rows written so far
+	Bytes   int64         // bytes written to the output so far
+	Elapsed time.Duration // time since the export started
+	Total   int64         // estimated total rows; -1 when unknown
+}
+
+// Stats describes a finished (or failed) export.
+type Stats struct {
+	Rows      int64
+	Bytes     int64
+	Duration  time.Duration
+	FirstByte time.Duration // time from start to the first byte written; 0 if none
+}
+
+// ErrRowLimit is returned (wrapped) when a query yields more rows than
+// Export.MaxRows allows.
+var ErrRowLimit = errors.New("row limit exceeded")
+
+// Export connects one Source to one RowWriter. It is the single code path
+// used by the HTTP stream, the job worker and the CLI.
+//
+// Rows are read by a goroutine of the export's own and handed to the writer
+// in batches, so that reading from the database and formatting the file
+// overlap, and so that the writer can be flushed (a keep-alive) while the
+// database is silent. Run returns only after that goroutine has exited.
+type Export struct {
+	Source Source
+	Query  Query
+	// Columns are the declared output columns. When empty, the result's
+	// columns are used (an ad-hoc query) and the writer starts only after
+	// the query has returned its columns.
+	Columns []Column
+	// NewWriter makes the format writer on out. It is called before the
+	// query starts when Columns are declared, so a header leaves at once.
+	NewWriter func(out io.Writer, cols []Column) (RowWriter, error)
+	// Output receives the file's bytes.
+	Output io.Writer
+
+	// MaxRows, when positive, fails the export with ErrRowLimit as soon as
+	// row MaxRows+1 arrives.
+	MaxRows int64
+	// KeepAlive, when positive, flushes the writer each time no row has
+	// arrived for this long (an empty deflate block for XLSX).
+	KeepAlive time.Duration
+	// FlushInterval, when positive, flushes the writer at least this often
+	// while rows flow.
+	FlushInterval time.Duration
+	// OnProgress, if set, is called from Run's goroutine at most every
+	// ProgressInterval (default 250 ms) and once at the end.
+	OnProgress       func(Progress)
+	ProgressInterval time.Duration
+	// Estimate asks the source for an estimated row count (if it is an
+	// Estimator) before the query starts; it fills Progress.Total.
+	Estimate bool
+	// OnFlush, if set, is called after each flush of the writer (the HTTP
+	// server flushes its response there). A keep-alive flush passes true.
+	OnFlush func(keepAlive bool) error
+}
+
+const batchRows = 256
+
+type batch struct {
+	rows [][]Value
+	n    int
+}
+
+// Run performs the export. On error the output is left unfinished (the
+// writer is not closed), so that a caller can abort rather than deliver a
+// complete-looking truncated file.
+func (e *Export) Run(ctx context.Context) (Stats, error) {
+	start := time.Now()
+	out := &countingWriter{w: e.Output, start: start}
+	var st Stats
+	finish := func(err error) (Stats, error) {
+		st.Bytes, st.Duration, st.FirstByte = out.bytes(), time.Since(start), out.firstByte()
+		return st, err
+	}
+
+	total := int64(-1)
+	if e.Estimate {
+		if est, ok := e.Source.(Estimator); ok {
+			if n, ok := est.EstimateRows(ctx, e.Query); ok {
+				total = n
+			}
+		}
+	}
+
+	var w RowWriter
+	var err error
+	if len(e.Columns) > 0 {
+		if w, err = e.NewWriter(out, e.Columns); err != nil {
+			return finish(fmt.Errorf("start writer: %w", err))
+		}
+		if err := e.flush(w, false); err != nil {
+			return finish(err)
+		}
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	rows, err := e.Source.Query(ctx, e.Query)
+	if err != nil {
+		return finish(fmt.Errorf("query: %w", err))
+	}
+	defer rows.Close()
+	cols := rows.Columns()
+	if len(e.Columns) > 0 && len(e.Columns) != len(cols) {
+		return finish(fmt.Errorf("query returns %d columns, %d declared", len(cols), len(e.Columns)))
+	}
+	if w == nil {
+		decl := make([]Column, len(cols))
+		for i, c := range cols {
+			decl[i] = Column{Name: c.Name, Type: c.Type}
+		}
+		if w, err = e.NewWriter(out, decl); err != nil {
+			return finish(fmt.Errorf("start writer: %w", err))
+		}
+	}
+
+	full := make(chan *batch, 2)
+	free := make(chan *batch, 3)
+	for range 3 {
+		b := &batch{rows: make([][]Value, batchRows)}
+		for i := range b.rows {
+			b.rows[i] = make([]Value, len(cols))
+		}
+		free <- b
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // the reader: owned by Run, exits when rows end or ctx is cancelled
+		defer wg.Done()
+		defer close(full)
+		read(ctx, rows, free, full)
+	}()
+	defer wg.Wait()
+	defer cancel() // runs before wg.Wait: stops the reader on early return
+
+	progressEvery := e.ProgressInterval
+	if progressEvery <= 0 {
+		progressEvery = 250 * time.Millisecond
+	}
+	var lastProgress, lastFlush time.Time = start, start
+	report := func(force bool) {
+		if e.OnProgress == nil {
+			return
+		}
+		now := time.Now()
+		if !force && now.Sub(lastProgress) < progressEvery {
+			return
+		}
+		lastProgress = now
+		e.OnProgress(Progress{Rows: st.Rows, Bytes: out.bytes(), Elapsed: now.Sub(start), Total: total})
+	}
+	var keepAlive <-chan time.Time
+	var timer *time.Timer
+	if e.KeepAlive > 0 {
+		timer = time.NewTimer(e.KeepAlive)
+		defer timer.Stop()
+		keepAlive = timer.C
+	}
+
+	for {
+		select {
+		case <-ctx.Done():
+			return finish(fmt.Errorf("export: %w", context.Cause(ctx)))
+		case <-keepAlive:
+			if err := e.flush(w, true); err != nil {
+				return finish(err)
+			}
+			timer.Reset(e.KeepAlive)
+		case b, ok := <-full:
+			if !ok {
+				if err := rows.Err(); err != nil {
+					return finish(fmt.Errorf("read rows: %w", err))
+				}
+				if err := ctx.Err(); err != nil {
+					return finish(fmt.Errorf("export: %w", context.Cause(ctx)))
+				}
+				if err := w.Close(); err != nil {
+					return finish(fmt.Errorf("finish file: %w", err))
+				}
+				if e.OnFlush != nil {
+					if err := e.OnFlush(false); err != nil {
+						return finish(err)
+					}
+				}
+				report(true)
+				return finish(nil)
+			}
+			if timer != nil {
+				timer.Reset(e.KeepAlive)
+			}
+			for _, r := range b.rows[:b.n] {
+				if e.MaxRows > 0 && st.Rows >= e.MaxRows {
+					return finish(fmt.Errorf("more than %d rows: %w", e.MaxRows, ErrRowLimit))
+				}
+				if err := w.WriteRow(r); err != nil {
+					return finish(fmt.Errorf("write row %d: %w", st.Rows+1, err))
+				}
+				st.Rows++
+			}
+			free <- b
+			if e.FlushInterval > 0 && time.Since(lastFlush) >= e.FlushInterval {
+				lastFlush = time.Now()
+				if err := e.flush(w, false); err != nil {
+					return finish(err)
+				}
+			}
+			report(false)
+		}
+	}
+}
+
+// read fills batches from rows and sends them on full. A batch is sent
+// when it is full or when 100 ms have passed since its first row, so slow
+// but steady rows still show progress.
+func read(ctx context.Context, rows Rows, free <-chan *batch, full chan<- *batch) {
+	for {
+		var b *batch
+		select {
+		case b = <-free:
+		case <-ctx.Done():
+			return
+		}
+		b.n = 0
+		var first time.Time
+		for b.n < len(b.rows) {
+			if !rows.Next(b.rows[b.n]) {
+				break
+			}
+			if b.n == 0 {
+				first = time.Now()
+			}
+			b.n++
+			if b.n%32 == 0 && time.Since(first) > 100*time.Millisecond {
+				break
+			}
+		}
+		if b.n == 0 {
+			return
+		}
+		select {
+		case full <- b:
+		case <-ctx.Done():
+			return
+		}
+		if b.n < len(b.rows) && rows.Err() != nil {
+			return
+		}
+	}
+}
+
+func (e *Export) flush(w RowWriter, keepAlive bool) error {
+	if err := w.Flush(); err != nil {
+		return fmt.Errorf("flush: %w", err)
+	}
+	if e.OnFlush != nil {
+		if err := e.OnFlush(keepAlive); err != nil {
+			return fmt.Errorf("flush: %w", err)
+		}
+	}
+	return nil
+}
+
+// countingWriter counts bytes and notes when the first one was written.
+// A writer may write from a goroutine of its own, so the counts are atomic.
+type countingWriter struct {
+	w     io.Writer
+	n     atomic.Int64
+	start time.Time
+	first atomic.Int64 // nanoseconds from start to the first byte
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	if len(p) > 0 && c.first.Load() == 0 {
+		c.first.CompareAndSwap(0, int64(max(time.Since(c.start), 1)))
+	}
+	n, err := c.w.Write(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+func (c *countingWriter) bytes() int64             { return c.n.Load() }
+func (c *countingWriter) firstByte() time.Duration { return time.Duration(c.first.Load()) }

@@ -1,0 +1,9 @@
+// Package format holds exportd's row writers for CSV, TSV and JSON Lines,
+// and the adapter that feeds exportd values to the streaming xlsx package.
+// Every writer implements [exportd.RowWriter] and is made by [New]:
+//
+//	w, err := format.New(exportd.FormatCSV, out, cols, format.Options{BOM: true})
+//	if err != nil { … }
+//	for … { err = w.WriteRow(row) }
+//	err = w.Close() // finishes the file; out stays open
+package format

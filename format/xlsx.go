@@ -1,0 +1,51 @@
+package format
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/exportd/exportd"
+	"github.com/exportd/exportd/xlsx"
+)
+
+// xlsxWriter adapts the xlsx package to exportd.RowWriter.
+type xlsxWriter struct {
+	w     *xlsx.Writer
+	cells []xlsx.Cell
+}
+
+func newXLSX(w io.Writer, cols []exportd.Column, opts Options) (*xlsxWriter, error) {
+	xw := xlsx.NewWriter(w)
+	xw.Level = opts.Level
+	xw.MaxRows = opts.MaxRows
+	xw.Properties = opts.Properties
+	xcols := make([]xlsx.Column, len(cols))
+	for i, c := range cols {
+		xcols[i] = xlsx.Column{Width: c.Width, NumFmt: c.Format}
+		if !opts.NoHeader {
+			xcols[i].Header = c.Label()
+		}
+	}
+	sheet := opts.Sheet
+	if sheet == "" {
+		sheet = "Sheet1"
+	}
+	if err := xw.NewSheet(sheet, xcols); err != nil {
+		return nil, fmt.Errorf("xlsx: %w", err)
+	}
+	return &xlsxWriter{w: xw, cells: make([]xlsx.Cell, len(cols))}, nil
+}
+
+func (x *xlsxWriter) WriteRow(row []exportd.Value) error {
+	cells := x.cells[:len(row)]
+	for i, v := range row {
+		cells[i] = xlsx.Cell{Type: xlsx.CellType(v.Kind), I: v.I, F: v.F, S: v.S, T: v.T}
+	}
+	return x.w.Write(cells)
+}
+
+// Truncated returns how many cells were cut to Excel's 32,767 characters.
+func (x *xlsxWriter) Truncated() int { return x.w.Truncated() }
+
+func (x *xlsxWriter) Flush() error { return x.w.Flush() }
+func (x *xlsxWriter) Close() error { return x.w.Close() }
