@@ -145,7 +145,7 @@ func (e *Export) Run(ctx context.Context) (Stats, error) {
 	go func() { // the reader: owned by Run, exits when rows end or ctx is cancelled
 		defer wg.Done()
 		defer close(full)
-		read(ctx, rows, free, full)
+		read(ctx, rows, declaredTypes(e.Columns), free, full)
 	}()
 	defer wg.Wait()
 	defer cancel() // runs before wg.Wait: stops the reader on early return
@@ -229,7 +229,10 @@ func (e *Export) Run(ctx context.Context) (Stats, error) {
 // read fills batches from rows and sends them on full. A batch is sent
 // when it is full or when 100 ms have passed since its first row, so slow
 // but steady rows still show progress.
-func read(ctx context.Context, rows Rows, free <-chan *batch, full chan<- *batch) {
+//
+// Values are converted to the declared column types (see [Value.As]) here,
+// in the reader goroutine, where the work overlaps with the writer's.
+func read(ctx context.Context, rows Rows, types []Type, free <-chan *batch, full chan<- *batch) {
 	for {
 		var b *batch
 		select {
@@ -240,8 +243,14 @@ func read(ctx context.Context, rows Rows, free <-chan *batch, full chan<- *batch
 		b.n = 0
 		var first time.Time
 		for b.n < len(b.rows) {
-			if !rows.Next(b.rows[b.n]) {
+			r := b.rows[b.n]
+			if !rows.Next(r) {
 				break
+			}
+			for i, t := range types {
+				if t != "" && r[i].Kind != KindNull {
+					r[i] = r[i].As(t)
+				}
 			}
 			if b.n == 0 {
 				first = time.Now()
@@ -263,6 +272,21 @@ func read(ctx context.Context, rows Rows, free <-chan *batch, full chan<- *batch
 			return
 		}
 	}
+}
+
+// declaredTypes returns the declared type of each column, or nil when no
+// column declares one.
+func declaredTypes(cols []Column) []Type {
+	var types []Type
+	for i, c := range cols {
+		if c.Type != "" {
+			if types == nil {
+				types = make([]Type, len(cols))
+			}
+			types[i] = c.Type
+		}
+	}
+	return types
 }
 
 func (e *Export) flush(w RowWriter, keepAlive bool) error {
