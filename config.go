@@ -1,0 +1,444 @@
+package exportd
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is a datasets file: the connections it uses and the datasets it
+// declares, in the file's order.
+type Config struct {
+	Path        string                // the file the config was read from, as given
+	Timezone    string                // IANA zone name; "UTC" when the file names none
+	Location    *time.Location        // Timezone, loaded
+	Connections map[string]Connection // by name
+	Datasets    []*Dataset            // in the file's order
+}
+
+// Connection is a named database connection of a datasets file.
+type Connection struct {
+	Name string
+	// URL is postgres://…, mysql://… or sqlite:PATH with every ${VAR}
+	// expanded; a relative SQLite path has been made relative to the
+	// directory of the config file.
+	URL string
+}
+
+// Driver returns "postgres", "mysql" or "sqlite" according to the scheme
+// of c.URL, or "" when the scheme is not supported.
+func (c Connection) Driver() string {
+	u := strings.ToLower(c.URL)
+	switch {
+	case strings.HasPrefix(u, "postgres://"), strings.HasPrefix(u, "postgresql://"):
+		return "postgres"
+	case strings.HasPrefix(u, "mysql://"):
+		return "mysql"
+	case strings.HasPrefix(u, "sqlite:"):
+		return "sqlite"
+	}
+	return ""
+}
+
+// Dialect returns the SQL dialect of c's database (SQLite's when the
+// scheme is not supported).
+func (c Connection) Dialect() Dialect {
+	switch c.Driver() {
+	case "postgres":
+		return DialectPostgres
+	case "mysql":
+		return DialectMySQL
+	}
+	return DialectSQLite
+}
+
+// ErrUnknownDataset is returned (wrapped) by [Config.Lookup] for a name the
+// config does not declare.
+var ErrUnknownDataset = errors.New("unknown dataset")
+
+// Dataset returns the dataset called name.
+func (c *Config) Dataset(name string) (*Dataset, bool) {
+	for _, d := range c.Datasets {
+		if d.Name == name {
+			return d, true
+		}
+	}
+	return nil, false
+}
+
+// Lookup returns the dataset called name, or an error wrapping
+// [ErrUnknownDataset].
+func (c *Config) Lookup(name string) (*Dataset, error) {
+	if d, ok := c.Dataset(name); ok {
+		return d, nil
+	}
+	return nil, fmt.Errorf("%w %q", ErrUnknownDataset, name)
+}
+
+// ConfigError is one mistake in a datasets file.
+type ConfigError struct {
+	File    string // the config's path, as given
+	Line    int    // 1-based; 0 when the mistake has no line
+	Dataset string // the dataset at fault, if any
+	Field   string // the field at fault, e.g. "params[1].type"
+	Msg     string
+}
+
+func (e *ConfigError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		b.WriteString(":")
+		b.WriteString(strconv.Itoa(e.Line))
+	}
+	if e.Dataset != "" {
+		fmt.Fprintf(&b, ": dataset %q", e.Dataset)
+	}
+	if e.Field != "" {
+		b.WriteString(": ")
+		b.WriteString(e.Field)
+	}
+	b.WriteString(": ")
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// ConfigErrors is every mistake found in a datasets file, in file order.
+type ConfigErrors []*ConfigError
+
+func (es ConfigErrors) Error() string {
+	s := make([]string, len(es))
+	for i, e := range es {
+		s[i] = e.Error()
+	}
+	return strings.Join(s, "\n")
+}
+
+// Unwrap returns each *ConfigError, for errors.As and errors.Is.
+func (es ConfigErrors) Unwrap() []error {
+	out := make([]error, len(es))
+	for i, e := range es {
+		out[i] = e
+	}
+	return out
+}
+
+// LoadConfig reads and validates the datasets file at path. A config with
+// mistakes returns a [ConfigErrors] naming each one.
+func LoadConfig(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("load config: %w", err)
+	}
+	return ParseConfig(path, data)
+}
+
+// ParseConfig parses and validates a datasets file whose content is data;
+// path names it in errors and anchors relative SQLite paths. Unknown fields
+// are mistakes. Every mistake is collected into the [ConfigErrors] returned.
+func ParseConfig(path string, data []byte) (*Config, error) {
+	p := &parser{file: path, env: os.LookupEnv}
+	cfg := p.parse(data)
+	if len(p.errs) > 0 {
+		return nil, p.errs
+	}
+	return cfg, nil
+}
+
+var (
+	datasetNameRE = regexp.MustCompile(`^[a-z0-9_-]+$`)
+	yamlErrorRE   = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+	envVarRE      = regexp.MustCompile(`\$\{([^}]*)\}`)
+)
+
+type parser struct {
+	file string
+	env  func(string) (string, bool)
+	errs ConfigErrors
+}
+
+func (p *parser) errorf(line int, dataset, field, format string, args ...any) {
+	p.errs = append(p.errs, &ConfigError{File: p.file, Line: line, Dataset: dataset, Field: field, Msg: fmt.Sprintf(format, args...)})
+}
+
+// pair is one key and value of a YAML mapping.
+type pair struct {
+	key  string
+	k, v *yaml.Node
+}
+
+func deref(n *yaml.Node) *yaml.Node {
+	for n != nil && n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	return n
+}
+
+func join(prefix, field string) string {
+	if prefix == "" {
+		return field
+	}
+	return prefix + "." + field
+}
+
+// mapping returns the pairs of mapping node n in order, reporting a node
+// that is not a mapping, unknown keys and repeated keys.
+func (p *parser) mapping(n *yaml.Node, dataset, field string, known ...string) []pair {
+	n = deref(n)
+	if n.Kind != yaml.MappingNode {
+		p.errorf(n.Line, dataset, field, "want a mapping, got %s", describeNode(n))
+		return nil
+	}
+	var out []pair
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := deref(n.Content[i]), deref(n.Content[i+1])
+		key := k.Value
+		switch {
+		case known != nil && !contains(known, key):
+			p.errorf(k.Line, dataset, join(field, key), "unknown field (want one of %s)", strings.Join(known, ", "))
+		case seen[key]:
+			p.errorf(k.Line, dataset, join(field, key), "repeated field")
+		default:
+			seen[key] = true
+			out = append(out, pair{key, k, v})
+		}
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, e := range list {
+		if e == s {
+			return true
+		}
+	}
+	return false
+}
+
+func describeNode(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		if n.Tag == "!!null" {
+			return "nothing"
+		}
+		return strconv.Quote(n.Value)
+	}
+	return "nothing"
+}
+
+// str returns the text of scalar n (any scalar but null).
+func (p *parser) str(n *yaml.Node, dataset, field string) (string, bool) {
+	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
+		p.errorf(n.Line, dataset, field, "want text, got %s", describeNode(n))
+		return "", false
+	}
+	return n.Value, true
+}
+
+func (p *parser) boolean(n *yaml.Node, dataset, field string) bool {
+	if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" {
+		p.errorf(n.Line, dataset, field, "want true or false, got %s", describeNode(n))
+		return false
+	}
+	b, _ := strconv.ParseBool(strings.ToLower(n.Value))
+	return b
+}
+
+func (p *parser) integer(n *yaml.Node, dataset, field string) (int64, bool) {
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!int" {
+		if v, err := strconv.ParseInt(strings.ReplaceAll(n.Value, "_", ""), 0, 64); err == nil {
+			return v, true
+		}
+	}
+	p.errorf(n.Line, dataset, field, "want an integer, got %s", describeNode(n))
+	return 0, false
+}
+
+func (p *parser) number(n *yaml.Node, dataset, field string) (float64, bool) {
+	if n.Kind == yaml.ScalarNode && (n.Tag == "!!int" || n.Tag == "!!float") {
+		if v, err := strconv.ParseFloat(n.Value, 64); err == nil {
+			return v, true
+		}
+	}
+	p.errorf(n.Line, dataset, field, "want a number, got %s", describeNode(n))
+	return 0, false
+}
+
+func (p *parser) duration(n *yaml.Node, dataset, field string) time.Duration {
+	s, ok := p.str(n, dataset, field)
+	if !ok {
+		return 0
+	}
+	d, err := time.ParseDuration(s)
+	switch {
+	case err != nil:
+		p.errorf(n.Line, dataset, field, "not a duration %q (want e.g. 30s, 10m, 1h30m)", s)
+	case d < 0:
+		p.errorf(n.Line, dataset, field, "must not be negative")
+	}
+	return d
+}
+
+// strings returns the texts of a list of scalars, or of a single scalar.
+func (p *parser) strList(n *yaml.Node, dataset, field string) ([]string, bool) {
+	if n.Kind == yaml.ScalarNode {
+		s, ok := p.str(n, dataset, field)
+		return []string{s}, ok
+	}
+	if n.Kind != yaml.SequenceNode {
+		p.errorf(n.Line, dataset, field, "want a list, got %s", describeNode(n))
+		return nil, false
+	}
+	out := []string{}
+	ok := true
+	for i, e := range n.Content {
+		s, good := p.str(deref(e), dataset, fmt.Sprintf("%s[%d]", field, i))
+		ok = ok && good
+		out = append(out, s)
+	}
+	return out, ok
+}
+
+func (p *parser) parse(data []byte) *Config {
+	cfg := &Config{Path: p.file, Timezone: "UTC", Location: time.UTC, Connections: map[string]Connection{}}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		if m := yamlErrorRE.FindStringSubmatch(err.Error()); m != nil {
+			line, _ := strconv.Atoi(m[1])
+			p.errorf(line, "", "", "%s", m[2])
+		} else {
+			p.errorf(0, "", "", "%s", strings.TrimPrefix(err.Error(), "yaml: "))
+		}
+		return nil
+	}
+	if len(doc.Content) == 0 {
+		p.errorf(0, "", "", "empty file (want timezone, connections and datasets)")
+		return nil
+	}
+	var connNode, dsNode *yaml.Node
+	for _, kv := range p.mapping(doc.Content[0], "", "", "timezone", "connections", "datasets") {
+		switch kv.key {
+		case "timezone":
+			if s, ok := p.str(kv.v, "", "timezone"); ok {
+				loc, err := time.LoadLocation(s)
+				if err != nil || s == "" {
+					p.errorf(kv.v.Line, "", "timezone", "unknown time zone %q (want an IANA name such as Asia/Seoul or UTC)", s)
+				} else {
+					cfg.Timezone, cfg.Location = s, loc
+				}
+			}
+		case "connections":
+			connNode = kv.v
+		case "datasets":
+			dsNode = kv.v
+		}
+	}
+	if connNode == nil {
+		p.errorf(0, "", "connections", "missing (want at least one connection)")
+	} else {
+		p.connections(cfg, connNode)
+	}
+	if dsNode == nil {
+		p.errorf(0, "", "datasets", "missing (want at least one dataset)")
+		return cfg
+	}
+	pairs := p.mapping(dsNode, "", "datasets")
+	if len(pairs) == 0 && deref(dsNode).Kind == yaml.MappingNode {
+		p.errorf(dsNode.Line, "", "datasets", "empty (want at least one dataset)")
+	}
+	for _, kv := range pairs {
+		if d := p.dataset(cfg, kv); d != nil {
+			cfg.Datasets = append(cfg.Datasets, d)
+		}
+	}
+	return cfg
+}
+
+func (p *parser) connections(cfg *Config, n *yaml.Node) {
+	pairs := p.mapping(n, "", "connections")
+	if len(pairs) == 0 && deref(n).Kind == yaml.MappingNode {
+		p.errorf(n.Line, "", "connections", "empty (want at least one connection)")
+	}
+	for _, kv := range pairs {
+		field := "connections." + kv.key
+		c := Connection{Name: kv.key}
+		if !datasetNameRE.MatchString(kv.key) {
+			p.errorf(kv.k.Line, "", field, "invalid connection name (want [a-z0-9_-]+)")
+		}
+		for _, f := range p.mapping(kv.v, "", field, "url") {
+			s, ok := p.str(f.v, "", field+".url")
+			if !ok {
+				continue
+			}
+			u, err := p.expandEnv(s)
+			if err != nil {
+				p.errorf(f.v.Line, "", field+".url", "%v", err)
+				continue
+			}
+			c.URL = u
+			if c.Driver() == "" {
+				scheme, _, _ := strings.Cut(u, ":")
+				if len(scheme) > 20 || strings.ContainsAny(scheme, "/@") {
+					scheme = "?"
+				}
+				p.errorf(f.v.Line, "", field+".url", "unsupported scheme %q (want postgres://, mysql:// or sqlite:PATH)", scheme)
+			} else if c.Driver() == "sqlite" {
+				c.URL = resolveSQLite(c.URL, filepath.Dir(p.file))
+			}
+		}
+		if c.URL == "" && deref(kv.v).Kind == yaml.MappingNode && !p.hasErrorFor(field+".url") {
+			p.errorf(kv.k.Line, "", field+".url", "missing")
+		}
+		cfg.Connections[kv.key] = c
+	}
+}
+
+func (p *parser) hasErrorFor(field string) bool {
+	for _, e := range p.errs {
+		if e.Field == field {
+			return true
+		}
+	}
+	return false
+}
+
+// expandEnv replaces each ${NAME} in s with the environment variable NAME;
+// an unset variable is an error. A bare $ is left alone (passwords).
+func (p *parser) expandEnv(s string) (string, error) {
+	var err error
+	out := envVarRE.ReplaceAllStringFunc(s, func(m string) string {
+		name := m[2 : len(m)-1]
+		v, ok := p.env(name)
+		if !ok && err == nil {
+			err = fmt.Errorf("environment variable %q is not set", name)
+		}
+		return v
+	})
+	return out, err
+}
+
+// resolveSQLite makes the path of a sqlite:PATH URL relative to dir.
+func resolveSQLite(u, dir string) string {
+	rest := u[len("sqlite:"):]
+	path, query, hasQuery := strings.Cut(rest, "?")
+	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file:") || filepath.IsAbs(path) || dir == "" || dir == "." {
+		return u
+	}
+	out := "sqlite:" + filepath.Join(dir, path)
+	if hasQuery {
+		out += "?" + query
+	}
+	return out
+}
