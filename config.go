@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -147,6 +148,7 @@ func ParseConfig(path string, data []byte) (*Config, error) {
 	p := &parser{file: path, env: os.LookupEnv}
 	cfg := p.parse(data)
 	if len(p.errs) > 0 {
+		sort.SliceStable(p.errs, func(i, j int) bool { return p.errs[i].Line < p.errs[j].Line })
 		return nil, p.errs
 	}
 	return cfg, nil
