@@ -1,0 +1,262 @@
+package xlsx
+
+import (
+	"math"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+const maxFloat = math.MaxFloat64
+
+// appendFloat appends f in shortest round-trip form; negative zero is
+// written as 0 (Excel has no negative zero).
+func appendFloat(b []byte, f float64) []byte {
+	if f == 0 {
+		return append(b, '0')
+	}
+	return strconv.AppendFloat(b, f, 'g', -1, 64)
+}
+
+// decimalNumber parses a plain-notation decimal ("-12.50") and reports
+// whether it can be written as a number without losing a digit: at most 15
+// significant digits and within the range of a double.
+func decimalNumber(s string) (float64, bool) {
+	i := 0
+	if s[0] == '+' || s[0] == '-' {
+		i++
+	}
+	digits, sig, point := 0, 0, false
+	first, last := -1, -1 // positions (in digits) of the first and last non-zero digit
+	for ; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= '0' && c <= '9':
+			if c != '0' {
+				if first < 0 {
+					first = digits
+				}
+				last = digits
+			}
+			digits++
+		case c == '.' && !point:
+			point = true
+		default:
+			return 0, false
+		}
+	}
+	if digits == 0 {
+		return 0, false
+	}
+	if first >= 0 {
+		sig = last - first + 1
+	}
+	if sig > 15 {
+		return 0, false
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || (f == 0 && sig > 0) || math.Abs(f) < 0x1p-1022 && f != 0 {
+		return 0, false // out of range, or subnormal: not exact
+	}
+	return f, true
+}
+
+// Excel serial numbers: day 25569 is 1970-01-01; day 61 is 1900-03-01, the
+// first day after Excel's fictitious 1900-02-29; 2958466 is 10000-01-01.
+const (
+	unixEpochSerial = 25569
+	firstSerial     = 61
+	endSerial       = 2958466
+)
+
+// appendDate appends the rest of a date cell after its reference: a serial
+// number with the column's date style, or, out of Excel's date range,
+// ISO 8601 text.
+func (w *Writer) appendDate(b []byte, t time.Time, withClock bool, cs *colState) []byte {
+	_, off := t.Zone()
+	wall := t.Unix() + int64(off) // seconds of the wall clock since 1970-01-01
+	days := wall / 86400
+	secs := wall % 86400
+	if secs < 0 {
+		days--
+		secs += 86400
+	}
+	serial := days + unixEpochSerial
+	if serial < firstSerial || serial >= endSerial {
+		w.textDates++
+		b = append(b, `" t="inlineStr"><is><t>`...)
+		b = appendISO(b, t, withClock)
+		return append(b, `</t></is></c>`...)
+	}
+	if !withClock {
+		b = append(b, cs.date...)
+		b = strconv.AppendInt(b, serial, 10)
+		return append(b, `</v></c>`...)
+	}
+	b = append(b, cs.dt...)
+	ns := t.Nanosecond()
+	if secs == 0 && ns == 0 {
+		b = strconv.AppendInt(b, serial, 10)
+	} else {
+		f := float64(serial) + (float64(secs)+float64(ns)/1e9)/86400
+		b = strconv.AppendFloat(b, f, 'f', -1, 64)
+	}
+	return append(b, `</v></c>`...)
+}
+
+// appendISO appends t's wall clock as "2006-01-02" or "2006-01-02 15:04:05",
+// with fractional seconds when there are any.
+func appendISO(b []byte, t time.Time, withClock bool) []byte {
+	if !withClock {
+		return t.AppendFormat(b, "2006-01-02")
+	}
+	return t.AppendFormat(b, "2006-01-02 15:04:05.999999999")
+}
+
+// textClass classifies ASCII bytes for appendText.
+var textClass = func() (c [utf8.RuneSelf]byte) {
+	for i := range 0x20 {
+		c[i] = 'x' // forbidden in XML 1.0: removed
+	}
+	c['\t'], c['\n'] = 0, 0
+	c['\r'] = '\r'
+	c['&'], c['<'], c['>'] = '&', '<', '>'
+	c['_'] = '_'
+	return c
+}()
+
+// appendText appends `<t>…</t>` holding s made safe for XML: characters
+// XML 1.0 forbids are removed, invalid UTF-8 becomes U+FFFD, CR is kept as
+// &#13;, an underscore that would start an _xHHHH_ escape is escaped as
+// _x005F_, and text beyond MaxCellChars UTF-16 code units is cut (counted
+// in w.truncated).
+func (w *Writer) appendText(b []byte, s string) []byte {
+	if c := s[0]; c == ' ' || c == '\t' || c == '\n' || c == '\r' {
+		b = append(b, `<t xml:space="preserve">`...)
+	} else if c := s[len(s)-1]; c == ' ' || c == '\t' || c == '\n' || c == '\r' {
+		b = append(b, `<t xml:space="preserve">`...)
+	} else {
+		b = append(b, `<t>`...)
+	}
+	if len(s) > MaxCellChars {
+		b = w.appendLongText(b, s)
+	} else {
+		b = appendEscaped(b, s)
+	}
+	return append(b, `</t>`...)
+}
+
+func appendEscaped(b []byte, s string) []byte {
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			k := textClass[c]
+			if k == 0 {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			i++
+			start = i
+			b = appendSpecial(b, k, s, i-1)
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if (r == utf8.RuneError && size == 1) || r == 0xFFFE || r == 0xFFFF {
+			b = append(b, s[start:i]...)
+			if size == 1 {
+				b = append(b, "\uFFFD"...)
+			}
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	return append(b, s[start:]...)
+}
+
+// appendSpecial appends the replacement of the special ASCII byte s[i].
+func appendSpecial(b []byte, k byte, s string, i int) []byte {
+	switch k {
+	case '&':
+		return append(b, "&amp;"...)
+	case '<':
+		return append(b, "&lt;"...)
+	case '>':
+		return append(b, "&gt;"...)
+	case '\r':
+		return append(b, "&#13;"...)
+	case '_':
+		if isEscape(s[i:]) {
+			return append(b, "_x005F_"...)
+		}
+		return append(b, '_')
+	}
+	return b // forbidden control character: removed
+}
+
+// isEscape reports whether s starts with _xHHHH_, which Excel reads as the
+// character U+HHHH (ECMA-376 Part 1, 22.9.2.19 ST_Xstring).
+func isEscape(s string) bool {
+	if len(s) < 7 || s[1] != 'x' || s[6] != '_' {
+		return false
+	}
+	for _, c := range []byte(s[2:6]) {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+// appendLongText is appendEscaped for text that may pass MaxCellChars:
+// it counts UTF-16 code units of the kept characters and never splits a
+// surrogate pair.
+func (w *Writer) appendLongText(b []byte, s string) []byte {
+	units := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			k := textClass[c]
+			if k == 'x' {
+				i++
+				continue
+			}
+			if units+1 > MaxCellChars {
+				w.truncated++
+				return b
+			}
+			units++
+			if k == 0 {
+				b = append(b, c)
+			} else {
+				b = appendSpecial(b, k, s, i)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == 0xFFFE || r == 0xFFFF {
+			i += size
+			continue
+		}
+		n := 1
+		if r >= 0x10000 {
+			n = 2
+		}
+		if units+n > MaxCellChars {
+			w.truncated++
+			return b
+		}
+		units += n
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, "\uFFFD"...)
+		} else {
+			b = append(b, s[i:i+size]...)
+		}
+		i += size
+	}
+	return b
+}
