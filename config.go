@@ -329,6 +329,10 @@ func (p *parser) parse(data []byte) *Config {
 		p.errorf(0, "", "", "empty file (want timezone, connections and datasets)")
 		return nil
 	}
+	if deref(doc.Content[0]).Kind != yaml.MappingNode {
+		p.mapping(doc.Content[0], "", "")
+		return nil
+	}
 	var connNode, dsNode *yaml.Node
 	for _, kv := range p.mapping(doc.Content[0], "", "", "timezone", "connections", "datasets") {
 		switch kv.key {
@@ -397,7 +401,7 @@ func (p *parser) connections(cfg *Config, n *yaml.Node) {
 				}
 				p.errorf(f.v.Line, "", field+".url", "unsupported scheme %q (want postgres://, mysql:// or sqlite:PATH)", scheme)
 			} else if c.Driver() == "sqlite" {
-				c.URL = resolveSQLite(c.URL, filepath.Dir(p.file))
+				c.URL = resolveSQLite(c.URL, p.dir())
 			}
 		}
 		if c.URL == "" && deref(kv.v).Kind == yaml.MappingNode && !p.hasErrorFor(field+".url") {
@@ -405,6 +409,19 @@ func (p *parser) connections(cfg *Config, n *yaml.Node) {
 		}
 		cfg.Connections[kv.key] = c
 	}
+}
+
+// dir returns the absolute directory of the config file, or "" when the
+// config has no path.
+func (p *parser) dir() string {
+	if p.file == "" {
+		return ""
+	}
+	dir, err := filepath.Abs(filepath.Dir(p.file))
+	if err != nil {
+		return ""
+	}
+	return dir
 }
 
 func (p *parser) hasErrorFor(field string) bool {
@@ -435,7 +452,7 @@ func (p *parser) expandEnv(s string) (string, error) {
 func resolveSQLite(u, dir string) string {
 	rest := u[len("sqlite:"):]
 	path, query, hasQuery := strings.Cut(rest, "?")
-	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file:") || filepath.IsAbs(path) || dir == "" || dir == "." {
+	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file:") || filepath.IsAbs(path) || dir == "" {
 		return u
 	}
 	out := "sqlite:" + filepath.Join(dir, path)

@@ -142,7 +142,7 @@ func (p *parser) dataset(cfg *Config, kv pair) *Dataset {
 		}
 	}
 	for i, prm := range d.Params {
-		if prm.Name != "" && !used[prm.Name] && strings.TrimSpace(d.SQL) != "" {
+		if paramNameRE.MatchString(prm.Name) && !used[prm.Name] && strings.TrimSpace(d.SQL) != "" {
 			f := fmt.Sprintf("params[%d].name", i)
 			p.errorf(d.lineOf(f), name, f, "parameter %q is declared but the sql never uses :%s", prm.Name, prm.Name)
 		}
@@ -167,7 +167,7 @@ func (p *parser) dataset(cfg *Config, kv pair) *Dataset {
 			p.errorf(d.lineOf("filename"), name, "filename", "%s", msg)
 		}
 		for _, f := range fields {
-			if _, ok := d.Param(f); !ok {
+			if _, ok := d.Param(f); !ok && paramNameRE.MatchString(f) {
 				p.errorf(d.lineOf("filename"), name, "filename", "{%s} is not a declared parameter", f)
 			}
 		}
