@@ -79,7 +79,7 @@ func (w *Writer) workbookXML(b []byte) []byte {
 	return append(b, `</workbook>`...)
 }
 
-// quoteSheet quotes a sheet name for a formula: 'It''s'.
+// quoteSheet quotes a sheet name for a formula: 'It”s'.
 func quoteSheet(name string) string {
 	q := []byte{'\''}
 	for i := 0; i < len(name); i++ {
