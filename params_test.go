@@ -18,7 +18,9 @@ func seoul(t *testing.T) *time.Location {
 	return loc
 }
 
-func date(y int, m time.Month, d int) DateArg { return DateArg{time.Date(y, m, d, 0, 0, 0, 0, time.UTC)} }
+func date(y int, m time.Month, d int) DateArg {
+	return DateArg{time.Date(y, m, d, 0, 0, 0, 0, time.UTC)}
+}
 
 func TestBindParams(t *testing.T) {
 	loc := seoul(t)
