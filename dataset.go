@@ -75,7 +75,7 @@ func (p *parser) dataset(cfg *Config, kv pair) *Dataset {
 	}
 	var paramsNode, columnsNode *yaml.Node
 	for _, f := range p.mapping(kv.v, name, "", datasetFields...) {
-		d.lines[f.key] = f.v.Line
+		d.lines[f.key] = f.k.Line
 		switch f.key {
 		case "title":
 			d.Title, _ = p.str(f.v, name, f.key)
