@@ -240,8 +240,8 @@ func (w *Writer) closeSink() error {
 }
 
 // ValidSheetName reports why name cannot be a sheet name, or nil: it must
-// be 1 to 31 characters, contain none of []:*?/\ nor a character XML
-// forbids, not begin or end with an apostrophe, and not be "History".
+// be 1 to 31 characters, contain none of []:*?/\ nor a control
+// character, not begin or end with an apostrophe, and not be "History".
 func ValidSheetName(name string) error {
 	if name == "" {
 		return fmt.Errorf("%w: empty", ErrSheetName)
@@ -256,7 +256,7 @@ func ValidSheetName(name string) error {
 		return fmt.Errorf("%w %q: contains %q (none of []:*?/\\ allowed)", ErrSheetName, name, name[i])
 	}
 	for _, r := range name {
-		if !xmlChar(r) {
+		if r < 0x20 || !xmlChar(r) {
 			return fmt.Errorf("%w %q: contains control character %U", ErrSheetName, name, r)
 		}
 	}
