@@ -1,0 +1,115 @@
+package server
+
+import (
+	"context"
+	_ "embed"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/exportd/exportd"
+)
+
+// datasetInfo is the JSON description of a dataset.
+type datasetInfo struct {
+	Name        string           `json:"name"`
+	Title       string           `json:"title,omitempty"`
+	Description string           `json:"description,omitempty"`
+	Params      []exportd.Param  `json:"params"`
+	Columns     []exportd.Column `json:"columns"`
+	Formats     []exportd.Format `json:"formats"`
+	RowLimit    int64            `json:"row_limit,omitempty"`
+	// Key is the column parts are cut on; empty when the dataset cannot be
+	// downloaded in parts.
+	Key string `json:"key,omitempty"`
+	// Exports holds the download URL of each format (default parameters).
+	Exports map[exportd.Format]string `json:"exports"`
+}
+
+func describe(d *exportd.Dataset) datasetInfo {
+	info := datasetInfo{
+		Name: d.Name, Title: d.Title, Description: d.Description,
+		Params: d.Params, Columns: d.Columns, Formats: exportd.Formats,
+		RowLimit: d.RowLimit, Key: d.Key, Exports: map[exportd.Format]string{},
+	}
+	if info.Params == nil {
+		info.Params = []exportd.Param{}
+	}
+	if info.Columns == nil {
+		info.Columns = []exportd.Column{}
+	}
+	for _, f := range exportd.Formats {
+		info.Exports[f] = "/v1/datasets/" + url.PathEscape(d.Name) + "/export." + string(f)
+	}
+	return info
+}
+
+func (s *Server) listDatasets(w http.ResponseWriter, r *http.Request) {
+	list := make([]datasetInfo, 0, len(s.cfg.Datasets.Datasets))
+	for _, d := range s.cfg.Datasets.Datasets {
+		list = append(list, describe(d))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"datasets": list})
+}
+
+func (s *Server) getDataset(w http.ResponseWriter, r *http.Request) {
+	d, err := s.cfg.Datasets.Lookup(r.PathValue("name"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, describe(d))
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyz pings every connection's source (at once, 2 s each) and answers
+// 503 when one fails or the server is shutting down.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	names := make([]string, 0, len(s.cfg.Sources))
+	for n := range s.cfg.Sources {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	results := make(map[string]string, len(names))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	for _, n := range names {
+		wg.Go(func() {
+			res := "ok"
+			if err := s.cfg.Sources[n].Ping(ctx); err != nil {
+				res = err.Error()
+			}
+			mu.Lock()
+			results[n] = res
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	status, code := "ok", http.StatusOK
+	for _, res := range results {
+		if res != "ok" {
+			status, code = "unavailable", http.StatusServiceUnavailable
+		}
+	}
+	if s.draining.Load() {
+		status, code = "shutting down", http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, map[string]any{"status": status, "connections": results})
+}
+
+//go:embed openapi.json
+var openAPI []byte
+
+func serveOpenAPI(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Content-Length", fmt.Sprint(len(openAPI)))
+	w.Write(openAPI)
+}

@@ -1,0 +1,315 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/exportd/exportd"
+)
+
+// Config configures a [Server]. Only Datasets and Sources are required;
+// every other field has a working default, applied by [New].
+type Config struct {
+	// Datasets is the loaded datasets file (see [exportd.LoadConfig]).
+	Datasets *exportd.Config
+	// Sources holds an open source for each connection of Datasets, by
+	// connection name. The server uses them but does not close them.
+	Sources map[string]exportd.Source
+
+	// Addr is the address ListenAndServe listens on; ":8080" when empty.
+	Addr string
+
+	// KeepAlive is how long a stream may go without a row before the
+	// server flushes an empty deflate block (XLSX always; CSV, TSV and
+	// JSON Lines when the response is gzip-encoded), so that a proxy's
+	// read timeout never fires while the database is silent. 0 means
+	// 10 s; a negative value turns keep-alives off.
+	KeepAlive time.Duration
+	// FlushInterval is the longest time written bytes wait before they are
+	// flushed to the client while rows flow; 0 means 250 ms.
+	FlushInterval time.Duration
+	// FlushBytes is the most bytes written before a flush; 0 means 64 KiB.
+	FlushBytes int
+	// WriteTimeout bounds each single write to the client (a rolling
+	// deadline, renewed as bytes leave), not the whole response: a client
+	// that stops reading for this long fails the stream. 0 means 60 s.
+	WriteTimeout time.Duration
+	// ReadHeaderTimeout bounds reading a request's headers; 0 means 10 s.
+	ReadHeaderTimeout time.Duration
+	// IdleTimeout closes keep-alive connections idle for this long; 0
+	// means 120 s.
+	IdleTimeout time.Duration
+	// MaxDuration bounds one export when its dataset declares no
+	// max_duration; 0 means no bound.
+	MaxDuration time.Duration
+	// ShutdownGrace is how long ListenAndServe lets running streams finish
+	// after its context ends before it cancels them; 0 means 30 s.
+	ShutdownGrace time.Duration
+
+	// MaxExports is the most exports streaming at once on this server;
+	// 0 means 32, a negative value means no limit.
+	MaxExports int
+	// MaxExportsPerClient is the most exports one client (see ClientKey)
+	// streams at once; 0 means 4, a negative value means no limit.
+	MaxExportsPerClient int
+	// RetryAfter is the delay a 429 answer suggests; 0 means 5 s.
+	RetryAfter time.Duration
+	// ClientKey names the client a request comes from, for the
+	// per-client limit. Nil means the remote IP address, taken from
+	// X-Real-IP (then the last X-Forwarded-For entry) when the request
+	// comes from one of TrustedProxies. Authentication will plug the
+	// principal in here.
+	ClientKey func(r *http.Request) string
+	// TrustedProxies are the addresses whose X-Real-IP and X-Forwarded-For
+	// headers name the client (e.g. 127.0.0.1/32 for a local nginx).
+	TrustedProxies []netip.Prefix
+
+	// EstimateFactor: when a dataset has a row limit and its source is an
+	// [exportd.Estimator] whose estimate exceeds the limit by this factor,
+	// the download is refused with 409 before it starts, suggesting a
+	// background job. 0 means 2; a negative value turns the check off.
+	// (Without such an estimate, a download that passes the limit fails
+	// mid-stream: the connection is aborted.)
+	EstimateFactor float64
+
+	// MaxQueryBytes is the longest query string accepted (414 beyond);
+	// 0 means 8 KiB, nginx's default request line buffer.
+	MaxQueryBytes int
+
+	// Logger receives one line per export and server events; nil means
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// Defaults applied by New.
+const (
+	DefaultKeepAlive      = 10 * time.Second
+	DefaultFlushInterval  = 250 * time.Millisecond
+	DefaultFlushBytes     = 64 << 10
+	DefaultWriteTimeout   = 60 * time.Second
+	DefaultShutdownGrace  = 30 * time.Second
+	DefaultMaxExports     = 32
+	DefaultMaxPerClient   = 4
+	DefaultRetryAfter     = 5 * time.Second
+	DefaultMaxQueryBytes  = 8 << 10
+	defaultReadHeader     = 10 * time.Second
+	defaultIdle           = 120 * time.Second
+	defaultEstimateFactor = 2
+)
+
+// Server serves the exportd HTTP API. Make one with [New].
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	mux     *http.ServeMux
+	handler http.Handler
+	metrics *metrics
+	admit   *admission
+
+	// streams is the context every export runs under: it ends when the
+	// shutdown grace period is over.
+	streams     context.Context
+	stopStreams context.CancelCauseFunc
+	draining    atomic.Bool
+	http10Once  sync.Once
+}
+
+// errShutdown ends the streams still running when the grace period is over.
+var errShutdown = errors.New("server shutting down")
+
+// New checks cfg, applies its defaults and returns a Server.
+func New(cfg Config) (*Server, error) {
+	if cfg.Datasets == nil {
+		return nil, errors.New("server: no datasets config")
+	}
+	for _, d := range cfg.Datasets.Datasets {
+		if _, ok := cfg.Sources[d.Connection]; !ok {
+			return nil, fmt.Errorf("server: dataset %s: no source for connection %q", d.Name, d.Connection)
+		}
+		if d.Key != "" && !identRE.MatchString(d.Key) {
+			return nil, fmt.Errorf("server: dataset %s: key %q is not a plain column name", d.Name, d.Key)
+		}
+		if _, ok := d.Param("part_from"); ok {
+			return nil, fmt.Errorf("server: dataset %s: parameter name part_from is used by the server for parts", d.Name)
+		}
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&cfg.KeepAlive, DefaultKeepAlive)
+	def(&cfg.FlushInterval, DefaultFlushInterval)
+	def(&cfg.WriteTimeout, DefaultWriteTimeout)
+	def(&cfg.ReadHeaderTimeout, defaultReadHeader)
+	def(&cfg.IdleTimeout, defaultIdle)
+	def(&cfg.ShutdownGrace, DefaultShutdownGrace)
+	def(&cfg.RetryAfter, DefaultRetryAfter)
+	if cfg.FlushBytes <= 0 {
+		cfg.FlushBytes = DefaultFlushBytes
+	}
+	if cfg.MaxExports == 0 {
+		cfg.MaxExports = DefaultMaxExports
+	}
+	if cfg.MaxExportsPerClient == 0 {
+		cfg.MaxExportsPerClient = DefaultMaxPerClient
+	}
+	if cfg.MaxQueryBytes <= 0 {
+		cfg.MaxQueryBytes = DefaultMaxQueryBytes
+	}
+	if cfg.EstimateFactor == 0 {
+		cfg.EstimateFactor = defaultEstimateFactor
+	}
+	if cfg.Addr == "" {
+		cfg.Addr = ":8080"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.ClientKey == nil {
+		proxies := cfg.TrustedProxies
+		cfg.ClientKey = func(r *http.Request) string { return remoteIP(r, proxies) }
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics()}
+	s.admit = newAdmission(cfg.MaxExports, cfg.MaxExportsPerClient)
+	s.streams, s.stopStreams = context.WithCancelCause(context.Background())
+	s.mux = http.NewServeMux()
+	for _, rt := range s.routes() {
+		s.mux.Handle(rt.method+" "+rt.pattern, rt.handler)
+	}
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, &Error{Status: http.StatusNotFound, Code: "not_found", Message: "no such route: " + r.URL.Path})
+	})
+	s.handler = s.limitQuery(s.mux)
+	return s, nil
+}
+
+// route is one entry of the API; OpenAPI is its path in openapi.json.
+type route struct {
+	method, pattern, openAPI string
+	handler                  http.Handler
+}
+
+// routes lists every route the server serves. The OpenAPI document is
+// tested against this list.
+func (s *Server) routes() []route {
+	return []route{
+		{"GET", "/v1/datasets", "/v1/datasets", http.HandlerFunc(s.listDatasets)},
+		{"GET", "/v1/datasets/{name}", "/v1/datasets/{name}", http.HandlerFunc(s.getDataset)},
+		{"GET", "/v1/datasets/{name}/{file}", "/v1/datasets/{name}/export.{format}", http.HandlerFunc(s.export)},
+		{"GET", "/v1/openapi.json", "/v1/openapi.json", http.HandlerFunc(serveOpenAPI)},
+		{"GET", "/healthz", "/healthz", http.HandlerFunc(s.healthz)},
+		{"GET", "/readyz", "/readyz", http.HandlerFunc(s.readyz)},
+		{"GET", "/metrics", "/metrics", s.metrics.handler()},
+	}
+}
+
+// Handler returns the server's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// HTTPServer returns an http.Server for h with the configured timeouts:
+// ReadHeaderTimeout and IdleTimeout set, and no WriteTimeout (each export
+// sets a rolling write deadline of its own).
+func (s *Server) httpServer() *http.Server {
+	return &http.Server{
+		Addr:              s.cfg.Addr,
+		Handler:           s.handler,
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+}
+
+// ListenAndServe listens on Config.Addr and serves until ctx ends, then
+// shuts down gracefully (see [Server.Serve]).
+func (s *Server) ListenAndServe(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve serves on ln until ctx ends. It then stops accepting connections,
+// answers /readyz with 503, and lets running streams finish for
+// Config.ShutdownGrace; streams still running after that are cancelled
+// (their clients see a failed download). Serve returns nil after a
+// graceful shutdown.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	hs := s.httpServer()
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	s.log.Info("serving", "addr", ln.Addr().String(), "datasets", len(s.cfg.Datasets.Datasets))
+	select {
+	case err := <-errc:
+		s.stopStreams(errShutdown)
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	s.draining.Store(true)
+	s.log.Info("shutting down", "grace", s.cfg.ShutdownGrace.String(), "active_streams", s.admit.active())
+	grace, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownGrace)
+	defer cancel()
+	err := hs.Shutdown(grace)
+	if err != nil {
+		// The grace period is over: cancel the streams, then close.
+		s.stopStreams(errShutdown)
+		err = hs.Close()
+	}
+	s.stopStreams(errShutdown)
+	<-errc
+	if err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+// remoteIP returns the client's IP address: the connection's peer, or the
+// address a trusted proxy names in X-Real-IP or X-Forwarded-For.
+func remoteIP(r *http.Request, trusted []netip.Prefix) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	addr, err := netip.ParseAddr(host)
+	if err != nil || len(trusted) == 0 {
+		return host
+	}
+	addr = addr.Unmap()
+	for _, p := range trusted {
+		if p.Contains(addr) {
+			if v := strings.TrimSpace(r.Header.Get("X-Real-IP")); v != "" {
+				return v
+			}
+			if v := r.Header.Get("X-Forwarded-For"); v != "" {
+				parts := strings.Split(v, ",")
+				return strings.TrimSpace(parts[len(parts)-1])
+			}
+			break
+		}
+	}
+	return host
+}
+
+// limitQuery answers 414 to a request whose query string is too long,
+// before any handler parses it.
+func (s *Server) limitQuery(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(r.URL.RawQuery) > s.cfg.MaxQueryBytes {
+			s.writeError(w, r, &Error{Status: http.StatusRequestURITooLong, Code: "query_too_long",
+				Message: fmt.Sprintf("the query string has %d bytes; at most %d are accepted", len(r.URL.RawQuery), s.cfg.MaxQueryBytes)})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
