@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -120,7 +119,6 @@ type Server struct {
 	streams     context.Context
 	stopStreams context.CancelCauseFunc
 	draining    atomic.Bool
-	http10Once  sync.Once
 }
 
 // errShutdown ends the streams still running when the grace period is over.
