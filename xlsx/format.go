@@ -198,17 +198,22 @@ func appendSpecial(b []byte, k byte, s string, i int) []byte {
 }
 
 // isEscape reports whether s starts with _xHHHH_, which Excel reads as the
-// character U+HHHH (ECMA-376 Part 1, 22.9.2.19 ST_Xstring).
+// character U+HHHH (ECMA-376 Part 1, 22.9.2.19 ST_Xstring). LibreOffice
+// also decodes shorter forms such as _x12_, so 1 to 4 hex digits count.
 func isEscape(s string) bool {
-	if len(s) < 7 || s[1] != 'x' || s[6] != '_' {
+	if len(s) < 4 || s[1] != 'x' {
 		return false
 	}
-	for _, c := range []byte(s[2:6]) {
+	for i := 2; i < len(s) && i <= 6; i++ {
+		c := s[i]
+		if c == '_' {
+			return i > 2
+		}
 		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
 			return false
 		}
 	}
-	return true
+	return false
 }
 
 // appendLongText is appendEscaped for text that may pass MaxCellChars:
