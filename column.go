@@ -77,7 +77,9 @@ func (f Format) ContentType() string {
 // leave before the first row; Close finishes the file but does not close the
 // underlying io.Writer.
 type RowWriter interface {
-	// WriteRow writes one row; len(row) equals the number of columns.
+	// WriteRow writes one row; len(row) equals the number of columns. The
+	// row and its strings belong to the caller and may change as soon as
+	// WriteRow returns: a writer that needs them later must copy them.
 	WriteRow(row []Value) error
 	// Flush pushes every byte written so far to the underlying io.Writer
 	// without changing the file's content once finished.

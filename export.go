@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // Progress is a snapshot of a running export.
@@ -74,8 +75,9 @@ type Export struct {
 const batchRows = 256
 
 type batch struct {
-	rows [][]Value
-	n    int
+	rows  [][]Value
+	n     int
+	arena []byte // the bytes of the batch's strings (see read)
 }
 
 // Run performs the export. On error the output is left unfinished (the
@@ -112,43 +114,24 @@ func (e *Export) Run(ctx context.Context) (Stats, error) {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	rows, err := e.Source.Query(ctx, e.Query)
-	if err != nil {
-		return finish(fmt.Errorf("query: %w", err))
-	}
-	defer rows.Close()
-	cols := rows.Columns()
-	if len(e.Columns) > 0 && len(e.Columns) != len(cols) {
-		return finish(fmt.Errorf("query returns %d columns, %d declared", len(cols), len(e.Columns)))
-	}
-	if w == nil {
-		decl := make([]Column, len(cols))
-		for i, c := range cols {
-			decl[i] = Column{Name: c.Name, Type: c.Type}
-		}
-		if w, err = e.NewWriter(out, decl); err != nil {
-			return finish(fmt.Errorf("start writer: %w", err))
-		}
-	}
-
-	full := make(chan *batch, 2)
-	free := make(chan *batch, 3)
-	for range 3 {
-		b := &batch{rows: make([][]Value, batchRows)}
-		for i := range b.rows {
-			b.rows[i] = make([]Value, len(cols))
-		}
-		free <- b
+	// The reader goroutine runs the query and reads its rows; it is owned
+	// by Run, which waits for it before returning. It starts the query too,
+	// because a database may keep Query itself waiting until the first row
+	// (MySQL, SQLite): the keep-alive must cover that wait as well.
+	r := &reader{
+		types:   declaredTypes(e.Columns),
+		started: make(chan []ResultColumn, 1),
+		full:    make(chan *batch, 2),
+		free:    make(chan *batch, 3),
 	}
 	var wg sync.WaitGroup
 	wg.Add(1)
-	go func() { // the reader: owned by Run, exits when rows end or ctx is cancelled
+	go func() {
 		defer wg.Done()
-		defer close(full)
-		read(ctx, rows, declaredTypes(e.Columns), free, full)
+		r.run(ctx, e.Source, e.Query)
 	}()
 	defer wg.Wait()
-	defer cancel() // runs before wg.Wait: stops the reader on early return
+	defer cancel() // runs before wg.Wait: stops the reader on an early return
 
 	progressEvery := e.ProgressInterval
 	if progressEvery <= 0 {
@@ -173,20 +156,42 @@ func (e *Export) Run(ctx context.Context) (Stats, error) {
 		defer timer.Stop()
 		keepAlive = timer.C
 	}
+	started := r.started
+	var full <-chan *batch // nil until the query has started
 
 	for {
 		select {
 		case <-ctx.Done():
 			return finish(fmt.Errorf("export: %w", context.Cause(ctx)))
 		case <-keepAlive:
-			if err := e.flush(w, true); err != nil {
-				return finish(err)
+			if w != nil {
+				if err := e.flush(w, true); err != nil {
+					return finish(err)
+				}
 			}
 			timer.Reset(e.KeepAlive)
+		case cols, ok := <-started:
+			started = nil
+			if !ok {
+				return finish(fmt.Errorf("query: %w", r.err))
+			}
+			if len(e.Columns) > 0 && len(e.Columns) != len(cols) {
+				return finish(fmt.Errorf("query returns %d columns, %d declared", len(cols), len(e.Columns)))
+			}
+			if w == nil {
+				decl := make([]Column, len(cols))
+				for i, c := range cols {
+					decl[i] = Column{Name: c.Name, Type: c.Type}
+				}
+				if w, err = e.NewWriter(out, decl); err != nil {
+					return finish(fmt.Errorf("start writer: %w", err))
+				}
+			}
+			full = r.full
 		case b, ok := <-full:
 			if !ok {
-				if err := rows.Err(); err != nil {
-					return finish(fmt.Errorf("read rows: %w", err))
+				if r.err != nil {
+					return finish(fmt.Errorf("read rows: %w", r.err))
 				}
 				if err := ctx.Err(); err != nil {
 					return finish(fmt.Errorf("export: %w", context.Cause(ctx)))
@@ -205,16 +210,16 @@ func (e *Export) Run(ctx context.Context) (Stats, error) {
 			if timer != nil {
 				timer.Reset(e.KeepAlive)
 			}
-			for _, r := range b.rows[:b.n] {
+			for _, row := range b.rows[:b.n] {
 				if e.MaxRows > 0 && st.Rows >= e.MaxRows {
 					return finish(fmt.Errorf("more than %d rows: %w", e.MaxRows, ErrRowLimit))
 				}
-				if err := w.WriteRow(r); err != nil {
+				if err := w.WriteRow(row); err != nil {
 					return finish(fmt.Errorf("write row %d: %w", st.Rows+1, err))
 				}
 				st.Rows++
 			}
-			free <- b
+			r.free <- b
 			if e.FlushInterval > 0 && time.Since(lastFlush) >= e.FlushInterval {
 				lastFlush = time.Now()
 				if err := e.flush(w, false); err != nil {
@@ -224,6 +229,41 @@ func (e *Export) Run(ctx context.Context) (Stats, error) {
 			report(false)
 		}
 	}
+}
+
+// reader runs a query and reads its rows in batches on a goroutine of its
+// own. It sends the result's columns on started (or closes started with err
+// set when the query fails), then full batches on full, which it closes at
+// the end with err set to the error that ended the rows, if any. Batches
+// come back on free to be reused.
+type reader struct {
+	types   []Type
+	started chan []ResultColumn
+	full    chan *batch
+	free    chan *batch
+	err     error // read only after started or full is closed
+}
+
+func (r *reader) run(ctx context.Context, src Source, q Query) {
+	rows, err := src.Query(ctx, q)
+	if err != nil {
+		r.err = err
+		close(r.started)
+		return
+	}
+	defer rows.Close()
+	cols := rows.Columns()
+	for range cap(r.free) {
+		b := &batch{rows: make([][]Value, batchRows)}
+		for i := range b.rows {
+			b.rows[i] = make([]Value, len(cols))
+		}
+		r.free <- b
+	}
+	r.started <- cols
+	read(ctx, rows, r.types, r.free, r.full)
+	r.err = rows.Err()
+	close(r.full)
 }
 
 // read fills batches from rows and sends them on full. A batch is sent
@@ -241,6 +281,7 @@ func read(ctx context.Context, rows Rows, types []Type, free <-chan *batch, full
 			return
 		}
 		b.n = 0
+		b.arena = b.arena[:0]
 		var first time.Time
 		for b.n < len(b.rows) {
 			r := b.rows[b.n]
@@ -252,6 +293,7 @@ func read(ctx context.Context, rows Rows, types []Type, free <-chan *batch, full
 					r[i] = r[i].As(t)
 				}
 			}
+			b.keepStrings(r)
 			if b.n == 0 {
 				first = time.Now()
 			}
@@ -271,6 +313,29 @@ func read(ctx context.Context, rows Rows, types []Type, free <-chan *batch, full
 		if b.n < len(b.rows) && rows.Err() != nil {
 			return
 		}
+	}
+}
+
+// keepStrings copies the strings of row into the batch's arena. A source's
+// strings are valid only until its next Next (pgx and the MySQL driver
+// hand out views of their read buffers), but a batch is written after
+// more rows have been read; the arena keeps them, without an allocation per
+// string. The arena is reused once the writer has returned the batch, and
+// writers do not keep strings past WriteRow ([RowWriter]).
+func (b *batch) keepStrings(row []Value) {
+	for i := range row {
+		v := &row[i]
+		if (v.Kind != KindString && v.Kind != KindDecimal) || v.S == "" {
+			continue
+		}
+		if cap(b.arena)-len(b.arena) < len(v.S) {
+			// A new block: strings already made point into the old one,
+			// which stays alive and unchanged while they are used.
+			b.arena = make([]byte, 0, max(64<<10, 2*cap(b.arena), len(v.S)))
+		}
+		start := len(b.arena)
+		b.arena = append(b.arena, v.S...)
+		v.S = unsafe.String(&b.arena[start], len(v.S))
 	}
 }
 
