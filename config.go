@@ -199,17 +199,17 @@ func (p *parser) mapping(n *yaml.Node, dataset, field string, known ...string) [
 		return nil
 	}
 	var out []pair
-	seen := map[string]bool{}
+	seen := map[string]int{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := deref(n.Content[i]), deref(n.Content[i+1])
 		key := k.Value
 		switch {
 		case known != nil && !contains(known, key):
 			p.errorf(k.Line, dataset, join(field, key), "unknown field (want one of %s)", strings.Join(known, ", "))
-		case seen[key]:
-			p.errorf(k.Line, dataset, join(field, key), "repeated field")
+		case seen[key] > 0:
+			p.errorf(k.Line, dataset, join(field, key), "repeated (first at line %d)", seen[key])
 		default:
-			seen[key] = true
+			seen[key] = k.Line
 			out = append(out, pair{key, k, v})
 		}
 	}

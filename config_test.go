@@ -130,7 +130,7 @@ func TestDatasetRules(t *testing.T) {
 		{"minimal", "sql: SELECT 1", ""},
 		{"every field", "title: T\ndescription: D\nconnection: main\nsql: SELECT :a\nparams: [{name: a, type: int}]\ncolumns: [{name: x}]\nsheet: S\nfilename: f_{a}.xlsx\nrow_limit: 0\ntimeout: 1m\nmax_duration: 1h\nkey: x", ""},
 		{"unknown field", "sql: SELECT 1\nroles: [admin]", `7: dataset "d": roles: unknown field (want one of title, description, connection, sql, params, columns, sheet, filename, row_limit, timeout, max_duration, key)`},
-		{"repeated field", "sql: SELECT 1\nsql: SELECT 2", `7: dataset "d": sql: repeated field`},
+		{"repeated field", "sql: SELECT 1\nsql: SELECT 2", `7: dataset "d": sql: repeated (first at line 6)`},
 		{"missing sql", "title: x", `5: dataset "d": sql: missing`},
 		{"empty sql", "sql: '  '", `6: dataset "d": sql: empty`},
 		{"sql not text", "sql: [a]", `6: dataset "d": sql: want text, got a list`},
@@ -247,7 +247,7 @@ func TestConfigRules(t *testing.T) {
 		{"no datasets", "connections: {main: {url: 'sqlite:x'}}", `f.yaml: datasets: missing (want at least one dataset)`},
 		{"empty datasets", "connections: {main: {url: 'sqlite:x'}}\ndatasets: {}", `f.yaml:2: datasets: empty (want at least one dataset)`},
 		{"no connections", "datasets: {d: {sql: SELECT 1}}", `f.yaml: connections: missing (want at least one connection)`},
-		{"repeated dataset", "connections: {main: {url: 'sqlite:x'}}\ndatasets:\n  d: {sql: SELECT 1}\n  d: {sql: SELECT 2}", `f.yaml:4: datasets.d: repeated field`},
+		{"repeated dataset", "connections: {main: {url: 'sqlite:x'}}\ndatasets:\n  d: {sql: SELECT 1}\n  d: {sql: SELECT 2}", `f.yaml:4: datasets.d: repeated (first at line 3)`},
 		{"dataset name", "connections: {main: {url: 'sqlite:x'}}\ndatasets:\n  회원: {sql: SELECT 1}", `f.yaml:3: dataset "회원": invalid dataset name (want [a-z0-9_-]+)`},
 		{"timezone", "timezone: Seoul\nconnections: {main: {url: 'sqlite:x'}}\ndatasets: {d: {sql: SELECT 1}}", `f.yaml:1: timezone: unknown time zone "Seoul" (want an IANA name such as Asia/Seoul or UTC)`},
 		{"url scheme", "connections: {main: {url: 'oracle://h/db'}}\ndatasets: {d: {sql: SELECT 1}}", `f.yaml:1: connections.main.url: unsupported scheme "oracle" (want postgres://, mysql:// or sqlite:PATH)`},
@@ -306,4 +306,30 @@ func TestConfigEnvAndPaths(t *testing.T) {
 	if _, err := LoadConfig(filepath.Join(dir, "missing.yaml")); err == nil || !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing file: %v", err)
 	}
+}
+
+// FuzzParseConfig checks that no input makes the loader panic, and that a
+// config is returned exactly when there is no error.
+func FuzzParseConfig(f *testing.F) {
+	for _, name := range []string{"testdata/good.yaml", "testdata/bad.yaml"} {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	f.Add([]byte("connections: {main: {url: 'sqlite:x'}}\ndatasets: {d: &a {sql: SELECT 1}, e: *a}"))
+	f.Add([]byte("datasets: {d: {sql: 'SELECT :a', params: [{name: a, type: enum, values: [x], list: true, default: [x, y]}]}}"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := ParseConfig("f.yaml", data)
+		if (cfg == nil) == (err == nil) {
+			t.Fatalf("cfg %v with err %v", cfg, err)
+		}
+		if err != nil {
+			var errs ConfigErrors
+			if !errors.As(err, &errs) || len(errs) == 0 {
+				t.Fatalf("error %T %v", err, err)
+			}
+		}
+	})
 }
