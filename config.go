@@ -15,7 +15,35 @@ import (
 )
 
 // Config is a datasets file: the connections it uses and the datasets it
-// declares, in the file's order.
+// declares, in the file's order. The file is YAML; unknown fields are
+// mistakes:
+//
+//	timezone: Asia/Seoul          # timestamptz conversion and datetime parameters; default UTC
+//	connections:
+//	  main:
+//	    url: sqlite:demo.db       # postgres://…, mysql://…, sqlite:PATH (relative to this file); ${VAR} expanded
+//	datasets:
+//	  members:                    # [a-z0-9_-]+
+//	    title: 회원 목록
+//	    description: Members who joined in a period.
+//	    connection: main          # optional when there is one connection
+//	    sql: SELECT id, name FROM members WHERE joined_at >= :from AND grade IN (:grades)
+//	    params:                   # every :name of the sql, and only those
+//	      - {name: from, type: date, required: true, label: 가입일 시작}
+//	      - {name: grades, type: enum, values: [gold, silver], list: true, default: [gold]}
+//	    columns:                  # optional; in the query's order
+//	      - {name: id, header: 번호, type: int, format: '0', width: 8}
+//	      - {name: name, header: 이름}
+//	    sheet: 회원
+//	    filename: 회원목록_{from}   # {param} fields; the format's extension is appended
+//	    row_limit: 100000         # most rows of a direct download; 0 = none
+//	    timeout: 30s              # statement timeout
+//	    max_duration: 10m         # longest export
+//	    key: id                   # key column for partitioned downloads
+//
+// Parameter types are string, int, float, date, datetime, bool and enum;
+// rules: required, default, min/max (int, float, date, datetime),
+// max_length and pattern (string), values (enum), list.
 type Config struct {
 	Path        string                // the file the config was read from, as given
 	Timezone    string                // IANA zone name; "UTC" when the file names none
