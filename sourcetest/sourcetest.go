@@ -76,6 +76,7 @@ func Run(t *testing.T, open func(t *testing.T, opts exportd.SourceOptions) expor
 		}
 	})
 	t.Run("Types", func(t *testing.T) { testTypes(t, src(t), f) })
+	t.Run("Files", func(t *testing.T) { testFiles(t, src(t), f) })
 	t.Run("Params", func(t *testing.T) { testParams(t, src(t), f) })
 	t.Run("Stream", func(t *testing.T) { testStream(t, src(t), f) })
 	t.Run("ErrorAfterRows", func(t *testing.T) { testErrorAfterRows(t, src(t), f) })
