@@ -76,7 +76,7 @@ func (g *Generator) Row(i int) Row {
 		Balance:  float64((n*104729)%10000000) / 100.0,
 		Category: category[(i/7)%5],
 	}
-	g.email = append(append(strconv.AppendInt(append(g.email[:0], "user"...), n, 10), "@example.com"...))
+	g.email = append(strconv.AppendInt(append(g.email[:0], "user"...), n, 10), "@example.com"...)
 	r.Email = unsafe.String(unsafe.SliceData(g.email), len(g.email))
 	switch {
 	case i%5 == 0:
