@@ -1,0 +1,272 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	_ "modernc.org/sqlite" // the embedded default database
+)
+
+type demoCmd struct {
+	Dir  string `help:"Directory for demo.db and datasets.yaml." default:"exportd-demo" type:"path"`
+	Rows int    `help:"Rows in the large accounts table." default:"1000000"`
+	Addr string `help:"Address to serve the demo on." default:"127.0.0.1:8080"`
+}
+
+func (c *demoCmd) Run(ctx context.Context) error {
+	if c.Rows < 0 {
+		return usageError{errors.New("--rows must not be negative")}
+	}
+	cfgPath, err := prepareDemo(ctx, c.Dir, c.Rows, os.Stderr)
+	if err != nil {
+		return err
+	}
+	base := "http://" + c.Addr
+	fmt.Printf(`Demo data is ready in %[1]s; serving it on %[2]s (Ctrl-C stops).
+
+  curl -OJ '%[2]s/v1/datasets/member_scores/export.xlsx?from=2019-01-01'
+  curl -s --compressed '%[2]s/v1/datasets/accounts/export.csv' | head
+  curl -s %[2]s/v1/datasets
+
+Or without the server:  exportd export --config %[3]s --dataset accounts -o accounts.xlsx
+`, c.Dir, base, cfgPath)
+	serve := serveCmd{Config: cfgPath, Addr: c.Addr, KeepAlive: 10 * time.Second, WriteTimeout: time.Minute,
+		MaxExports: 32, MaxPerClient: 4, ShutdownGrace: 30 * time.Second, LogFormat: "text", LogLevel: "info"}
+	return serve.Run(ctx)
+}
+
+// demoVersion changes whenever the demo schema or data change, so an old
+// demo database is rebuilt rather than reused.
+const demoVersion = 1
+
+// prepareDemo creates dir/demo.db and dir/datasets.yaml unless a demo with
+// the same version and row count is already there. It returns the
+// datasets file's path.
+func prepareDemo(ctx context.Context, dir string, rows int, log *os.File) (string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("demo: %w", err)
+	}
+	dbPath := filepath.Join(dir, "demo.db")
+	cfgPath := filepath.Join(dir, "datasets.yaml")
+	if demoReady(ctx, dbPath, rows) {
+		if _, err := os.Stat(cfgPath); err == nil {
+			return cfgPath, nil
+		}
+	} else {
+		start := time.Now()
+		fmt.Fprintf(log, "creating demo data in %s (%d account rows)…\n", dbPath, rows)
+		if err := createDemoDB(ctx, dbPath, rows); err != nil {
+			return "", fmt.Errorf("demo: %w", err)
+		}
+		fmt.Fprintf(log, "demo data created in %s\n", time.Since(start).Round(time.Millisecond))
+	}
+	if err := os.WriteFile(cfgPath, []byte(demoDatasets), 0o644); err != nil {
+		return "", fmt.Errorf("demo: %w", err)
+	}
+	return cfgPath, nil
+}
+
+func demoReady(ctx context.Context, path string, rows int) bool {
+	if _, err := os.Stat(path); err != nil {
+		return false
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		return false
+	}
+	defer db.Close()
+	var v, n int
+	err = db.QueryRowContext(ctx, `SELECT version, account_rows FROM demo_meta`).Scan(&v, &n)
+	return err == nil && v == demoVersion && n == rows
+}
+
+func createDemoDB(ctx context.Context, path string, rows int) error {
+	tmp := path + ".tmp"
+	os.Remove(tmp)
+	db, err := sql.Open("sqlite", "file:"+tmp+"?_pragma=journal_mode(OFF)&_pragma=synchronous(OFF)")
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	stmts := append([]string{}, demoSchema...)
+	stmts = append(stmts, fmt.Sprintf(demoAccounts, rows), fmt.Sprintf(`INSERT INTO demo_meta VALUES (%d, %d)`, demoVersion, rows))
+	for _, s := range stmts {
+		if _, err := db.ExecContext(ctx, s); err != nil {
+			os.Remove(tmp)
+			return fmt.Errorf("create demo database: %w", err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+var demoSchema = []string{
+	`CREATE TABLE demo_meta (version INTEGER NOT NULL, account_rows INTEGER NOT NULL)`,
+	`CREATE TABLE members (
+		id        INTEGER PRIMARY KEY,
+		name      TEXT NOT NULL,
+		email     TEXT NOT NULL,
+		phone     TEXT NOT NULL,
+		branch    TEXT NOT NULL,
+		grade     TEXT NOT NULL,
+		joined_on DATE NOT NULL
+	)`,
+	`CREATE TABLE results (
+		id        INTEGER PRIMARY KEY,
+		member_id INTEGER NOT NULL REFERENCES members(id),
+		subject   TEXT NOT NULL,
+		score     REAL NOT NULL,
+		taken_at  DATETIME NOT NULL
+	)`,
+	// 4,300 members: Korean names from syllable tables, like the story's admin page.
+	`WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 4299)
+	INSERT INTO members
+	SELECT i + 1,
+		substr('김이박최정강조윤장임한오서신권황안송전홍', (i * 7) % 20 + 1, 1) ||
+		substr('민서지하도예수시주현유은채윤승다', (i / 3) % 16 + 1, 1) ||
+		substr('준윤호연아린원진우빈희은율현영성', (i * 13 / 7) % 16 + 1, 1),
+		'member' || (i + 1) || '@example.com',
+		'010-' || printf('%04d', (i * 7919) % 10000) || '-' || printf('%04d', (i * 104729) % 10000),
+		CASE i % 5 WHEN 0 THEN '서울 본점' WHEN 1 THEN '부산 지점' WHEN 2 THEN '대구 지점' WHEN 3 THEN '광주 지점' ELSE '대전 지점' END,
+		CASE WHEN i % 10 = 0 THEN 'gold' WHEN i % 10 < 4 THEN 'silver' ELSE 'bronze' END,
+		date('2019-01-01', '+' || ((i * 37) % 2190) || ' days')
+	FROM n`,
+	// Ten test results per member: the average is computed by the database.
+	`WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 42999)
+	INSERT INTO results
+	SELECT i + 1, i / 10 + 1,
+		CASE i % 5 WHEN 0 THEN '국어' WHEN 1 THEN '영어' WHEN 2 THEN '수학' WHEN 3 THEN '과학' ELSE '사회' END,
+		40 + ((i * 7919) % 6001) / 100.0,
+		datetime('2024-01-01 09:00:00', '+' || ((i * 7) % 365) || ' days', '+' || ((i * 13) % 480) || ' minutes')
+	FROM n`,
+	`CREATE INDEX results_member ON results(member_id)`,
+	// The standard benchmark dataset (../shared/BENCHMARKS.md), row i = id - 1.
+	`CREATE TABLE accounts (
+		id        INTEGER PRIMARY KEY,
+		name      TEXT NOT NULL,
+		email     TEXT NOT NULL,
+		signup_at DATETIME NOT NULL,
+		score_avg REAL NOT NULL,
+		visits    INTEGER NOT NULL,
+		active    BOOLEAN NOT NULL,
+		balance   REAL NOT NULL,
+		note      TEXT,
+		category  TEXT NOT NULL
+	)`,
+}
+
+const demoAccounts = `WITH RECURSIVE n(i) AS (SELECT 0 WHERE %[1]d > 0 UNION ALL SELECT i + 1 FROM n WHERE i < %[1]d - 1)
+	INSERT INTO accounts
+	SELECT i + 1,
+		substr('김이박최정강조윤장임한오서신권황안송전홍', i %% 20 + 1, 1) ||
+		substr('민서지하도예수시주현유은채윤승다', (i / 20) %% 16 + 1, 1) ||
+		substr('준윤호연아린원진우빈희은율현영성', (i / 320) %% 16 + 1, 1),
+		'user' || i || '@example.com',
+		datetime('2020-01-01 00:00:00', '+' || (i * 37) || ' minutes'),
+		((i * 7919) %% 10000) / 100.0,
+		(i * 31) %% 5000,
+		i %% 3 != 0,
+		((i * 104729) %% 10000000) / 100.0,
+		CASE WHEN i %% 5 = 0 THEN NULL
+			WHEN i %% 7 = 1 THEN 'R&D, priority ' || i
+			WHEN i %% 11 = 2 THEN 'said "hi" #' || i
+			WHEN i %% 13 = 3 THEN 'line1' || char(10) || 'line2 #' || i
+			ELSE '메모 ' || i END,
+		CASE (i / 7) %% 5 WHEN 0 THEN 'standard' WHEN 1 THEN 'silver' WHEN 2 THEN 'gold' WHEN 3 THEN 'platinum' ELSE 'dormant' END
+	FROM n`
+
+const demoDatasets = `# exportd demo datasets: written by "exportd demo"; edit freely.
+timezone: Asia/Seoul
+connections:
+  demo:
+    url: sqlite:demo.db
+datasets:
+  member_scores:
+    title: 회원별 평균 점수
+    description: Members who joined in a period, with their number of tests and average score, computed by the database in one aggregate query.
+    connection: demo
+    sql: |
+      SELECT m.id, m.name, m.email, m.branch, m.grade, m.joined_on,
+             count(r.id) AS tests, avg(r.score) AS score_avg, max(r.taken_at) AS last_test
+        FROM members m LEFT JOIN results r ON r.member_id = m.id
+       WHERE m.joined_on BETWEEN :from AND :to
+         AND m.grade IN (:grades)
+       GROUP BY m.id
+       ORDER BY m.id
+    params:
+      - {name: from, type: date, label: 가입일(부터), default: "2019-01-01"}
+      - {name: to, type: date, label: 가입일(까지), default: "2030-12-31"}
+      - {name: grades, type: enum, list: true, label: 등급, values: [gold, silver, bronze], default: [gold, silver, bronze]}
+    columns:
+      - {name: id, header: 회원번호, type: int, width: 10}
+      - {name: name, header: 이름, type: string, width: 10}
+      - {name: email, header: 이메일, type: string, width: 28}
+      - {name: branch, header: 지점, type: string, width: 12}
+      - {name: grade, header: 등급, type: string, width: 8}
+      - {name: joined_on, header: 가입일, type: date, format: yyyy-mm-dd, width: 12}
+      - {name: tests, header: 응시 횟수, type: int, width: 10}
+      - {name: score_avg, header: 평균 점수, type: float, format: "0.00", width: 10}
+      - {name: last_test, header: 최근 응시, type: datetime, format: "yyyy-mm-dd hh:mm", width: 18}
+    sheet: 회원 점수
+    filename: 회원점수_{from}_{to}
+    row_limit: 100000
+    timeout: 60s
+
+  results:
+    title: 시험 결과
+    description: Every test result taken in a period.
+    connection: demo
+    sql: |
+      SELECT r.id, r.member_id, m.name, r.subject, r.score, r.taken_at
+        FROM results r JOIN members m ON m.id = r.member_id
+       WHERE r.taken_at >= :from AND r.taken_at < :to
+       ORDER BY r.id
+    params:
+      - {name: from, type: datetime, label: 응시일시(부터), default: "2024-01-01 00:00"}
+      - {name: to, type: datetime, label: 응시일시(까지), default: "2025-01-01 00:00"}
+    columns:
+      - {name: id, header: 번호, type: int, width: 8}
+      - {name: member_id, header: 회원번호, type: int, width: 10}
+      - {name: name, header: 이름, type: string, width: 10}
+      - {name: subject, header: 과목, type: string, width: 8}
+      - {name: score, header: 점수, type: float, format: "0.00", width: 8}
+      - {name: taken_at, header: 응시일시, type: datetime, format: "yyyy-mm-dd hh:mm", width: 18}
+    sheet: 시험 결과
+    filename: 시험결과
+    row_limit: 100000
+
+  accounts:
+    title: Accounts (large)
+    description: The large accounts table (the standard benchmark dataset), optionally filtered by category.
+    connection: demo
+    sql: |
+      SELECT id, name, email, signup_at, score_avg, visits, active, balance, note, category
+        FROM accounts
+       WHERE category IN (:categories)
+       ORDER BY id
+    params:
+      - {name: categories, type: enum, list: true, label: Category, values: [standard, silver, gold, platinum, dormant], default: [standard, silver, gold, platinum, dormant]}
+    columns:
+      - {name: id, type: int, width: 10}
+      - {name: name, type: string, width: 10}
+      - {name: email, type: string, width: 26}
+      - {name: signup_at, type: datetime, format: "yyyy-mm-dd hh:mm:ss", width: 20}
+      - {name: score_avg, type: float, width: 10}
+      - {name: visits, type: int, width: 8}
+      - {name: active, type: bool, width: 8}
+      - {name: balance, type: float, format: "#,##0.00", width: 14}
+      - {name: note, type: string, width: 24}
+      - {name: category, type: string, width: 10}
+    sheet: Sheet1
+    filename: accounts
+    row_limit: 2000000
+    key: id
+`
