@@ -34,7 +34,7 @@ if [[ $(mysqlc -N -e "SELECT count(*) FROM bench_accounts" 2>/dev/null || echo 0
 fi
 sqlite_dir="$work/demo"
 echo "creating the SQLite demo ($N account rows)…" >&2
-"$work/exportd" demo --dir "$sqlite_dir" --rows "$N" >/dev/null
+"$work/exportd" demo --no-serve --dir "$sqlite_dir" --rows "$N" >/dev/null
 
 Q="SELECT id, name, email, signup_at, score_avg, visits, active, balance, note, category FROM bench_accounts ORDER BY id"
 QS="SELECT id, name, email, signup_at, score_avg, visits, active, balance, note, category FROM accounts ORDER BY id"

@@ -15,7 +15,8 @@ import (
 type demoCmd struct {
 	Dir  string `help:"Directory for demo.db and datasets.yaml." default:"exportd-demo" type:"path"`
 	Rows int    `help:"Rows in the large accounts table." default:"1000000"`
-	Addr string `help:"Address to serve the demo on." default:"127.0.0.1:8080"`
+	Addr    string `help:"Address to serve the demo on." default:"127.0.0.1:8080"`
+	NoServe bool   `help:"Prepare the data and the datasets file, then exit."`
 }
 
 func (c *demoCmd) Run(ctx context.Context) error {
@@ -25,6 +26,10 @@ func (c *demoCmd) Run(ctx context.Context) error {
 	cfgPath, err := prepareDemo(ctx, c.Dir, c.Rows, os.Stderr)
 	if err != nil {
 		return err
+	}
+	if c.NoServe {
+		fmt.Printf("Demo data is ready in %s.\n\n  exportd export --config %s --dataset member_scores -o 회원점수.xlsx\n", c.Dir, cfgPath)
+		return nil
 	}
 	base := "http://" + c.Addr
 	fmt.Printf(`Demo data is ready in %[1]s; serving it on %[2]s (Ctrl-C stops).
