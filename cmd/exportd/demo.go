@@ -13,8 +13,8 @@ import (
 )
 
 type demoCmd struct {
-	Dir  string `help:"Directory for demo.db and datasets.yaml." default:"exportd-demo" type:"path"`
-	Rows int    `help:"Rows in the large accounts table." default:"1000000"`
+	Dir     string `help:"Directory for demo.db and datasets.yaml." default:"exportd-demo" type:"path"`
+	Rows    int    `help:"Rows in the large accounts table." default:"1000000"`
 	Addr    string `help:"Address to serve the demo on." default:"127.0.0.1:8080"`
 	NoServe bool   `help:"Prepare the data and the datasets file, then exit."`
 }
