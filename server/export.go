@@ -181,13 +181,21 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 		Columns: d.Columns,
 		Output:  dst,
 		NewWriter: func(w io.Writer, cols []exportd.Column) (exportd.RowWriter, error) {
-			var err error
-			rw, err = format.New(f, w, cols, opts)
-			return rw, err
+			fw, err := format.New(f, w, cols, opts)
+			if err != nil {
+				return nil, err
+			}
+			rw = &rowCounter{RowWriter: fw}
+			return rw, nil
 		},
 		MaxRows:       d.RowLimit,
 		FlushInterval: s.cfg.FlushInterval,
 		OnFlush: func(bool) error {
+			if s.cfg.KeepAlive < 0 && !rw.(*rowCounter).seen {
+				// Keep-alives off: nothing is sent before the first row
+				// (the behaviour of a plain streaming server).
+				return nil
+			}
 			if gz != nil {
 				if err := gz.Flush(); err != nil {
 					return err
@@ -332,4 +340,15 @@ func contentDisposition(name string) string {
 func isAttrChar(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
 		slices.Contains([]byte("!#$&+-.^_`|~"), c)
+}
+
+// rowCounter notes whether a row has been written.
+type rowCounter struct {
+	exportd.RowWriter
+	seen bool
+}
+
+func (r *rowCounter) WriteRow(row []exportd.Value) error {
+	r.seen = true
+	return r.RowWriter.WriteRow(row)
 }

@@ -31,7 +31,10 @@ type Config struct {
 	// server flushes an empty deflate block (XLSX always; CSV, TSV and
 	// JSON Lines when the response is gzip-encoded), so that a proxy's
 	// read timeout never fires while the database is silent. 0 means
-	// 10 s; a negative value turns keep-alives off.
+	// 10 s. A negative value turns keep-alives off, and with them the
+	// early first bytes: the response then starts with the first rows, as
+	// from a plain streaming server (behind a proxy, a query silent for
+	// longer than its read timeout then gets 504).
 	KeepAlive time.Duration
 	// FlushInterval is the longest time written bytes wait before they are
 	// flushed to the client while rows flow; 0 means 250 ms.
