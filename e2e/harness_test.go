@@ -132,38 +132,45 @@ datasets:
 `
 
 var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
+	buildMu  sync.Mutex
+	buildDir string
+	built    = map[string]string{}
 )
 
-// exportdBin builds the exportd binary once, without the race detector.
-func exportdBin(t *testing.T) string {
+// buildTool builds the main package pkg (relative to the module root) once,
+// without the race detector, and returns the binary's path.
+func buildTool(t *testing.T, name, pkg string) string {
 	t.Helper()
-	binOnce.Do(func() {
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if p, ok := built[name]; ok {
+		return p
+	}
+	if buildDir == "" {
 		dir, err := os.MkdirTemp("", "exportd-e2e-")
 		if err != nil {
-			binErr = err
-			return
+			t.Fatal(err)
 		}
-		binPath = filepath.Join(dir, "exportd")
-		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/exportd")
-		cmd.Dir = ".."
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
+		buildDir = dir
 	}
-	return binPath
+	p := filepath.Join(buildDir, name)
+	cmd := exec.Command("go", "build", "-o", p, pkg)
+	cmd.Dir = ".."
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, out)
+	}
+	built[name] = p
+	return p
 }
+
+// exportdBin builds the exportd binary once, without the race detector.
+func exportdBin(t *testing.T) string { return buildTool(t, "exportd", "./cmd/exportd") }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binPath != "" {
-		os.RemoveAll(filepath.Dir(binPath))
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
 	}
 	os.Exit(code)
 }

@@ -787,3 +787,5 @@ func TestParts(t *testing.T) {
 		t.Errorf("part 3: %s", part3)
 	}
 }
+
+func discardLogger() *slog.Logger { return slog.New(slog.NewJSONHandler(io.Discard, nil)) }
