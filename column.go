@@ -86,4 +86,8 @@ type RowWriter interface {
 	Flush() error
 	// Close writes the end of the file and flushes it.
 	Close() error
+	// Abort gives the writer up without finishing the file, when the
+	// export has failed: nothing more is written to the underlying
+	// io.Writer, and any goroutine of the writer has ended on return.
+	Abort()
 }

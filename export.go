@@ -81,13 +81,17 @@ type batch struct {
 }
 
 // Run performs the export. On error the output is left unfinished (the
-// writer is not closed), so that a caller can abort rather than deliver a
-// complete-looking truncated file.
+// writer is aborted, not closed), so that a caller can abort rather than
+// deliver a complete-looking truncated file.
 func (e *Export) Run(ctx context.Context) (Stats, error) {
 	start := time.Now()
 	out := &countingWriter{w: e.Output, start: start}
 	var st Stats
+	var w RowWriter
 	finish := func(err error) (Stats, error) {
+		if err != nil && w != nil {
+			w.Abort()
+		}
 		st.Bytes, st.Duration, st.FirstByte = out.bytes(), time.Since(start), out.firstByte()
 		return st, err
 	}
@@ -101,7 +105,6 @@ func (e *Export) Run(ctx context.Context) (Stats, error) {
 		}
 	}
 
-	var w RowWriter
 	var err error
 	if len(e.Columns) > 0 {
 		if w, err = e.NewWriter(out, e.Columns); err != nil {

@@ -192,3 +192,11 @@ func (d *delimited) Flush() error {
 }
 
 func (d *delimited) Close() error { return d.Flush() }
+
+// Abort drops what is buffered; later writes fail.
+func (d *delimited) Abort() {
+	if d.err == nil {
+		d.err = errAborted
+	}
+	d.w.Reset(io.Discard)
+}

@@ -43,6 +43,8 @@ type Options struct {
 // ErrBOMWithSepLine is returned when both Options.BOM and Options.SepLine are set.
 var ErrBOMWithSepLine = errors.New("a BOM and a sep= line cannot be combined: Excel ignores the BOM after sep=")
 
+var errAborted = errors.New("writer aborted")
+
 // New returns a writer of format f on w for the given columns. The header
 // (and for XLSX the workbook's leading parts) may be written to w at once.
 func New(f exportd.Format, w io.Writer, cols []exportd.Column, opts Options) (exportd.RowWriter, error) {

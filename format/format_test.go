@@ -211,3 +211,27 @@ func TestUnknownFormat(t *testing.T) {
 		t.Fatal("no error for no columns")
 	}
 }
+
+func TestAbortWritesNothingMore(t *testing.T) {
+	for _, f := range exportd.Formats {
+		var buf bytes.Buffer
+		w, err := New(f, &buf, testCols, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		n := buf.Len()
+		if err := w.WriteRow(testRows()[0]); err != nil {
+			t.Fatal(err)
+		}
+		w.Abort()
+		if err := w.Close(); err == nil {
+			t.Errorf("%s: Close after Abort succeeded", f)
+		}
+		if buf.Len() != n {
+			t.Errorf("%s: %d bytes written after Abort", f, buf.Len()-n)
+		}
+	}
+}

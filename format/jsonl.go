@@ -111,3 +111,11 @@ func (j *jsonl) Flush() error {
 }
 
 func (j *jsonl) Close() error { return j.Flush() }
+
+// Abort drops what is buffered; later writes fail.
+func (j *jsonl) Abort() {
+	if j.err == nil {
+		j.err = errAborted
+	}
+	j.w.Reset(io.Discard)
+}

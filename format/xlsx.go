@@ -49,3 +49,4 @@ func (x *xlsxWriter) Truncated() int { return x.w.Truncated() }
 
 func (x *xlsxWriter) Flush() error { return x.w.Flush() }
 func (x *xlsxWriter) Close() error { return x.w.Close() }
+func (x *xlsxWriter) Abort()       { x.w.Abort() }

@@ -1,6 +1,9 @@
 package xlsx
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // The pipe runs the ZIP writer (CRC, deflate, output) in a second goroutine
 // while the caller formats XML, so the two halves of the work use two cores.
@@ -34,15 +37,19 @@ type pipe struct {
 	done chan error // reply to opFlush and opClose
 	once sync.Once
 
+	aborted atomic.Bool   // set by abort: the remaining ops are dropped
+	exited  chan struct{} // closed when run returns
+
 	mu  sync.Mutex
 	err error
 }
 
 func newPipe(z *zipWriter) (*pipe, []byte) {
 	p := &pipe{
-		ops:  make(chan op, pipeBufs),
-		free: make(chan []byte, pipeBufs),
-		done: make(chan error, 1),
+		ops:    make(chan op, pipeBufs),
+		free:   make(chan []byte, pipeBufs),
+		done:   make(chan error, 1),
+		exited: make(chan struct{}),
 	}
 	for range pipeBufs - 1 {
 		p.free <- make([]byte, 0, bufSize+bufSize/4)
@@ -52,7 +59,11 @@ func newPipe(z *zipWriter) (*pipe, []byte) {
 }
 
 func (p *pipe) run(z *zipWriter) {
+	defer close(p.exited)
 	for o := range p.ops {
+		if p.aborted.Load() {
+			continue // nothing more reaches the destination
+		}
 		var err error
 		switch o.kind {
 		case opBegin:
@@ -89,3 +100,12 @@ func (p *pipe) failed() error {
 
 // stop ends the goroutine of a Writer that was dropped without Close.
 func (p *pipe) stop() { p.once.Do(func() { close(p.ops) }) }
+
+// abort drops the queued ops and waits until the goroutine has returned,
+// so that it writes nothing to the destination after abort. A write in
+// progress is waited for (a destination with a write deadline bounds it).
+func (p *pipe) abort() {
+	p.aborted.Store(true)
+	p.stop()
+	<-p.exited
+}

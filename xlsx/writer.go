@@ -32,6 +32,7 @@ const (
 var (
 	ErrSheetName     = errors.New("xlsx: invalid sheet name")
 	ErrClosed        = errors.New("xlsx: writer closed")
+	ErrAborted       = errors.New("xlsx: writer aborted")
 	ErrTooManyColumn = errors.New("xlsx: more than 16,384 columns")
 )
 
@@ -512,6 +513,9 @@ func cutUTF16(s string, n int) string {
 // columns. The row is not retained.
 func (w *Writer) Write(row []Cell) error {
 	if w.closed {
+		if w.err != nil {
+			return w.err
+		}
 		return ErrClosed
 	}
 	if len(row) > MaxColumns {
@@ -648,7 +652,7 @@ func (w *Writer) Close() error {
 	if err := w.Error(); err != nil {
 		w.closed = true
 		if w.p != nil {
-			w.p.stop()
+			w.p.abort()
 		}
 		return err
 	}
@@ -660,11 +664,27 @@ func (w *Writer) Close() error {
 	w.closed = true
 	if err := w.finish(); err != nil {
 		if w.p != nil {
-			w.p.stop()
+			w.p.abort()
 		}
 		return w.fail(err)
 	}
 	return nil
+}
+
+// Abort stops the writer without finishing the workbook, for an export
+// that failed midway: nothing more is written to the destination (not even
+// bytes already formatted), and the background goroutine, if any, has
+// ended when Abort returns. The destination holds an incomplete archive,
+// which no reader takes for a whole one. Later calls return ErrAborted.
+func (w *Writer) Abort() {
+	if w.closed {
+		return
+	}
+	w.closed = true
+	w.fail(ErrAborted)
+	if w.p != nil {
+		w.p.abort()
+	}
 }
 
 func (w *Writer) finish() error {

@@ -1,6 +1,7 @@
 package xlsx
 
 import (
+	"archive/zip"
 	"bytes"
 	"errors"
 	"strconv"
@@ -365,3 +366,33 @@ func TestNoAllocsPerRow(t *testing.T) {
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+func TestAbort(t *testing.T) {
+	for _, single := range []bool{false, true} {
+		var sink bytes.Buffer
+		w := NewWriter(&sink)
+		w.SingleThread = single
+		if err := w.NewSheet("S", []Column{{Header: "a"}}); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 10000 {
+			if err := w.Write([]Cell{Int(int64(i))}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		w.Abort()
+		n := sink.Len()
+		if err := w.Write([]Cell{Int(1)}); !errors.Is(err, ErrAborted) {
+			t.Errorf("Write after Abort: %v", err)
+		}
+		if err := w.Close(); !errors.Is(err, ErrAborted) {
+			t.Errorf("Close after Abort: %v", err)
+		}
+		if sink.Len() != n {
+			t.Errorf("single=%v: %d bytes written after Abort", single, sink.Len()-n)
+		}
+		if _, err := zip.NewReader(bytes.NewReader(sink.Bytes()), int64(sink.Len())); err == nil {
+			t.Errorf("single=%v: an aborted workbook reads as a whole archive", single)
+		}
+	}
+}
