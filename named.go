@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Dialect says how a database writes positional placeholders and quotes.
@@ -173,3 +174,31 @@ func isNameStart(c byte) bool {
 }
 
 func isNameChar(c byte) bool { return isNameStart(c) || (c >= '0' && c <= '9') }
+
+// BindText is [BindNamed] for databases that compare dates and times as
+// text (SQLite, MySQL): a DateArg binds as 'YYYY-MM-DD' and a time.Time as
+// its wall clock in loc, formatted with layout. With nulls set, a
+// parameter that has no value binds NULL, so a query can be described
+// without its parameters.
+func BindText(q Query, d Dialect, loc *time.Location, layout string, nulls bool) (string, []any, error) {
+	params := q.Params
+	if nulls {
+		params = map[string]any{}
+		for _, n := range ParamNames(q.SQL, d) {
+			params[n] = q.Params[n]
+		}
+	}
+	text, args, err := BindNamed(q.SQL, params, d)
+	if err != nil {
+		return "", nil, err
+	}
+	for i, a := range args {
+		switch v := a.(type) {
+		case DateArg:
+			args[i] = v.Format(time.DateOnly)
+		case time.Time:
+			args[i] = v.In(loc).Format(layout)
+		}
+	}
+	return text, args, nil
+}

@@ -119,26 +119,7 @@ func (s *Source) Close() error { return s.db.Close() }
 // as 'YYYY-MM-DD' and a time.Time as its wall clock in the source's
 // location, the text DATE and DATETIME columns compare with.
 func (s *Source) bind(q exportd.Query, nulls bool) (string, []any, error) {
-	params := q.Params
-	if nulls {
-		params = map[string]any{}
-		for _, n := range exportd.ParamNames(q.SQL, exportd.DialectMySQL) {
-			params[n] = q.Params[n]
-		}
-	}
-	text, args, err := exportd.BindNamed(q.SQL, params, exportd.DialectMySQL)
-	if err != nil {
-		return "", nil, err
-	}
-	for i, a := range args {
-		switch v := a.(type) {
-		case exportd.DateArg:
-			args[i] = v.Format(time.DateOnly)
-		case time.Time:
-			args[i] = v.In(s.loc).Format("2006-01-02 15:04:05.999999")
-		}
-	}
-	return text, args, nil
+	return exportd.BindText(q, exportd.DialectMySQL, s.loc, "2006-01-02 15:04:05.999999", nulls)
 }
 
 // Describe returns q's result columns without reading rows: q runs with

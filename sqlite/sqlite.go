@@ -71,26 +71,7 @@ func (s *Source) Close() error { return s.db.Close() }
 // text SQLite's date functions write, so that comparisons with stored text
 // work. A nil params map binds NULL for every parameter (for Describe).
 func (s *Source) bind(q exportd.Query, nulls bool) (string, []any, error) {
-	params := q.Params
-	if nulls {
-		params = map[string]any{}
-		for _, n := range exportd.ParamNames(q.SQL, exportd.DialectSQLite) {
-			params[n] = q.Params[n]
-		}
-	}
-	text, args, err := exportd.BindNamed(q.SQL, params, exportd.DialectSQLite)
-	if err != nil {
-		return "", nil, err
-	}
-	for i, a := range args {
-		switch v := a.(type) {
-		case exportd.DateArg:
-			args[i] = v.Format(time.DateOnly)
-		case time.Time:
-			args[i] = v.In(s.loc).Format("2006-01-02 15:04:05.999999999")
-		}
-	}
-	return text, args, nil
+	return exportd.BindText(q, exportd.DialectSQLite, s.loc, "2006-01-02 15:04:05.999999999", nulls)
 }
 
 // Describe returns the result columns of q without running it: q runs
