@@ -71,6 +71,12 @@ type SourceOptions struct {
 	// Location is the zone timestamps with a time zone are converted to
 	// before they are written. Nil means UTC.
 	Location *time.Location
+	// MaxConns, when positive, is the size of PostgreSQL's connection
+	// pool unless the URL sets pool_max_conns (pgxpool's default is 4 or
+	// the number of CPUs). A server sets it to its export limit, so that no
+	// export waits for a connection. MySQL and SQLite pools do not cap
+	// their connections.
+	MaxConns int
 }
 
 // Loc returns the configured location, UTC when none is set.

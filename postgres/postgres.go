@@ -40,6 +40,9 @@ func Open(ctx context.Context, dsn string, opts exportd.SourceOptions) (*Source,
 	if err != nil {
 		return nil, fmt.Errorf("postgres open: %w", err)
 	}
+	if opts.MaxConns > 0 && !strings.Contains(dsn, "pool_max_conns") {
+		cfg.MaxConns = int32(min(opts.MaxConns, 1<<16))
+	}
 	cfg.ConnConfig.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
 		// Send the cancel request at once; if the server has not answered
 		// after DeadlineDelay, the connection is closed.

@@ -86,7 +86,14 @@ func (c *serveCmd) config(ctx context.Context, cfg *exportd.Config, log *slog.Lo
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		src, err := connect.Open(ctx, cfg.Connections[n].URL, exportd.SourceOptions{Location: cfg.Location})
+		// A pool as large as the export limit (plus room for readiness
+		// checks and estimates), so no export waits for a connection.
+		pool := 100
+		if c.MaxExports > 0 {
+			pool = c.MaxExports + 4
+		}
+		opts := exportd.SourceOptions{Location: cfg.Location, MaxConns: pool}
+		src, err := connect.Open(ctx, cfg.Connections[n].URL, opts)
 		if err != nil {
 			closeAll()
 			return sc, nil, fmt.Errorf("connection %s: %w", n, err)
