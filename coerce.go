@@ -120,9 +120,7 @@ func ParseTime(s string) (time.Time, bool) {
 // isPlainDecimal reports whether s is an optional '-', digits, and an
 // optional '.' followed by digits.
 func isPlainDecimal(s string) bool {
-	if strings.HasPrefix(s, "-") {
-		s = s[1:]
-	}
+	s = strings.TrimPrefix(s, "-")
 	digits, dot := 0, false
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; {
