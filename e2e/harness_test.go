@@ -17,7 +17,9 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-const nginxBin = "/usr/sbin/nginx"
+// nginxBin is the nginx binary, from EXPORTD_NGINX (.ci/run sets it to
+// Debian's /usr/sbin/nginx).
+var nginxBin = os.Getenv("EXPORTD_NGINX")
 
 // need skips the test when a component is missing, or fails it when
 // EXPORTD_REQUIRE_INTEGRATION=1.
@@ -36,7 +38,9 @@ func pgURL(t *testing.T) string {
 	if u == "" {
 		need(t, "EXPORTD_POSTGRES_URL is not set")
 	}
-	if _, err := os.Stat(nginxBin); err != nil {
+	if nginxBin == "" {
+		need(t, "EXPORTD_NGINX is not set")
+	} else if _, err := os.Stat(nginxBin); err != nil {
 		need(t, "nginx: %v", err)
 	}
 	tableOnce.Do(func() { tableErr = makeTable(u) })
