@@ -40,6 +40,12 @@ import (
 //	    timeout: 30s              # statement timeout
 //	    max_duration: 10m         # longest export
 //	    key: id                   # key column for partitioned downloads
+//	    roles: [admin, manager]   # who may run it; none = any authenticated principal
+//	    pin:                      # per role: parameters it cannot change
+//	      manager:
+//	        branch: {attr: branch}  # the principal's attribute; or a value, or a list
+//	auth:                         # where principals come from: see AuthConfig
+//	  anonymous: {roles: [admin], from: [127.0.0.1/32]}
 //
 // Parameter types are string, int, float, date, datetime, bool and enum;
 // rules: required, default, min/max (int, float, date, datetime),
@@ -50,6 +56,9 @@ type Config struct {
 	Location    *time.Location        // Timezone, loaded
 	Connections map[string]Connection // by name
 	Datasets    []*Dataset            // in the file's order
+	// Auth is the auth: block; never nil (a file without one gets the
+	// default tokens database and nothing else).
+	Auth *AuthConfig
 }
 
 // Connection is a named database connection of a datasets file.
@@ -361,8 +370,9 @@ func (p *parser) parse(data []byte) *Config {
 		p.mapping(doc.Content[0], "", "")
 		return nil
 	}
-	var connNode, dsNode *yaml.Node
-	for _, kv := range p.mapping(doc.Content[0], "", "", "timezone", "connections", "datasets") {
+	var connNode, dsNode, authNode *yaml.Node
+	cfg.Auth = p.defaultAuth()
+	for _, kv := range p.mapping(doc.Content[0], "", "", "timezone", "connections", "datasets", "auth") {
 		switch kv.key {
 		case "timezone":
 			if s, ok := p.str(kv.v, "", "timezone"); ok {
@@ -377,7 +387,12 @@ func (p *parser) parse(data []byte) *Config {
 			connNode = kv.v
 		case "datasets":
 			dsNode = kv.v
+		case "auth":
+			authNode = kv.v
 		}
+	}
+	if authNode != nil {
+		p.auth(cfg, authNode)
 	}
 	if connNode == nil {
 		p.errorf(0, "", "connections", "missing (want at least one connection)")

@@ -103,7 +103,7 @@ func TestLoadConfigBad(t *testing.T) {
 		`testdata/bad.yaml:28: dataset "members": timeout: not a duration "soon" (want e.g. 30s, 10m, 1h30m)`,
 		`testdata/bad.yaml:29: dataset "members": row_limit: must not be negative (0 means no limit)`,
 		`testdata/bad.yaml:30: dataset "members": key: "nokey" is not a declared column`,
-		`testdata/bad.yaml:31: dataset "members": extra: unknown field (want one of title, description, connection, sql, params, columns, sheet, filename, row_limit, timeout, max_duration, key)`,
+		`testdata/bad.yaml:31: dataset "members": extra: unknown field (want one of title, description, connection, sql, params, columns, sheet, filename, row_limit, timeout, max_duration, key, roles, pin)`,
 	}
 	got := strings.Split(err.Error(), "\n")
 	if len(errs) != len(got) {
@@ -129,7 +129,7 @@ func TestDatasetRules(t *testing.T) {
 	}{
 		{"minimal", "sql: SELECT 1", ""},
 		{"every field", "title: T\ndescription: D\nconnection: main\nsql: SELECT :a\nparams: [{name: a, type: int}]\ncolumns: [{name: x}]\nsheet: S\nfilename: f_{a}.xlsx\nrow_limit: 0\ntimeout: 1m\nmax_duration: 1h\nkey: x", ""},
-		{"unknown field", "sql: SELECT 1\nroles: [admin]", `7: dataset "d": roles: unknown field (want one of title, description, connection, sql, params, columns, sheet, filename, row_limit, timeout, max_duration, key)`},
+		{"unknown field", "sql: SELECT 1\nowner: admin", `7: dataset "d": owner: unknown field (want one of title, description, connection, sql, params, columns, sheet, filename, row_limit, timeout, max_duration, key, roles, pin)`},
 		{"repeated field", "sql: SELECT 1\nsql: SELECT 2", `7: dataset "d": sql: repeated (first at line 6)`},
 		{"missing sql", "title: x", `5: dataset "d": sql: missing`},
 		{"empty sql", "sql: '  '", `6: dataset "d": sql: empty`},
@@ -140,7 +140,7 @@ func TestDatasetRules(t *testing.T) {
 		{"param in a comment is not a use", "sql: \"SELECT 1 -- :a\"\nparams: [{name: a, type: int}]", `7: dataset "d": params[0].name: parameter "a" is declared but the sql never uses :a`},
 		{"repeated param", "sql: SELECT :a\nparams:\n  - {name: a, type: int}\n  - {name: a, type: string}", `9: dataset "d": params[1].name: repeated parameter "a" (also params[0])`},
 		{"param name", "sql: SELECT 1\nparams: [{name: 1a, type: int}]", `7: dataset "d": params[0].name: invalid parameter name "1a" (want a letter or _ then letters, digits or _)`},
-		{"param name reserved", "sql: SELECT :format\nparams: [{name: format, type: string}]", `7: dataset "d": params[0].name: "format" is reserved by the server (reserved: format, part, part_rows, columns, purpose)`},
+		{"param name reserved", "sql: SELECT :format\nparams: [{name: format, type: string}]", `7: dataset "d": params[0].name: "format" is reserved by the server (reserved: format, part, part_rows, part_from, columns, purpose)`},
 		{"param name missing", "sql: SELECT 1\nparams: [{type: int}]", `7: dataset "d": params[0].name: missing`},
 		{"param not a mapping", "sql: SELECT 1\nparams: [a]", `7: dataset "d": params[0]: want a mapping, got "a"`},
 		{"params not a list", "sql: SELECT 1\nparams: {a: 1}", `7: dataset "d": params: want a list, got a mapping`},
@@ -243,7 +243,7 @@ func TestConfigRules(t *testing.T) {
 		{"empty file", "", `f.yaml: empty file (want timezone, connections and datasets)`},
 		{"syntax error", "connections:\n  main: [\n", `f.yaml:2: did not find expected node content`},
 		{"not a mapping", "- a", `f.yaml:1: want a mapping, got a list`},
-		{"unknown top field", "connections: {main: {url: 'sqlite:x'}}\ndatasets: {d: {sql: SELECT 1}}\nlisten: :8080", `f.yaml:3: listen: unknown field (want one of timezone, connections, datasets)`},
+		{"unknown top field", "connections: {main: {url: 'sqlite:x'}}\ndatasets: {d: {sql: SELECT 1}}\nlisten: :8080", `f.yaml:3: listen: unknown field (want one of timezone, connections, datasets, auth)`},
 		{"no datasets", "connections: {main: {url: 'sqlite:x'}}", `f.yaml: datasets: missing (want at least one dataset)`},
 		{"empty datasets", "connections: {main: {url: 'sqlite:x'}}\ndatasets: {}", `f.yaml:2: datasets: empty (want at least one dataset)`},
 		{"no connections", "datasets: {d: {sql: SELECT 1}}", `f.yaml: connections: missing (want at least one connection)`},

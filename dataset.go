@@ -28,6 +28,11 @@ type Dataset struct {
 	Timeout     time.Duration
 	MaxDuration time.Duration
 	Key         string // key column for keyset-partitioned downloads; "" = none
+	// Roles may run the dataset; none means any authenticated principal.
+	Roles []string
+	// Pins fixes parameters per role: role → parameter → pin. See
+	// [Dataset.PinsFor] and [Dataset.ApplyPins].
+	Pins map[string]map[string]Pin
 
 	file  string         // the config file it was read from
 	line  int            // the line of its name
@@ -65,7 +70,7 @@ func (d *Dataset) lineOf(field string) int {
 
 const maxSheetName = 31
 
-var datasetFields = []string{"title", "description", "connection", "sql", "params", "columns", "sheet", "filename", "row_limit", "timeout", "max_duration", "key"}
+var datasetFields = []string{"title", "description", "connection", "sql", "params", "columns", "sheet", "filename", "row_limit", "timeout", "max_duration", "key", "roles", "pin"}
 
 func (p *parser) dataset(cfg *Config, kv pair) *Dataset {
 	d := &Dataset{Name: kv.key, file: p.file, line: kv.k.Line, lines: map[string]int{}}
@@ -73,7 +78,7 @@ func (p *parser) dataset(cfg *Config, kv pair) *Dataset {
 	if !datasetNameRE.MatchString(name) {
 		p.errorf(kv.k.Line, name, "", "invalid dataset name (want [a-z0-9_-]+)")
 	}
-	var paramsNode, columnsNode *yaml.Node
+	var paramsNode, columnsNode, pinNode *yaml.Node
 	for _, f := range p.mapping(kv.v, name, "", datasetFields...) {
 		d.lines[f.key] = f.k.Line
 		switch f.key {
@@ -112,6 +117,10 @@ func (p *parser) dataset(cfg *Config, kv pair) *Dataset {
 			d.MaxDuration = p.duration(f.v, name, f.key)
 		case "key":
 			d.Key, _ = p.str(f.v, name, f.key)
+		case "roles":
+			d.Roles = p.roles(f.v, name, f.key)
+		case "pin":
+			pinNode = f.v
 		}
 	}
 	if deref(kv.v).Kind != yaml.MappingNode {
@@ -146,6 +155,12 @@ func (p *parser) dataset(cfg *Config, kv pair) *Dataset {
 			f := fmt.Sprintf("params[%d].name", i)
 			p.errorf(d.lineOf(f), name, f, "parameter %q is declared but the sql never uses :%s", prm.Name, prm.Name)
 		}
+	}
+
+	// pin
+	if pinNode != nil {
+		p.pins(d, pinNode)
+		p.checkPins(cfg, d)
 	}
 
 	// columns
