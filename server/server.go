@@ -187,6 +187,9 @@ func New(cfg Config) (*Server, error) {
 	for _, rt := range s.routes() {
 		s.mux.Handle(rt.method+" "+rt.pattern, rt.handler)
 	}
+	for _, rt := range s.uiRoutes() { // the web UI (ui.go)
+		s.mux.Handle(rt.method+" "+rt.pattern, rt.handler)
+	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, &Error{Status: http.StatusNotFound, Code: "not_found", Message: "no such route: " + r.URL.Path})
 	})

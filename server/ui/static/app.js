@@ -1,0 +1,310 @@
+// exportd web UI. Progressive enhancement only: every page works without
+// this script for the direct download. No inline code anywhere (CSP
+// script-src 'self'); state is shown with the hidden attribute, classes
+// and <progress>, never with inline styles.
+(function () {
+  'use strict';
+
+  var meta = document.querySelector('meta[name="csrf-token"]');
+  var csrf = meta ? meta.getAttribute('content') : '';
+  var nf = new Intl.NumberFormat('ko-KR');
+
+  function $(id) { return document.getElementById(id); }
+
+  function getJSON(url, opts) {
+    opts = opts || {};
+    opts.credentials = 'same-origin';
+    opts.headers = opts.headers || {};
+    opts.headers.Accept = 'application/json';
+    return fetch(url, opts).then(function (r) {
+      return r.text().then(function (t) {
+        var body = null;
+        try { body = t ? JSON.parse(t) : null; } catch (e) { body = { error: { message: t } }; }
+        return { status: r.status, ok: r.ok, body: body, headers: r.headers };
+      });
+    });
+  }
+
+  function first(o, names) {
+    if (!o) return undefined;
+    for (var i = 0; i < names.length; i++) {
+      var v = o[names[i]];
+      if (v !== undefined && v !== null && v !== '') return v;
+    }
+    return undefined;
+  }
+
+  function bytes(n) {
+    if (n == null || isNaN(n)) return '';
+    var u = ['B', 'KB', 'MB', 'GB', 'TB'], i = 0;
+    while (n >= 1024 && i < u.length - 1) { n /= 1024; i++; }
+    return (i ? n.toFixed(n < 10 ? 1 : 0) : n) + ' ' + u[i];
+  }
+
+  function duration(s) {
+    s = Math.max(0, Math.round(s));
+    if (s < 60) return s + '초';
+    if (s < 3600) return Math.floor(s / 60) + '분 ' + (s % 60) + '초';
+    return Math.floor(s / 3600) + '시간 ' + Math.floor((s % 3600) / 60) + '분';
+  }
+
+  function when(v) {
+    if (!v) return '';
+    var d = new Date(v);
+    return isNaN(d) ? String(v) : d.toLocaleString('ko-KR', { dateStyle: 'short', timeStyle: 'short' });
+  }
+
+  var stateNames = { queued: '대기 중', running: '진행 중', succeeded: '완료', failed: '실패', cancelled: '취소됨', expired: '만료됨' };
+  var terminal = { succeeded: 1, failed: 1, cancelled: 1, expired: 1 };
+
+  // A job as the API returns it, possibly wrapped ({"job": {...}}).
+  function unwrap(o) { return o && o.job && typeof o.job === 'object' ? o.job : o; }
+  function jobID(j) { return first(j, ['id', 'job_id']); }
+  function jobState(j) { return first(j, ['state', 'status']); }
+  function jobRows(j) { return Number(first(j, ['rows', 'rows_done', 'rows_written']) || 0); }
+  function jobTotal(j) { return Number(first(j, ['total_rows', 'estimated_rows', 'rows_total', 'estimate', 'total']) || 0); }
+  function jobBytes(j) { return Number(first(j, ['bytes', 'size', 'bytes_written']) || 0); }
+  function jobDownload(j) {
+    var u = first(j, ['download_url', 'url', 'download']);
+    if (!u && j && j.links) u = first(j.links, ['download']);
+    if (!u && jobID(j) != null && jobState(j) === 'succeeded') u = '/v1/jobs/' + encodeURIComponent(jobID(j)) + '/download';
+    return u;
+  }
+
+  // ---- the export form ----
+  function initForm(form) {
+    var notice = $('notice');
+    var download = $('download');
+    var background = $('background');
+    form.noValidate = true; // our messages go next to the field
+    background.hidden = false;
+
+    function clearErrors() {
+      form.querySelectorAll('.error').forEach(function (p) { p.hidden = true; p.textContent = ''; });
+      form.querySelectorAll('.invalid').forEach(function (f) { f.classList.remove('invalid'); });
+      notice.hidden = true;
+      notice.classList.remove('warn');
+      background.classList.remove('suggested');
+    }
+    function showNotice(msg, warn) {
+      notice.textContent = msg;
+      notice.classList.toggle('warn', !!warn);
+      notice.hidden = false;
+    }
+    function showError(name, msg) {
+      var p = $('err-' + name);
+      if (!p) { showNotice(name + ': ' + msg); return; }
+      p.textContent = msg;
+      p.hidden = false;
+      var f = p.closest('.field');
+      if (f) f.classList.add('invalid');
+    }
+    // Client-side: the HTML constraints (required, min, max, pattern, …).
+    function clientCheck() {
+      var bad = null;
+      Array.prototype.forEach.call(form.elements, function (el) {
+        if (!el.name || !el.willValidate || el.checkValidity()) return;
+        showError(el.name, el.validationMessage);
+        bad = bad || el;
+      });
+      if (bad) bad.focus();
+      return !bad;
+    }
+    function showAPIError(res) {
+      var e = (res.body && res.body.error) || { message: 'HTTP ' + res.status };
+      if (res.status === 409 && e.suggest === 'job') {
+        showNotice('이 조건은 바로 내려받기에는 너무 큽니다: 백그라운드에서 준비하세요. (' + e.message + ')', true);
+        background.classList.add('suggested');
+        background.focus();
+        return;
+      }
+      var details = e.details && e.details.length ? e.details : (e.field ? [{ field: e.field, message: e.message }] : []);
+      if (!details.length) { showNotice(e.message); return; }
+      details.forEach(function (d) { showError(d.field, d.message); });
+      var el = form.elements[details[0].field];
+      if (el && el.focus) el.focus();
+    }
+    function query() { return new URLSearchParams(new FormData(form)).toString(); }
+
+    form.addEventListener('submit', function (ev) {
+      ev.preventDefault();
+      clearErrors();
+      if (!clientCheck()) return;
+      download.disabled = true;
+      getJSON(form.dataset.check + '?' + query()).then(function (res) {
+        if (res.ok) {
+          window.location.assign(res.body.url); // the browser's own download
+        } else {
+          showAPIError(res);
+        }
+      }, function () {
+        form.submit(); // server-side validation, as without JavaScript
+      }).then(function () {
+        setTimeout(function () { download.disabled = false; }, 1000);
+      });
+    });
+
+    background.addEventListener('click', function () {
+      clearErrors();
+      if (!clientCheck()) return;
+      var data = new FormData(form), params = {}, format = 'xlsx';
+      data.forEach(function (v, k) {
+        if (k === 'format') { format = v; return; }
+        if (v === '') return;
+        (params[k] = params[k] || []).push(v);
+      });
+      form.querySelectorAll('input[type=checkbox]').forEach(function (c) {
+        if (!c.checked && !params[c.name]) params[c.name] = ['false'];
+      });
+      background.disabled = true;
+      getJSON(form.dataset.jobs, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': csrf },
+        body: JSON.stringify({ format: format, params: params })
+      }).then(function (res) {
+        background.disabled = false;
+        if (!res.ok) { showAPIError(res); return; }
+        var job = unwrap(res.body);
+        followJob(job, res.headers.get('Location'));
+      }, function (err) {
+        background.disabled = false;
+        showNotice('백그라운드 작업을 시작하지 못했습니다: ' + err);
+      });
+    });
+  }
+
+  // ---- a background job's progress ----
+  function followJob(job, location) {
+    var section = $('job'), bar = $('job-bar'), status = $('job-status'), link = $('job-download');
+    var id = jobID(job);
+    var base = location || ('/v1/jobs/' + encodeURIComponent(id));
+    section.hidden = false;
+    section.classList.remove('failed');
+    link.hidden = true;
+    bar.removeAttribute('value'); // indeterminate until a percentage is known
+    section.scrollIntoView({ block: 'nearest' });
+    var started = Date.now(), done = false, es = null, poll = null;
+
+    function update(j) {
+      j = unwrap(j);
+      if (!j || done) return;
+      var state = jobState(j) || 'running';
+      var rows = jobRows(j), total = jobTotal(j), size = jobBytes(j);
+      var pct = first(j, ['percent', 'progress']);
+      if (pct == null && total > 0) pct = Math.min(100, rows / total * 100);
+      if (state === 'succeeded') pct = 100;
+      var parts = [stateNames[state] || state];
+      if (total > 0) parts.push(nf.format(rows) + ' / ' + nf.format(total) + '행');
+      else if (rows) parts.push(nf.format(rows) + '행');
+      if (pct != null) { bar.value = pct; parts.push(Math.floor(pct) + '%'); }
+      if (size) parts.push(bytes(size));
+      if (state === 'running' && total > rows && rows > 0) {
+        var elapsed = (Date.now() - (Date.parse(j.started_at) || started)) / 1000;
+        var eta = first(j, ['eta_seconds']);
+        if (eta == null && elapsed > 0) eta = (total - rows) / (rows / elapsed);
+        parts.push('남은 시간 약 ' + duration(eta));
+      }
+      if (state === 'failed' && j.error) parts.push(typeof j.error === 'string' ? j.error : (j.error.message || ''));
+      status.textContent = parts.join(' · ');
+      if (terminal[state]) {
+        done = true;
+        if (es) es.close();
+        if (poll) clearInterval(poll);
+        if (state === 'succeeded') {
+          link.href = jobDownload(j);
+          var name = first(j, ['file_name', 'filename']);
+          link.textContent = name ? '파일 받기: ' + name : '파일 받기';
+          link.hidden = false;
+          link.focus();
+        } else {
+          section.classList.add('failed');
+        }
+      }
+    }
+    function startPolling() {
+      if (poll || done) return;
+      poll = setInterval(function () {
+        getJSON(base).then(function (res) { if (res.ok) update(res.body); });
+      }, 1000);
+    }
+    update(job);
+    if (done) return;
+    if (window.EventSource) {
+      es = new EventSource(base + '/events');
+      var onEvent = function (ev) {
+        try { update(JSON.parse(ev.data)); } catch (e) { /* not JSON: ignore */ }
+      };
+      ['message', 'progress', 'state', 'job', 'done', 'succeeded', 'failed', 'end'].forEach(function (t) {
+        es.addEventListener(t, onEvent);
+      });
+      es.onerror = function () {
+        if (done) return;
+        es.close();
+        startPolling(); // the stream ended or is unavailable: ask instead
+      };
+    } else {
+      startPolling();
+    }
+  }
+
+  // ---- My exports ----
+  function initJobs(box) {
+    var table = $('jobs-table'), empty = $('jobs-empty'), tbody = table.querySelector('tbody');
+    function cell(tr, text, cls) {
+      var td = document.createElement('td');
+      if (cls) td.className = cls;
+      if (text instanceof Node) td.appendChild(text); else td.textContent = text == null ? '' : text;
+      tr.appendChild(td);
+    }
+    function load() {
+      getJSON(box.dataset.api).then(function (res) {
+        if (!res.ok) {
+          empty.textContent = '목록을 불러오지 못했습니다: ' + ((res.body && res.body.error && res.body.error.message) || res.status);
+          return;
+        }
+        var list = Array.isArray(res.body) ? res.body : (res.body.jobs || res.body.items || []);
+        tbody.textContent = '';
+        list.map(unwrap).forEach(function (j) {
+          var tr = document.createElement('tr'), state = jobState(j) || '';
+          var ds = first(j, ['dataset', 'dataset_name']) || '';
+          var a = document.createElement('a');
+          a.href = '/ui/datasets/' + encodeURIComponent(ds);
+          a.textContent = first(j, ['title', 'dataset_title']) || ds;
+          cell(tr, a);
+          cell(tr, first(j, ['format']) || '');
+          var badge = document.createElement('span');
+          badge.className = 'state state-' + state;
+          badge.textContent = stateNames[state] || state;
+          cell(tr, badge);
+          cell(tr, nf.format(jobRows(j)), 'num');
+          cell(tr, bytes(jobBytes(j)), 'num');
+          cell(tr, when(first(j, ['created_at', 'submitted_at', 'started_at'])));
+          cell(tr, when(first(j, ['expires_at'])));
+          var dl = jobDownload(j);
+          if (state === 'succeeded' && dl) {
+            var l = document.createElement('a');
+            l.href = dl;
+            l.className = 'button primary';
+            l.textContent = '받기';
+            cell(tr, l);
+          } else {
+            cell(tr, '');
+          }
+          tr.dataset.job = jobID(j);
+          tbody.appendChild(tr);
+        });
+        table.hidden = list.length === 0;
+        empty.hidden = list.length > 0;
+        empty.textContent = '아직 백그라운드에서 준비한 파일이 없습니다.';
+        var active = list.some(function (j) { return !terminal[jobState(unwrap(j))]; });
+        if (active) setTimeout(load, 2000);
+      }, function (err) { empty.textContent = '목록을 불러오지 못했습니다: ' + err; });
+    }
+    load();
+  }
+
+  var form = $('export');
+  if (form) initForm(form);
+  var jobs = $('jobs');
+  if (jobs) initJobs(jobs);
+})();
