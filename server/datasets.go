@@ -27,6 +27,11 @@ type datasetInfo struct {
 	Key string `json:"key,omitempty"`
 	// Exports holds the download URL of each format (default parameters).
 	Exports map[exportd.Format]string `json:"exports"`
+	// Roles may run the dataset (empty: any authenticated principal).
+	Roles []string `json:"roles,omitempty"`
+	// Pinned holds the values of the parameters pinned for the requesting
+	// principal: given any other value, an export is refused (403).
+	Pinned map[string][]string `json:"pinned,omitempty"`
 }
 
 func describe(d *exportd.Dataset) datasetInfo {
@@ -34,6 +39,7 @@ func describe(d *exportd.Dataset) datasetInfo {
 		Name: d.Name, Title: d.Title, Description: d.Description,
 		Params: d.Params, Columns: d.Columns, Formats: exportd.Formats,
 		RowLimit: d.RowLimit, Key: d.Key, Exports: map[exportd.Format]string{},
+		Roles: d.Roles,
 	}
 	if info.Params == nil {
 		info.Params = []exportd.Param{}
@@ -50,18 +56,28 @@ func describe(d *exportd.Dataset) datasetInfo {
 func (s *Server) listDatasets(w http.ResponseWriter, r *http.Request) {
 	list := make([]datasetInfo, 0, len(s.cfg.Datasets.Datasets))
 	for _, d := range s.cfg.Datasets.Datasets {
-		list = append(list, describe(d))
+		if !mayRun(r, d) { // only the datasets the principal may run (auth.go)
+			continue
+		}
+		info := describe(d)
+		info.Pinned = s.pinnedFor(r, d)
+		list = append(list, info)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"datasets": list})
 }
 
 func (s *Server) getDataset(w http.ResponseWriter, r *http.Request) {
 	d, err := s.cfg.Datasets.Lookup(r.PathValue("name"))
+	if err == nil {
+		err = s.authorize(r, d, url.Values{})
+	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, describe(d))
+	info := describe(d)
+	info.Pinned = s.pinnedFor(r, d)
+	writeJSON(w, http.StatusOK, info)
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {

@@ -52,6 +52,10 @@ func (s *Server) parseExport(r *http.Request) (*exportRequest, error) {
 	if err != nil {
 		return nil, &Error{Status: http.StatusBadRequest, Code: "bad_query", Message: "malformed query string: " + err.Error()}
 	}
+	// The principal's roles and pinned parameters (auth.go).
+	if err := s.authorize(r, d, q); err != nil {
+		return nil, err
+	}
 	part, err := parsePart(q, d)
 	if err != nil {
 		return nil, err
@@ -81,12 +85,19 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	req, err := s.parseExport(r)
 	if err != nil {
+		if e := toError(err); e.Status == http.StatusForbidden {
+			// A denied export is in the audit log too.
+			s.log.Info("export", append(auditAttrs(r), "dataset", r.PathValue("name"), "params", r.URL.RawQuery,
+				"client", s.cfg.ClientKey(r), "outcome", e.Code, "status", e.Status, "error", err.Error())...)
+		}
 		s.writeError(w, r, err)
 		return
 	}
 	d, f := req.d, req.format
 	labels := []string{d.Name, string(f)}
-	log := s.log.With("dataset", d.Name, "format", string(f), "client", req.client)
+	// The audit line: who, dataset, parameters (as bound, pins applied),
+	// then rows, bytes and outcome.
+	log := s.log.With(append(auditAttrs(r), "dataset", d.Name, "format", string(f), "params", auditParams(req.params), "client", req.client)...)
 	refuse := func(outcome string, err error) {
 		s.metrics.exports.WithLabelValues(d.Name, string(f), outcome).Inc()
 		if outcome == "rejected" || outcome == "too_large" {

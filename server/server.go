@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/exportd/exportd"
+	"github.com/exportd/exportd/auth"
 )
 
 // Config configures a [Server]. Only Datasets and Sources are required;
@@ -68,8 +70,8 @@ type Config struct {
 	// ClientKey names the client a request comes from, for the
 	// per-client limit. Nil means the remote IP address, taken from
 	// X-Real-IP (then the last X-Forwarded-For entry) when the request
-	// comes from one of TrustedProxies. Authentication will plug the
-	// principal in here.
+	// comes from one of TrustedProxies; with Auth, an authenticated
+	// principal's name (anonymous requests still by address).
 	ClientKey func(r *http.Request) string
 	// TrustedProxies are the addresses whose X-Real-IP and X-Forwarded-For
 	// headers name the client (e.g. 127.0.0.1/32 for a local nginx).
@@ -90,6 +92,19 @@ type Config struct {
 	// Logger receives one line per export and server events; nil means
 	// slog.Default().
 	Logger *slog.Logger
+
+	// Auth finds the principal of each request (see package auth and
+	// server/auth.go): every route but /healthz, /readyz, /metrics,
+	// /v1/openapi.json and the UI's static files needs one (401 without),
+	// datasets declare the roles that may run them and parameters pinned
+	// per role. Nil turns access control off: every request is served,
+	// with no principal.
+	Auth *auth.Authenticator
+	// CSRFKey signs the anti-forgery tokens of the UI's forms (see
+	// CSRFToken). Nil means a random key per server, so forms opened
+	// before a restart, or served by another node, fail once: give every
+	// node the same key.
+	CSRFKey []byte
 }
 
 // Defaults applied by New.
@@ -116,6 +131,7 @@ type Server struct {
 	handler http.Handler
 	metrics *metrics
 	admit   *admission
+	csrfKey []byte // signs CSRF tokens (auth.go)
 
 	// streams is the context every export runs under: it ends when the
 	// shutdown grace period is over.
@@ -178,9 +194,20 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.ClientKey == nil {
 		proxies := cfg.TrustedProxies
-		cfg.ClientKey = func(r *http.Request) string { return remoteIP(r, proxies) }
+		cfg.ClientKey = func(r *http.Request) string {
+			// An authenticated principal is one client wherever it comes
+			// from; anonymous requests are told apart by address.
+			if p := auth.From(r.Context()); p != nil && p.Via != auth.ViaAnonymous {
+				return "principal:" + p.Name
+			}
+			return remoteIP(r, proxies)
+		}
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics()}
+	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics(), csrfKey: cfg.CSRFKey}
+	if len(s.csrfKey) == 0 {
+		s.csrfKey = make([]byte, 32)
+		rand.Read(s.csrfKey)
+	}
 	s.admit = newAdmission(cfg.MaxExports, cfg.MaxExportsPerClient)
 	s.streams, s.stopStreams = context.WithCancelCause(context.Background())
 	s.mux = http.NewServeMux()
@@ -193,7 +220,7 @@ func New(cfg Config) (*Server, error) {
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, &Error{Status: http.StatusNotFound, Code: "not_found", Message: "no such route: " + r.URL.Path})
 	})
-	s.handler = s.limitQuery(s.mux)
+	s.handler = securityHeaders(s.limitQuery(s.authenticate(s.mux)))
 	return s, nil
 }
 
