@@ -1,0 +1,305 @@
+package audit
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"time"
+)
+
+// ErrTampered is wrapped by every error that reports a broken chain.
+var ErrTampered = errors.New("audit trail does not verify")
+
+// ChainError names the first record at which the chain breaks.
+type ChainError struct {
+	Seq        int64  // the record (or, with Checkpoint, the checkpoint's seq)
+	Reason     string // what is wrong
+	Checkpoint bool   // the checkpoint itself does not verify
+}
+
+func (e *ChainError) Error() string {
+	if e.Checkpoint {
+		return fmt.Sprintf("audit checkpoint (seq %d): %s", e.Seq, e.Reason)
+	}
+	return fmt.Sprintf("audit record %d: %s", e.Seq, e.Reason)
+}
+
+// Unwrap returns ErrTampered.
+func (e *ChainError) Unwrap() error { return ErrTampered }
+
+// Summary describes a verified trail.
+type Summary struct {
+	Records    int64 // records verified
+	First      int64 // seq of the first record (0 when none)
+	Last       int64 // seq of the last record (0 when none)
+	Checkpoint int64 // seq of the checkpoint the chain starts from (0: nothing pruned)
+}
+
+// Verify checks the whole chain, from the checkpoint to the newest record,
+// and returns a *ChainError (wrapping ErrTampered) naming the first broken
+// record:
+//
+//   - an edited record: "MAC mismatch" at that record (the MAC covers every
+//     field, the seq and the key id);
+//   - a deleted record k: "missing" at k, the first absent seq (record k+1
+//     is present, its seq is not the one expected); with the seqs renumbered
+//     to hide the gap, a MAC mismatch at k instead;
+//   - reordered or swapped content: a MAC mismatch at the first of the
+//     records involved (the MAC covers the seq, so content moved to another
+//     seq no longer verifies);
+//   - an edited or forged checkpoint: a signature mismatch at the checkpoint;
+//   - deleted newest records with the head row left as it was: "missing" at
+//     the first deleted seq. Someone who also rewinds the head row to an
+//     older record goes unnoticed here: [Store.VerifyAgainstLog] finds it.
+//
+// Verify reads a consistent snapshot; appends go on meanwhile.
+func (s *Store) Verify(ctx context.Context) (Summary, error) {
+	var sum Summary
+	err := s.locked(ctx, true, func(q querier) error {
+		h, err := s.readHead(ctx, q, false)
+		if err != nil {
+			return err
+		}
+		var lastMAC MAC
+		sum, lastMAC, err = s.verify(ctx, q, h, h.seq)
+		if err != nil {
+			return err
+		}
+		switch {
+		case sum.Last < h.seq:
+			return &ChainError{Seq: sum.Last + 1, Reason: fmt.Sprintf("missing (the head is record %d): the newest records were deleted", h.seq)}
+		case sum.Last > h.seq:
+			return &ChainError{Seq: h.seq + 1, Reason: fmt.Sprintf("after the head (record %d)", h.seq)}
+		case !hmac.Equal(lastMAC, h.mac):
+			return &ChainError{Seq: h.seq, Reason: "MAC differs from the head's"}
+		}
+		return nil
+	})
+	return sum, err
+}
+
+// verify checks the checkpoint of h and the records after it up to seq
+// upTo, the last of which it returns the MAC of (the checkpoint's when
+// there is none).
+func (s *Store) verify(ctx context.Context, q querier, h headRow, upTo int64) (Summary, MAC, error) {
+	sum := Summary{Checkpoint: h.ck.Seq}
+	if err := s.verifyCheckpoint(h.ck); err != nil {
+		return sum, nil, err
+	}
+	rows, err := q.QueryContext(ctx, "SELECT "+recordColumns+" FROM "+s.table+" WHERE seq <= ? ORDER BY seq", upTo)
+	if err != nil {
+		return sum, nil, fmt.Errorf("audit: read records: %w", err)
+	}
+	defer rows.Close()
+	want, prev := h.ck.Seq+1, h.ck.MAC
+	for rows.Next() {
+		r, err := scanRecord(rows)
+		if err != nil {
+			return sum, nil, err
+		}
+		switch {
+		case r.Seq < want:
+			return sum, nil, &ChainError{Seq: r.Seq, Reason: fmt.Sprintf("before the checkpoint (record %d)", h.ck.Seq)}
+		case r.Seq > want:
+			return sum, nil, &ChainError{Seq: want, Reason: fmt.Sprintf("missing (record %d follows record %d)", r.Seq, want-1)}
+		}
+		key, err := s.keys.key(r.KeyID)
+		if err != nil {
+			return sum, nil, fmt.Errorf("audit record %d: %w", r.Seq, err)
+		}
+		if !hmac.Equal(computeMAC(key, &r, prev), r.MAC) {
+			if !hmac.Equal(r.PrevMAC, prev) {
+				return sum, nil, &ChainError{Seq: r.Seq, Reason: "MAC mismatch: prev_mac does not match the previous record (deleted, reordered or edited)"}
+			}
+			return sum, nil, &ChainError{Seq: r.Seq, Reason: "MAC mismatch (edited, reordered or signed with another key)"}
+		}
+		if !hmac.Equal(r.PrevMAC, prev) {
+			// the MAC covers the chained value, not the stored column
+			return sum, nil, &ChainError{Seq: r.Seq, Reason: "prev_mac column edited"}
+		}
+		if sum.First == 0 {
+			sum.First = r.Seq
+		}
+		sum.Last, sum.Records = r.Seq, sum.Records+1
+		want, prev = r.Seq+1, r.MAC
+	}
+	if err := rows.Err(); err != nil {
+		return sum, nil, fmt.Errorf("audit: read records: %w", err)
+	}
+	if sum.Records == 0 {
+		sum.Last = h.ck.Seq
+	}
+	return sum, prev, nil
+}
+
+func (s *Store) verifyCheckpoint(ck Checkpoint) error {
+	if ck.Seq == 0 && len(ck.MAC) == 0 && ck.KeyID == "" && len(ck.Sig) == 0 && ck.Before.UnixMicro() == 0 {
+		return nil // nothing pruned yet
+	}
+	key, err := s.keys.key(ck.KeyID)
+	if err != nil {
+		if errors.Is(err, ErrNoKey) && s.keys.current != "" {
+			return &ChainError{Seq: ck.Seq, Checkpoint: true, Reason: fmt.Sprintf("unknown key %q", ck.KeyID)}
+		}
+		return err
+	}
+	if !hmac.Equal(ck.sign(key), ck.Sig) {
+		return &ChainError{Seq: ck.Seq, Checkpoint: true, Reason: "signature mismatch (the checkpoint was edited)"}
+	}
+	return nil
+}
+
+// VerifyAgainstLog compares the trail with the log lines of its records
+// (Options.Logger with a slog JSON handler; other lines are skipped): each
+// logged record newer than the checkpoint must be in the store with the
+// same MAC. It finds what Verify cannot: the newest records deleted
+// together with a rewound head row. It returns the number of logged records
+// compared, or a *ChainError naming the first record that is missing or
+// differs. Records stored but not logged (a crash between the commit and
+// the log line) are not an error.
+func (s *Store) VerifyAgainstLog(ctx context.Context, log io.Reader) (int, error) {
+	logged := map[int64]MAC{}
+	sc := bufio.NewScanner(log)
+	sc.Buffer(nil, 16<<20)
+	for sc.Scan() {
+		line := sc.Bytes()
+		if !bytes.Contains(line, []byte(`"`+logMessage+`"`)) {
+			continue
+		}
+		var l struct {
+			Msg   string `json:"msg"`
+			Audit *struct {
+				Seq int64 `json:"seq"`
+				MAC MAC   `json:"mac"`
+			} `json:"audit"`
+		}
+		if json.Unmarshal(line, &l) != nil || l.Msg != logMessage || l.Audit == nil || l.Audit.Seq <= 0 {
+			continue
+		}
+		logged[l.Audit.Seq] = l.Audit.MAC
+	}
+	if err := sc.Err(); err != nil {
+		return 0, fmt.Errorf("audit: read log: %w", err)
+	}
+	n := 0
+	err := s.locked(ctx, true, func(q querier) error {
+		h, err := s.readHead(ctx, q, false)
+		if err != nil {
+			return err
+		}
+		rows, err := q.QueryContext(ctx, "SELECT seq, mac FROM "+s.table+" ORDER BY seq")
+		if err != nil {
+			return fmt.Errorf("audit: read records: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				seq int64
+				mac string
+			)
+			if err := rows.Scan(&seq, &mac); err != nil {
+				return fmt.Errorf("audit: read records: %w", err)
+			}
+			want, ok := logged[seq]
+			if !ok {
+				continue
+			}
+			if want.String() != mac {
+				return &ChainError{Seq: seq, Reason: "MAC differs from the log's"}
+			}
+			delete(logged, seq)
+			n++
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("audit: read records: %w", err)
+		}
+		var missing []int64
+		for seq := range logged {
+			if seq > h.ck.Seq {
+				missing = append(missing, seq)
+			}
+		}
+		if len(missing) > 0 {
+			sort.Slice(missing, func(i, j int) bool { return missing[i] < missing[j] })
+			return &ChainError{Seq: missing[0], Reason: fmt.Sprintf("in the log but not in the store (%d logged records missing)", len(missing))}
+		}
+		return nil
+	})
+	return n, err
+}
+
+// Prune deletes the records older than before and writes a signed
+// checkpoint (the seq and MAC of the last deleted record), from which the
+// remaining chain verifies. Only a prefix of the chain is deleted: it ends
+// before the first record whose time is not older than before (records
+// from several nodes are not strictly in time order). The records to delete
+// are verified first: Prune refuses (with a *ChainError) to sign a
+// checkpoint over a broken chain, which would hide the tampering. It
+// returns the number of records deleted.
+func (s *Store) Prune(ctx context.Context, before time.Time) (int64, error) {
+	key, err := s.keys.key(s.keys.current)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	err = s.locked(ctx, false, func(q querier) error {
+		h, err := s.readHead(ctx, q, true)
+		if err != nil {
+			return err
+		}
+		var first *int64
+		if err := q.QueryRowContext(ctx, "SELECT min(seq) FROM "+s.table+" WHERE time_us >= ?", before.UnixMicro()).Scan(&first); err != nil {
+			return fmt.Errorf("audit: prune: %w", err)
+		}
+		upTo := h.seq
+		if first != nil {
+			upTo = *first - 1
+		}
+		if upTo <= h.ck.Seq {
+			return s.verifyCheckpoint(h.ck)
+		}
+		sum, lastMAC, err := s.verify(ctx, q, h, upTo)
+		if err != nil {
+			return err
+		}
+		if sum.Last != upTo {
+			return &ChainError{Seq: sum.Last + 1, Reason: "missing"}
+		}
+		res, err := q.ExecContext(ctx, "DELETE FROM "+s.table+" WHERE seq <= ?", upTo)
+		if err != nil {
+			return fmt.Errorf("audit: prune: %w", err)
+		}
+		n, _ = res.RowsAffected()
+		ck := Checkpoint{Seq: upTo, MAC: lastMAC, Before: before.UTC().Truncate(time.Microsecond), KeyID: s.keys.current}
+		ck.Sig = ck.sign(key)
+		if _, err := q.ExecContext(ctx, "UPDATE "+s.head+" SET ck_seq = ?, ck_mac = ?, ck_time_us = ?, ck_key_id = ?, ck_sig = ? WHERE id = 1",
+			ck.Seq, ck.MAC.String(), ck.Before.UnixMicro(), ck.KeyID, ck.Sig.String()); err != nil {
+			return fmt.Errorf("audit: write checkpoint: %w", err)
+		}
+		return nil
+	})
+	return n, err
+}
+
+// PruneExpired prunes the records older than the retention
+// (Options.Retention, DefaultRetention when zero) before now.
+func (s *Store) PruneExpired(ctx context.Context, now time.Time) (int64, error) {
+	return s.Prune(ctx, now.Add(-s.retention))
+}
+
+// Checkpoint returns the current checkpoint (Seq 0 when nothing was pruned).
+func (s *Store) Checkpoint(ctx context.Context) (Checkpoint, error) {
+	var ck Checkpoint
+	err := s.locked(ctx, true, func(q querier) error {
+		h, err := s.readHead(ctx, q, false)
+		ck = h.ck
+		return err
+	})
+	return ck, err
+}
