@@ -6,6 +6,7 @@ import (
 	"crypto/cipher"
 	"crypto/hmac"
 	"crypto/sha512"
+	"crypto/subtle"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -143,7 +144,15 @@ func (w *Writer) Write(p []byte) (int, error) {
 func (w *Writer) cryptSegment(b []byte) {
 	binary.LittleEndian.PutUint32(w.ivInput[saltBytes:], w.segNum)
 	iv := sha512.Sum512(w.ivInput[:])
-	cipher.NewCBCEncrypter(w.block, iv[:aes.BlockSize]).CryptBlocks(b, b)
+	// CBC by hand: cipher.NewCBCEncrypter would allocate a copy of the
+	// key schedule per segment.
+	prev := iv[:aes.BlockSize]
+	for i := 0; i < len(b); i += aes.BlockSize {
+		blk := b[i : i+aes.BlockSize]
+		subtle.XORBytes(blk, blk, prev)
+		w.block.Encrypt(blk, blk)
+		prev = blk
+	}
 	w.segNum++
 }
 

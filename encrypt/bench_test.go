@@ -1,0 +1,37 @@
+package encrypt_test
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/exportd/exportd/encrypt"
+)
+
+// BenchmarkWrite encrypts 64 MiB in the xlsx writer's 64 KiB chunks into a
+// file, Close (HMAC read-back, compound file) included.
+func BenchmarkWrite(b *testing.B) {
+	chunk := randomBytes(64<<10, 1)
+	const total = 64 << 20
+	path := filepath.Join(b.TempDir(), "bench.xlsx")
+	b.SetBytes(total)
+	for b.Loop() {
+		f, err := os.Create(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		w, err := encrypt.NewWriter(f, "pw", encrypt.SpinCount(1))
+		if err != nil {
+			b.Fatal(err)
+		}
+		for range total / len(chunk) {
+			if _, err := w.Write(chunk); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := w.Close(); err != nil {
+			b.Fatal(err)
+		}
+		f.Close()
+	}
+}
