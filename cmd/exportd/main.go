@@ -26,6 +26,7 @@ type cli struct {
 	Check   checkCmd   `cmd:"" help:"Validate a datasets file and, with the databases reachable, each query's columns."`
 	Demo    demoCmd    `cmd:"" help:"Create demo data in SQLite (once) with a datasets file, and show how to export it."`
 	Version versionCmd `cmd:"" help:"Print the version."`
+	Audit   auditCmd   `cmd:"" help:"Verify the personal-data export audit trail, or write its review file."`
 }
 
 // usageError marks an error caused by the command line or the input files,
