@@ -367,3 +367,27 @@ func maskable(rule, s string) bool {
 	}
 	return strings.TrimSpace(s) != "" || (rule == "keep" && s != "")
 }
+
+func TestPersonalWithoutRule(t *testing.T) {
+	p := &mask.Policy{
+		Personal: map[string]mask.Rule{"memo": {}},
+		Roles:    map[string]map[string]mask.Access{"cs": {"memo": mask.Masked}},
+	}
+	plan, err := p.Plan([]string{"cs"}, []exportd.Column{{Name: "id"}, {Name: "memo"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	w, err := plan.NewWriter(func(w io.Writer, cols []exportd.Column) (exportd.RowWriter, error) {
+		return format.New(exportd.FormatCSV, w, cols, format.Options{})
+	})(&buf, []exportd.Column{{Name: "id"}, {Name: "memo"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.WriteRow([]exportd.Value{exportd.Int(1), exportd.String("secret")})
+	w.WriteRow([]exportd.Value{exportd.Int(2), exportd.Null()})
+	w.Close()
+	if want := "id,memo\n1,\"\"\n2,\n"; buf.String() != want {
+		t.Errorf("got %q, want %q", buf.String(), want)
+	}
+}

@@ -43,7 +43,9 @@ func ParseAccess(s string) (Access, error) {
 // full by anyone allowed to export the dataset (that decision belongs to
 // access control, not to the Policy).
 type Policy struct {
-	// Personal maps each personal column's name to its masking rule.
+	// Personal maps each personal column's name to its masking rule. A
+	// personal column with the zero Rule is, where a role sees it masked,
+	// replaced by an empty string (nothing of it is shown).
 	Personal map[string]Rule
 	// Roles maps a role to the access it has to each personal column. A
 	// personal column a role does not list is Omitted for it, and so is
