@@ -35,3 +35,17 @@ func BenchmarkWrite(b *testing.B) {
 		f.Close()
 	}
 }
+
+// BenchmarkNewWriter is the password hash: 100,000 SHA-512 iterations.
+func BenchmarkNewWriter(b *testing.B) {
+	f, err := os.Create(filepath.Join(b.TempDir(), "x"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	for b.Loop() {
+		if _, err := encrypt.NewWriter(f, "pw"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

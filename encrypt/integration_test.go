@@ -265,3 +265,87 @@ func TestMsoffcryptoMiniStream(t *testing.T) {
 		t.Fatal("decrypted package differs")
 	}
 }
+
+// libreofficeScript opens argv[3:] pairs (workbook, password or "") in a
+// headless LibreOffice through UNO and stores each first sheet as CSV next
+// to it (".csv"), printing "ok" or "refused" per file. The passwords come
+// on stdin, one per line.
+const libreofficeScript = `
+import os, subprocess, sys, time, uno
+from com.sun.star.beans import PropertyValue
+def pv(n, v):
+    p = PropertyValue(); p.Name = n; p.Value = v; return p
+profile, pipe = sys.argv[1], sys.argv[2]
+passwords = sys.stdin.read().split("\n")
+proc = subprocess.Popen(["soffice", "--headless", "--invisible", "--norestore", "--nologo",
+    "-env:UserInstallation=" + uno.systemPathToFileUrl(profile),
+    "--accept=pipe,name=%s;urp;" % pipe], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+try:
+    local = uno.getComponentContext()
+    resolver = local.ServiceManager.createInstanceWithContext("com.sun.star.bridge.UnoUrlResolver", local)
+    for _ in range(300):
+        try:
+            ctx = resolver.resolve("uno:pipe,name=%s;urp;StarOffice.ComponentContext" % pipe)
+            break
+        except Exception:
+            time.sleep(0.2)
+    desktop = ctx.ServiceManager.createInstanceWithContext("com.sun.star.frame.Desktop", ctx)
+    for path, pw in zip(sys.argv[3:], passwords):
+        props = [pv("Hidden", True)]
+        if pw:
+            props.append(pv("Password", pw))
+        try:
+            doc = desktop.loadComponentFromURL(uno.systemPathToFileUrl(path), "_blank", 0, tuple(props))
+        except Exception:
+            doc = None
+        if doc is None:
+            print("refused"); continue
+        doc.storeToURL(uno.systemPathToFileUrl(path + ".csv"),
+            (pv("FilterName", "Text - txt - csv (StarCalc)"), pv("FilterOptions", "44,34,76,1")))
+        doc.close(True)
+        print("ok")
+    try:
+        desktop.terminate()
+    except Exception:
+        pass
+finally:
+    try:
+        proc.wait(timeout=30)
+    except Exception:
+        proc.kill()
+`
+
+// TestLibreOffice opens the encrypted workbook in LibreOffice with the
+// password (its own compound file reader and agile decryption) and saves
+// it as CSV: the same CSV as the plain workbook's. A wrong password is
+// refused.
+func TestLibreOffice(t *testing.T) {
+	tool(t, "soffice")
+	py := python3(t, "uno")
+	const password = "LibreOffice 비밀번호"
+	enc, plain, _ := exportBoth(t, 1000, password)
+	wrong := enc + ".wrong.xlsx"
+	if err := os.Link(enc, wrong); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(py, "-c", libreofficeScript, t.TempDir(), "exportd_encrypt_test", enc, plain, wrong)
+	cmd.Stdin = strings.NewReader(password + "\n\nnot the password")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("LibreOffice: %v\n%s", err, out)
+	}
+	if got := strings.Fields(string(out)); strings.Join(got, " ") != "ok ok refused" {
+		t.Fatalf("LibreOffice: %q, want ok ok refused", out)
+	}
+	a, err := os.ReadFile(enc + ".csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(plain + ".csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(a, b) || bytes.Count(a, []byte("\n")) < 1001 {
+		t.Fatalf("LibreOffice CSV of the encrypted workbook (%d bytes) differs from the plain one's (%d bytes)", len(a), len(b))
+	}
+}
