@@ -20,7 +20,7 @@
 // encrypts into a temporary file and sends it, with Content-Length, when
 // Close has returned. Memory does not grow with the package: one 4096-byte
 // segment, a 64 KiB write buffer, and the FAT computed sector by sector at
-// Close (a 75 MB package needs 1,150 FAT sectors, never held at once).
+// Close (a 77 MiB file has 1,232 FAT sectors, never held at once).
 //
 // The password is hashed in NewWriter and not kept; the derived keys are
 // cleared at Close. [GeneratePassword] makes a readable random password for
