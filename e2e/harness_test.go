@@ -97,6 +97,10 @@ ANALYZE e2e_accounts;`, tableRows))
 
 const datasetsYAML = `
 timezone: UTC
+# Requests from this machine (the tests, and nginx) need no credentials;
+# e2e/auth_test.go replaces this block to test access control.
+auth:
+  anonymous: {roles: [admin], from: [127.0.0.0/8]}
 connections:
   pg: {url: "${EXPORTD_E2E_PG}"}
 datasets:

@@ -274,4 +274,10 @@ datasets:
     filename: accounts
     row_limit: 2000000
     key: id
+
+# Access control: without credentials, a request from this machine is the
+# anonymous principal with the admin role; any other address gets 401.
+# Add tokens with "exportd token create --config datasets.yaml --name NAME --roles admin".
+auth:
+  anonymous: {roles: [admin], from: [127.0.0.0/8, "::1/128"]}
 `

@@ -27,6 +27,7 @@ type cli struct {
 	Demo    demoCmd    `cmd:"" help:"Create demo data in SQLite (once) with a datasets file, and show how to export it."`
 	Version versionCmd `cmd:"" help:"Print the version."`
 	Audit   auditCmd   `cmd:"" help:"Verify the personal-data export audit trail, or write its review file."`
+	Token   tokenCmd   `cmd:"" help:"Create, list and revoke API tokens (Authorization: Bearer)."`
 }
 
 // usageError marks an error caused by the command line or the input files,

@@ -75,10 +75,16 @@ func (c *serveCmd) config(ctx context.Context, cfg *exportd.Config, log *slog.Lo
 		}
 		sc.TrustedProxies = append(sc.TrustedProxies, pfx)
 	}
+	a, csrfKey, closeAuth, err := authenticator(ctx, cfg) // token.go
+	if err != nil {
+		return sc, nil, err
+	}
+	sc.Auth, sc.CSRFKey = a, csrfKey
 	closeAll := func() {
 		for _, s := range sc.Sources {
 			s.Close()
 		}
+		closeAuth()
 	}
 	names := make([]string, 0, len(cfg.Connections))
 	for n := range cfg.Connections {
