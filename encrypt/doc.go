@@ -1,8 +1,9 @@
 // Package encrypt writes password-protected Office Open XML files: ECMA-376
 // Agile Encryption (AES-256-CBC, SHA-512, a password key encryptor of
 // 100,000 SHA-512 iterations and an HMAC-SHA512 data integrity check) of a
-// package such as an .xlsx workbook, in a compound file (MS-CFB) that Excel,
-// LibreOffice and msoffcrypto-tool open with the password.
+// package such as an .xlsx workbook, in a compound file (MS-CFB), the form
+// Excel writes for "Encrypt with Password". The tests open the result with
+// msoffcrypto-tool and LibreOffice (Excel itself is not run here).
 //
 // A [Writer] takes the plaintext package as a stream, typically from an
 // xlsx.Writer, and encrypts it segment by segment into a file:
