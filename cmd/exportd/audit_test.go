@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"encoding/csv"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/exportd/exportd/audit"
+)
+
+// auditTrail appends n records to a new SQLite trail and returns its URL
+// and key file.
+func auditTrail(t *testing.T, dir string, n int) (url, keyFile string) {
+	t.Helper()
+	keyFile = filepath.Join(dir, "audit.key")
+	if err := os.WriteFile(keyFile, []byte("00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := audit.LoadKeys(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	url = "sqlite:" + filepath.Join(dir, "audit.db")
+	s, err := audit.Open(context.Background(), url, audit.Options{Keys: keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	start := time.Date(2026, 10, 1, 9, 0, 0, 0, time.UTC)
+	for i := range n {
+		r := &audit.Record{
+			Time: start.Add(time.Duration(i) * 24 * time.Hour), Principal: "kim", Roles: []string{"manager"},
+			Client: "10.0.0.1", Dataset: "member_scores", Params: json.RawMessage(`{"from":"2019-01-01"}`),
+			Columns: []string{"id", "name"}, Purpose: audit.Purpose{Category: "support", Text: "회원 문의 처리 #" + strconv.Itoa(i)},
+			Format: "xlsx", Rows: int64(100 + i), Bytes: 4096, SHA256: strings.Repeat("ab", 32), Outcome: audit.OutcomeOf(nil),
+		}
+		if err := s.Append(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return url, keyFile
+}
+
+func TestAuditVerifyAndExport(t *testing.T) {
+	dir := t.TempDir()
+	url, key := auditTrail(t, dir, 10)
+
+	out, stderr, code := run(t, dir, "audit", "verify", "--db", url, "--key-file", key)
+	if code != 0 || !strings.Contains(out, "10 records OK") {
+		t.Fatalf("verify: exit %d, %q %q", code, out, stderr)
+	}
+
+	// The October review file holds the records of October, every field as stored.
+	_, stderr, code = run(t, dir, "audit", "export", "--db", url, "--from", "2026-10-01", "--to", "2026-10-06",
+		"--format", "csv", "--timezone", "UTC", "-o", "review.csv")
+	if code != 0 {
+		t.Fatalf("export: exit %d, %s", code, stderr)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "review.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(strings.NewReader(strings.TrimPrefix(string(data), "\xEF\xBB\xBF"))).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 6 { // header + 5 days
+		t.Fatalf("%d records in the review file, want header + 5:\n%s", len(recs), data)
+	}
+	if !strings.Contains(strings.Join(recs[1], "|"), "회원 문의 처리 #0") || !strings.Contains(strings.Join(recs[5], "|"), "회원 문의 처리 #4") {
+		t.Fatalf("review rows: %q … %q", recs[1], recs[5])
+	}
+
+	// Someone with write access edits record 4: verify fails naming it.
+	path := strings.TrimPrefix(url, "sqlite:")
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`UPDATE exportd_audit SET row_count = 1 WHERE seq = 4`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	_, stderr, code = run(t, dir, "audit", "verify", "--db", url, "--key-file", key)
+	if code != 1 || !strings.Contains(stderr, "record 4") {
+		t.Fatalf("verify after an edit: exit %d, %q", code, stderr)
+	}
+	if lines := strings.Count(strings.TrimSpace(stderr), "\n"); lines != 0 {
+		t.Errorf("not one line: %q", stderr)
+	}
+
+	// A wrong key is bad input.
+	bad := filepath.Join(dir, "bad.key")
+	os.WriteFile(bad, []byte("not a key"), 0o600)
+	if _, _, code := run(t, dir, "audit", "verify", "--db", url, "--key-file", bad); code != 2 {
+		t.Errorf("bad key file: exit %d, want 2", code)
+	}
+}
