@@ -75,7 +75,12 @@ func (s *Server) csrfOK(r *http.Request) bool {
 	if got == "" {
 		got = r.PostFormValue(CSRFField)
 	}
-	return got != "" && auth.CheckCSRF(s.csrfKey, auth.From(r.Context()), got, time.Now())
+	if got != "" && auth.CheckCSRF(s.csrfKey, auth.From(r.Context()), got, time.Now()) {
+		return true
+	}
+	// The UI's double-submit cookie (ui.go: the exportd_csrf cookie, the
+	// same value in the header or field) is accepted as well.
+	return checkCSRF(r)
 }
 
 // needsCSRF reports whether r is a request a foreign page could make with
@@ -195,7 +200,12 @@ func mayRun(r *http.Request, d *exportd.Dataset) bool {
 // Every path that starts an export (stream, job, UI) calls it before
 // binding parameters.
 func (s *Server) authorize(r *http.Request, d *exportd.Dataset, q url.Values) error {
-	p := auth.From(r.Context())
+	return s.authorizeCtx(r.Context(), d, q)
+}
+
+// authorizeCtx is authorize for the principal ctx carries.
+func (s *Server) authorizeCtx(ctx context.Context, d *exportd.Dataset, q map[string][]string) error {
+	p := auth.From(ctx)
 	if p == nil {
 		return nil
 	}

@@ -364,3 +364,24 @@ func TestCSRF(t *testing.T) {
 		}
 	}
 }
+
+// The UI shows only the datasets the principal may run, and its form
+// check applies the pins.
+func TestUIAccessControl(t *testing.T) {
+	f := newAuthFixture(t, nil)
+	viewer := f.token(t, "viewer1", []string{"viewer"}, nil)
+	busan := f.token(t, "busan-manager", []string{"manager"}, map[string]string{"branch": "부산"})
+	if page := f.wantStatus(t, "/", 200, "", "", bearer(viewer)...); strings.Contains(page, "branch_members") || !strings.Contains(page, "everyone") {
+		t.Errorf("viewer's index lists:\n%s", page)
+	}
+	resp, _, _ := get(t, client(t), f.url+"/ui/datasets/branch_members", bearer(viewer)...)
+	if resp.StatusCode != 404 {
+		t.Errorf("viewer's form of another role's dataset: %d", resp.StatusCode)
+	}
+	f.wantStatus(t, "/ui/datasets/branch_members/check?format=csv&branch="+url.QueryEscape("서울"), 403, "pinned_parameter", "branch", bearer(busan)...)
+	var sub struct{ URL string }
+	json.Unmarshal([]byte(f.wantStatus(t, "/ui/datasets/branch_members/check?format=csv", 200, "", "", bearer(busan)...)), &sub)
+	if !strings.Contains(sub.URL, "branch="+url.QueryEscape("부산")) {
+		t.Errorf("the form's download URL %q does not carry the pin", sub.URL)
+	}
+}

@@ -87,7 +87,7 @@ func (s *Server) uiRoutes() []route {
 // ACCESS CONTROL SEAM: it allows everything until authentication lands
 // (server/auth.go); the UI calls it for every dataset it lists, shows or
 // validates, so the real check only has to replace this body.
-func (s *Server) mayExport(r *http.Request, d *exportd.Dataset) bool { return true }
+func (s *Server) mayExport(r *http.Request, d *exportd.Dataset) bool { return mayRun(r, d) }
 
 // --- CSRF: double-submit cookie ---------------------------------------------
 //
@@ -286,6 +286,9 @@ func (s *Server) uiSubmit(ctx context.Context, d *exportd.Dataset, in url.Values
 		}
 	}
 	raw := formParams(d, in)
+	if err := s.authorizeCtx(ctx, d, raw); err != nil { // roles and pinned parameters (auth.go)
+		return nil, err
+	}
 	params, err := d.BindParams(raw, s.cfg.Datasets.Location)
 	if err != nil {
 		errs = append(errs, err)
