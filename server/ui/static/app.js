@@ -134,13 +134,14 @@
       getJSON(form.dataset.check + '?' + query()).then(function (res) {
         if (res.ok) {
           window.location.assign(res.body.url); // the browser's own download
-        } else {
-          showAPIError(res);
+          setTimeout(function () { download.disabled = false; }, 1000);
+          return;
         }
+        download.disabled = false;
+        showAPIError(res);
       }, function () {
+        download.disabled = false;
         form.submit(); // server-side validation, as without JavaScript
-      }).then(function () {
-        setTimeout(function () { download.disabled = false; }, 1000);
       });
     });
 
