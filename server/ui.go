@@ -15,6 +15,7 @@ import (
 	"embed"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"html/template"
 	"io/fs"
@@ -191,7 +192,15 @@ func (s *Server) uiIndex(w http.ResponseWriter, r *http.Request) {
 // uiJobs is the "My exports" page: GET /ui/jobs. The script fills it from
 // GET /v1/jobs (which shows the caller's jobs only).
 func (s *Server) uiJobs(w http.ResponseWriter, r *http.Request) {
-	s.render(w, r, http.StatusOK, "jobs", uiPage{Title: "내 내보내기", Nav: "jobs"})
+	// The datasets' titles, for the list (the API names datasets only).
+	titles := map[string]string{}
+	for _, d := range s.cfg.Datasets.Datasets {
+		if d.Title != "" && s.mayExport(r, d) {
+			titles[d.Name] = d.Title
+		}
+	}
+	b, _ := json.Marshal(titles)
+	s.render(w, r, http.StatusOK, "jobs", uiPage{Title: "내 내보내기", Nav: "jobs", Data: string(b)})
 }
 
 // uiDataset returns the dataset named in the path, or answers 404.

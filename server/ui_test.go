@@ -298,7 +298,7 @@ func TestUITooLarge(t *testing.T) {
 func TestUIJobsPageAndAssets(t *testing.T) {
 	s := newUIServer(t)
 	w := do(t, s, "GET", "/ui/jobs")
-	if body := checkPage(t, w); w.Code != 200 || !strings.Contains(body, `data-api="/v1/jobs"`) {
+	if body := checkPage(t, w); w.Code != 200 || !strings.Contains(body, `data-api="/v1/jobs" data-titles="{&#34;large&#34;:&#34;큰 표&#34;,&#34;people&#34;:&#34;회원 목록&#34;}"`) {
 		t.Errorf("jobs page = %d", w.Code)
 	}
 	for _, f := range []string{"app.js", "style.css"} {

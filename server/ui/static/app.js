@@ -251,6 +251,8 @@
   // ---- My exports ----
   function initJobs(box) {
     var table = $('jobs-table'), empty = $('jobs-empty'), tbody = table.querySelector('tbody');
+    var titles = {};
+    try { titles = JSON.parse(box.dataset.titles || '{}'); } catch (e) { /* names only */ }
     function cell(tr, text, cls) {
       var td = document.createElement('td');
       if (cls) td.className = cls;
@@ -270,7 +272,7 @@
           var ds = first(j, ['dataset', 'dataset_name']) || '';
           var a = document.createElement('a');
           a.href = '/ui/datasets/' + encodeURIComponent(ds);
-          a.textContent = first(j, ['title', 'dataset_title']) || ds;
+          a.textContent = titles[ds] || ds;
           cell(tr, a);
           cell(tr, first(j, ['format']) || '');
           var badge = document.createElement('span');
