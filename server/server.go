@@ -15,6 +15,7 @@ import (
 
 	"github.com/exportd/exportd"
 	"github.com/exportd/exportd/auth"
+	"github.com/exportd/exportd/jobs"
 )
 
 // Config configures a [Server]. Only Datasets and Sources are required;
@@ -105,6 +106,14 @@ type Config struct {
 	// before a restart, or served by another node, fail once: give every
 	// node the same key.
 	CSRFKey []byte
+
+	// Jobs, when set, serves the background job API (server/jobs.go):
+	// POST /v1/datasets/{name}/jobs, /v1/jobs…
+	Jobs *jobs.Manager
+	// Principal names the owner of the jobs a request submits and sees.
+	// Nil means the authenticated principal's name (see PrincipalName),
+	// and AnonymousPrincipal without one.
+	Principal func(r *http.Request) string
 }
 
 // Defaults applied by New.
@@ -203,6 +212,14 @@ func New(cfg Config) (*Server, error) {
 			return remoteIP(r, proxies)
 		}
 	}
+	if cfg.Principal == nil {
+		cfg.Principal = func(r *http.Request) string {
+			if n := PrincipalName(r); n != "" {
+				return n
+			}
+			return AnonymousPrincipal
+		}
+	}
 	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics(), csrfKey: cfg.CSRFKey}
 	if len(s.csrfKey) == 0 {
 		s.csrfKey = make([]byte, 32)
@@ -215,6 +232,9 @@ func New(cfg Config) (*Server, error) {
 		s.mux.Handle(rt.method+" "+rt.pattern, rt.handler)
 	}
 	for _, rt := range s.uiRoutes() { // the web UI (ui.go)
+		s.mux.Handle(rt.method+" "+rt.pattern, rt.handler)
+	}
+	for _, rt := range s.jobRoutes() { // background jobs (jobs.go)
 		s.mux.Handle(rt.method+" "+rt.pattern, rt.handler)
 	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

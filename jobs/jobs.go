@@ -1,0 +1,643 @@
+package jobs
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/exportd/exportd"
+	"github.com/exportd/exportd/jobs/storage"
+)
+
+// Errors of the manager's methods; the HTTP server maps them to statuses.
+var (
+	// ErrNotFound: no such job, or the job of another principal.
+	ErrNotFound = errors.New("no such job")
+	// ErrNotReady: the job has not succeeded (yet), so it has no result.
+	ErrNotReady = errors.New("the job has no result yet")
+	// ErrExpired: the job's result has expired and is deleted.
+	ErrExpired = errors.New("the job's result has expired")
+	// ErrBadLink: a download link whose signature does not match.
+	ErrBadLink = errors.New("bad download link")
+	// ErrLinkExpired: a download link past its expiry.
+	ErrLinkExpired = errors.New("the download link has expired")
+)
+
+// Job states as the API shows them.
+const (
+	StateQueued    = "queued"
+	StateRunning   = "running"
+	StateSucceeded = "succeeded"
+	StateFailed    = "failed"
+	StateCancelled = "cancelled"
+	StateExpired   = "expired"
+)
+
+// Defaults applied by New.
+const (
+	DefaultWorkers          = 2
+	DefaultResultTTL        = 24 * time.Hour
+	DefaultJobTimeout       = 2 * time.Hour
+	DefaultMaxAttempts      = 3
+	DefaultProgressInterval = 500 * time.Millisecond
+	queueName               = "exports"
+	exportKind              = "exportd_export"
+	sweepKind               = "exportd_sweep"
+	resultPrefix            = "results/"
+)
+
+// Config configures a [Manager].
+type Config struct {
+	// Datasets and Sources are those of the server: a job runs a dataset
+	// on the source of its connection.
+	Datasets *exportd.Config
+	Sources  map[string]exportd.Source
+	// Queue holds the jobs (see OpenQueue); Storage their results.
+	Queue   *Queue
+	Storage storage.Storage
+	// LinkSecret signs download links (HMAC-SHA256). Required; every node
+	// needs the same one.
+	LinkSecret []byte
+
+	// Workers is the number of jobs this node runs at once; 0 means 2, a
+	// negative value means none (the node only accepts and serves jobs).
+	Workers int
+	// ResultTTL is how long a result can be downloaded after the job
+	// succeeded; then it is deleted and the job shows "expired". 0 means
+	// 24 h.
+	ResultTTL time.Duration
+	// JobTimeout bounds one attempt of a job; 0 means 2 h.
+	JobTimeout time.Duration
+	// RescueAfter is how long a job may stay running before it is taken
+	// to belong to a dead node and is run again (by any node). It must
+	// exceed JobTimeout; 0 means JobTimeout + 5 min. A job on a node that
+	// died therefore waits this long before it runs again.
+	RescueAfter time.Duration
+	// MaxAttempts is how often a failing job is tried (with River's
+	// exponential backoff between attempts); 0 means 3.
+	MaxAttempts int
+	// ProgressInterval is how often a running job saves its progress;
+	// 0 means 500 ms.
+	ProgressInterval time.Duration
+	// PollInterval is how often the node looks for new jobs (and, on
+	// SQLite, for cancellations); 0 means River's 1 s.
+	PollInterval time.Duration
+	// SweepInterval is how often expired results are deleted; 0 means
+	// ResultTTL/4, at most 10 min.
+	SweepInterval time.Duration
+	// Logger receives the job log lines; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Manager submits, runs and serves background export jobs. Make one with
+// New, Start it, and Stop it before closing the queue.
+type Manager struct {
+	cfg    Config
+	log    *slog.Logger
+	client riverClient
+}
+
+// New checks cfg, applies its defaults and makes the manager's River
+// client (workers registered, not started).
+func New(cfg Config) (*Manager, error) {
+	switch {
+	case cfg.Datasets == nil:
+		return nil, errors.New("jobs: no datasets config")
+	case cfg.Queue == nil:
+		return nil, errors.New("jobs: no queue")
+	case cfg.Storage == nil:
+		return nil, errors.New("jobs: no storage")
+	case len(cfg.LinkSecret) < 16:
+		return nil, errors.New("jobs: the download link secret must have at least 16 bytes")
+	}
+	if cfg.Workers == 0 {
+		cfg.Workers = DefaultWorkers
+	}
+	if cfg.ResultTTL <= 0 {
+		cfg.ResultTTL = DefaultResultTTL
+	}
+	if cfg.JobTimeout <= 0 {
+		cfg.JobTimeout = DefaultJobTimeout
+	}
+	if cfg.RescueAfter <= 0 {
+		cfg.RescueAfter = cfg.JobTimeout + 5*time.Minute
+	}
+	if cfg.RescueAfter <= cfg.JobTimeout {
+		return nil, fmt.Errorf("jobs: RescueAfter (%v) must exceed JobTimeout (%v), or a live job would run twice", cfg.RescueAfter, cfg.JobTimeout)
+	}
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = DefaultMaxAttempts
+	}
+	if cfg.ProgressInterval <= 0 {
+		cfg.ProgressInterval = DefaultProgressInterval
+	}
+	if cfg.SweepInterval <= 0 {
+		cfg.SweepInterval = min(cfg.ResultTTL/4, 10*time.Minute)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	m := &Manager{cfg: cfg, log: cfg.Logger}
+
+	workers := river.NewWorkers()
+	if err := river.AddWorkerSafely(workers, &exportWorker{m: m}); err != nil {
+		return nil, fmt.Errorf("jobs: %w", err)
+	}
+	if err := river.AddWorkerSafely(workers, &sweepWorker{m: m}); err != nil {
+		return nil, fmt.Errorf("jobs: %w", err)
+	}
+	rc := &river.Config{
+		Workers:              workers,
+		JobTimeout:           cfg.JobTimeout,
+		RescueStuckJobsAfter: cfg.RescueAfter,
+		MaxAttempts:          cfg.MaxAttempts,
+		FetchPollInterval:    cfg.PollInterval,
+		// The job rows outlive their results, so that a job shows
+		// "expired" rather than vanishing.
+		CompletedJobRetentionPeriod: cfg.ResultTTL + 7*24*time.Hour,
+		CancelledJobRetentionPeriod: 7 * 24 * time.Hour,
+		DiscardedJobRetentionPeriod: 7 * 24 * time.Hour,
+		Logger:                      slog.New(minLevel{cfg.Logger.Handler(), slog.LevelWarn}),
+		// Only the leader inserts periodic jobs: one sweep at a time for
+		// all nodes.
+		PeriodicJobs: []*river.PeriodicJob{river.NewPeriodicJob(
+			river.PeriodicInterval(cfg.SweepInterval),
+			func() (river.JobArgs, *river.InsertOpts) {
+				return sweepArgs{}, &river.InsertOpts{Queue: queueName, UniqueOpts: river.UniqueOpts{ByArgs: true,
+					ByState: []rivertype.JobState{rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning, rivertype.JobStateScheduled}}}
+			},
+			&river.PeriodicJobOpts{RunOnStart: true, ID: sweepKind},
+		)},
+	}
+	if cfg.PollInterval > 0 && cfg.PollInterval < 100*time.Millisecond {
+		rc.FetchCooldown = cfg.PollInterval // River's default is 100 ms
+	}
+	if cfg.Workers > 0 {
+		rc.Queues = map[string]river.QueueConfig{queueName: {MaxWorkers: cfg.Workers}}
+	}
+	client, err := cfg.Queue.newClient(rc)
+	if err != nil {
+		return nil, fmt.Errorf("jobs: %w", err)
+	}
+	m.client = client
+	return m, nil
+}
+
+// Start starts working jobs (unless Workers is negative) and the
+// retention sweep. Jobs run until Stop, not until ctx ends.
+func (m *Manager) Start(ctx context.Context) error {
+	if m.cfg.Workers < 0 {
+		return nil
+	}
+	if err := m.client.Start(context.WithoutCancel(ctx)); err != nil {
+		return fmt.Errorf("jobs: start: %w", err)
+	}
+	return nil
+}
+
+// Stop stops fetching jobs and waits for the running ones until ctx ends;
+// a job still running then is cancelled and will run again (on this node
+// after a restart, or on another).
+func (m *Manager) Stop(ctx context.Context) error {
+	if m.cfg.Workers < 0 {
+		return nil
+	}
+	err := m.client.Stop(ctx)
+	if err != nil && errors.Is(err, context.DeadlineExceeded) {
+		// River's StopAndCancel cancels the work contexts.
+		if sc, ok := m.client.(interface{ StopAndCancel(context.Context) error }); ok {
+			c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			err = sc.StopAndCancel(c)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("jobs: stop: %w", err)
+	}
+	return nil
+}
+
+// ResultTTL returns how long results are kept.
+func (m *Manager) ResultTTL() time.Duration { return m.cfg.ResultTTL }
+
+// Request asks for a job.
+type Request struct {
+	Owner   string   // the principal the job belongs to
+	Roles   []string // the principal's roles (kept for masking rules)
+	Dataset string   // dataset name
+	Format  exportd.Format
+	Params  url.Values // the dataset parameters as given (pins applied)
+}
+
+// Submit validates req (unknown dataset, bad parameters: the dataset's
+// errors) and queues a job, or returns the job already queued or running
+// for the same owner, dataset, parameters and format (joined reports
+// which).
+func (m *Manager) Submit(ctx context.Context, req Request) (job *Job, joined bool, err error) {
+	d, err := m.cfg.Datasets.Lookup(req.Dataset)
+	if err != nil {
+		return nil, false, err
+	}
+	if _, err := exportd.ParseFormat(string(req.Format)); err != nil {
+		return nil, false, err
+	}
+	if _, ok := m.cfg.Sources[d.Connection]; !ok && m.cfg.Sources != nil {
+		return nil, false, fmt.Errorf("dataset %s: no source for connection %q", d.Name, d.Connection)
+	}
+	bound, err := d.BindParams(req.Params, m.cfg.Datasets.Location)
+	if err != nil {
+		return nil, false, err
+	}
+	// Only the dataset's own parameters are kept.
+	params := url.Values{}
+	for _, p := range d.Params {
+		if v, ok := req.Params[p.Name]; ok {
+			params[p.Name] = v
+		}
+	}
+	key, err := json.Marshal(bound) // sorted keys, typed values: equal requests give equal keys
+	if err != nil {
+		return nil, false, fmt.Errorf("jobs: %w", err)
+	}
+	args := exportArgs{Owner: req.Owner, Roles: req.Roles, Dataset: d.Name, Format: string(req.Format),
+		Params: params, Bound: string(key)}
+	res, err := m.client.Insert(ctx, args, &river.InsertOpts{
+		Queue: queueName,
+		Tags:  []string{ownerTag(req.Owner)},
+		UniqueOpts: river.UniqueOpts{
+			ByArgs: true,
+			// In flight only: a finished, cancelled or failed job does not
+			// stop a new one.
+			ByState: []rivertype.JobState{rivertype.JobStateAvailable, rivertype.JobStatePending,
+				rivertype.JobStateRunning, rivertype.JobStateRetryable, rivertype.JobStateScheduled},
+		},
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("jobs: submit: %w", err)
+	}
+	j, err := m.toJob(res.Job)
+	if err != nil {
+		return nil, false, err
+	}
+	return j, res.UniqueSkippedAsDuplicate, nil
+}
+
+// Get returns owner's job id; another owner's job is ErrNotFound.
+func (m *Manager) Get(ctx context.Context, owner, id string) (*Job, error) {
+	row, err := m.row(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	j, err := m.toJob(row)
+	if err != nil {
+		return nil, err
+	}
+	if j.owner != owner {
+		return nil, fmt.Errorf("job %s: %w", id, ErrNotFound)
+	}
+	return j, nil
+}
+
+// get returns job id whoever owns it.
+func (m *Manager) get(ctx context.Context, id string) (*Job, error) {
+	row, err := m.row(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return m.toJob(row)
+}
+
+func (m *Manager) row(ctx context.Context, id string) (*rivertype.JobRow, error) {
+	n, err := strconv.ParseInt(id, 10, 64)
+	if err != nil || n <= 0 {
+		return nil, fmt.Errorf("job %q: %w", id, ErrNotFound)
+	}
+	row, err := m.client.JobGet(ctx, n)
+	if errors.Is(err, rivertype.ErrNotFound) {
+		return nil, fmt.Errorf("job %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("job %s: %w", id, err)
+	}
+	if row.Kind != exportKind {
+		return nil, fmt.Errorf("job %s: %w", id, ErrNotFound)
+	}
+	return row, nil
+}
+
+// List returns owner's jobs, newest first (at most 200).
+func (m *Manager) List(ctx context.Context, owner string) ([]*Job, error) {
+	res, err := m.client.JobList(ctx, river.NewJobListParams().
+		Kinds(exportKind).
+		TagsAll(ownerTag(owner)).
+		States(rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning,
+			rivertype.JobStateRetryable, rivertype.JobStateScheduled, rivertype.JobStateCompleted,
+			rivertype.JobStateCancelled, rivertype.JobStateDiscarded).
+		OrderBy(river.JobListOrderByID, river.SortOrderDesc).
+		First(200))
+	if err != nil {
+		return nil, fmt.Errorf("jobs: list: %w", err)
+	}
+	list := make([]*Job, 0, len(res.Jobs))
+	for _, row := range res.Jobs {
+		j, err := m.toJob(row)
+		if err != nil || j.owner != owner {
+			continue
+		}
+		list = append(list, j)
+	}
+	return list, nil
+}
+
+// Cancel cancels owner's job id: a queued job never runs, a running one
+// has its context cancelled (which stops its query) within a poll
+// interval. A finished job is returned unchanged.
+func (m *Manager) Cancel(ctx context.Context, owner, id string) (*Job, error) {
+	j, err := m.Get(ctx, owner, id)
+	if err != nil {
+		return nil, err
+	}
+	row, err := m.client.JobCancel(ctx, j.rowID)
+	if err != nil {
+		return nil, fmt.Errorf("job %s: cancel: %w", id, err)
+	}
+	return m.toJob(row)
+}
+
+// ownerTag is the River tag of an owner's jobs (tags allow only a few
+// characters, so it is a hash).
+func ownerTag(owner string) string {
+	h := sha256.Sum256([]byte("exportd-owner\n" + owner))
+	return "o_" + hex.EncodeToString(h[:12])
+}
+
+// Job is a job as the API shows it.
+type Job struct {
+	ID      string              `json:"id"`
+	State   string              `json:"state"`
+	Dataset string              `json:"dataset"`
+	Format  string              `json:"format"`
+	Params  map[string][]string `json:"params"`
+	// Rows and Bytes written so far (of the current attempt).
+	Rows  int64 `json:"rows"`
+	Bytes int64 `json:"bytes"`
+	// TotalRows is the source's estimate of the row count, when it has one.
+	TotalRows  *int64     `json:"total_rows,omitempty"`
+	Attempt    int        `json:"attempt"`
+	CreatedAt  time.Time  `json:"created_at"`
+	StartedAt  *time.Time `json:"started_at,omitempty"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
+	// ExpiresAt is when the result will be deleted (succeeded jobs).
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	// Error is the last attempt's error (a failed job, or one waiting to
+	// be retried).
+	Error string `json:"error,omitempty"`
+	// CancelRequested is set when a running job has been asked to stop.
+	CancelRequested bool `json:"cancel_requested,omitempty"`
+	// The result, once the job has succeeded.
+	FileName    string `json:"file_name,omitempty"`
+	Size        int64  `json:"size,omitempty"`
+	SHA256      string `json:"sha256,omitempty"`
+	DownloadURL string `json:"download_url,omitempty"`
+
+	owner       string
+	rowID       int64
+	key         string
+	contentType string
+}
+
+// Final reports whether the job will not change any more (but for
+// expiring).
+func (j *Job) Final() bool {
+	switch j.State {
+	case StateSucceeded, StateFailed, StateCancelled, StateExpired:
+		return true
+	}
+	return false
+}
+
+// Owner returns the principal the job belongs to.
+func (j *Job) Owner() string { return j.owner }
+
+// ContentType returns the result's MIME type.
+func (j *Job) ContentType() string { return j.contentType }
+
+// ETag returns the result's strong entity tag (from its SHA-256).
+func (j *Job) ETag() string {
+	if len(j.SHA256) < 32 {
+		return ""
+	}
+	return `"` + j.SHA256[:32] + `"`
+}
+
+func (m *Manager) toJob(row *rivertype.JobRow) (*Job, error) {
+	var args exportArgs
+	if err := json.Unmarshal(row.EncodedArgs, &args); err != nil {
+		return nil, fmt.Errorf("job %d: %w", row.ID, err)
+	}
+	var out output
+	if raw := row.Output(); len(raw) > 0 {
+		json.Unmarshal(raw, &out)
+	}
+	j := &Job{
+		ID: strconv.FormatInt(row.ID, 10), Dataset: args.Dataset, Format: args.Format, Params: args.Params,
+		Rows: out.Rows, Bytes: out.Bytes, Attempt: row.Attempt, CreatedAt: row.CreatedAt,
+		owner: args.Owner, rowID: row.ID,
+	}
+	if j.Params == nil {
+		j.Params = map[string][]string{}
+	}
+	if out.Total >= 0 && out.Started != nil {
+		t := out.Total
+		j.TotalRows = &t
+	}
+	if out.Started != nil {
+		j.StartedAt = out.Started
+	} else if row.AttemptedAt != nil {
+		j.StartedAt = row.AttemptedAt
+	}
+	j.FinishedAt = row.FinalizedAt
+	if f, err := exportd.ParseFormat(args.Format); err == nil {
+		j.contentType = f.ContentType()
+	}
+	if n := len(row.Errors); n > 0 {
+		j.Error = row.Errors[n-1].Error
+	}
+	var meta struct {
+		CancelAttemptedAt *time.Time `json:"cancel_attempted_at"`
+	}
+	json.Unmarshal(row.Metadata, &meta)
+	switch row.State {
+	case rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateScheduled, rivertype.JobStateRetryable:
+		j.State = StateQueued
+	case rivertype.JobStateRunning:
+		j.State = StateRunning
+		j.CancelRequested = meta.CancelAttemptedAt != nil
+	case rivertype.JobStateCompleted:
+		j.State = StateSucceeded
+		if r := out.Result; r != nil {
+			j.FileName, j.Size, j.SHA256, j.key = r.FileName, r.Size, r.SHA256, r.Key
+			j.Rows, j.Bytes = r.Rows, r.Size
+			exp := r.Committed.Add(m.cfg.ResultTTL)
+			j.ExpiresAt = &exp
+			if !time.Now().Before(exp) {
+				j.State = StateExpired
+			} else {
+				j.DownloadURL = m.SignedURL(j.ID, exp)
+			}
+		}
+	case rivertype.JobStateCancelled:
+		j.State = StateCancelled
+		if out.Failed != "" {
+			j.State, j.Error = StateFailed, out.Failed
+		}
+	case rivertype.JobStateDiscarded:
+		j.State = StateFailed
+	default:
+		j.State = string(row.State)
+	}
+	if j.State != StateFailed && j.State != StateQueued {
+		j.Error = ""
+	}
+	return j, nil
+}
+
+// SignedURL returns the download path of job id, signed to be valid until
+// expires: /v1/jobs/{id}/download?expires=UNIX&sig=HEX, with sig the hex
+// HMAC-SHA256 under the link secret of "exportd-job-download\n{id}\n{UNIX}".
+func (m *Manager) SignedURL(id string, expires time.Time) string {
+	exp := strconv.FormatInt(expires.Unix(), 10)
+	return "/v1/jobs/" + url.PathEscape(id) + "/download?expires=" + exp + "&sig=" + m.linkMAC(id, exp)
+}
+
+func (m *Manager) linkMAC(id, exp string) string {
+	mac := hmac.New(sha256.New, m.cfg.LinkSecret)
+	mac.Write([]byte("exportd-job-download\n" + id + "\n" + exp))
+	return hex.EncodeToString(mac.Sum(nil))
+}
+
+// IsSignedLink reports whether q carries a job download signature.
+func IsSignedLink(q url.Values) bool { return q.Has("sig") }
+
+// CheckLink checks the signature and expiry of a download link of job id
+// (ErrBadLink, ErrLinkExpired).
+func (m *Manager) CheckLink(id string, q url.Values, now time.Time) error {
+	exp, sig := q.Get("expires"), q.Get("sig")
+	want := m.linkMAC(id, exp)
+	if len(q["sig"]) != 1 || len(q["expires"]) != 1 || !hmac.Equal([]byte(sig), []byte(want)) {
+		return fmt.Errorf("job %s: %w", id, ErrBadLink)
+	}
+	n, err := strconv.ParseInt(exp, 10, 64)
+	if err != nil {
+		return fmt.Errorf("job %s: %w", id, ErrBadLink)
+	}
+	if !now.Before(time.Unix(n, 0)) {
+		return fmt.Errorf("job %s: %w at %s", id, ErrLinkExpired, time.Unix(n, 0).UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+// Result is an opened result of a succeeded job.
+type Result struct {
+	storage.Object
+	Job *Job
+}
+
+// Open opens the result of job id for owner; with signed set, the caller
+// has checked a signed link (CheckLink) and the owner is not compared.
+// ErrNotReady for a job that has not succeeded, ErrExpired after its
+// result's time.
+func (m *Manager) Open(ctx context.Context, owner, id string, signed bool) (*Result, error) {
+	var j *Job
+	var err error
+	if signed {
+		j, err = m.get(ctx, id)
+	} else {
+		j, err = m.Get(ctx, owner, id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	switch j.State {
+	case StateSucceeded:
+	case StateExpired:
+		return nil, fmt.Errorf("job %s: %w", id, ErrExpired)
+	default:
+		return nil, fmt.Errorf("job %s is %s: %w", id, j.State, ErrNotReady)
+	}
+	obj, err := m.cfg.Storage.Open(ctx, j.key)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, fmt.Errorf("job %s: %w", id, ErrExpired)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &Result{Object: obj, Job: j}, nil
+}
+
+// exportArgs are a job's arguments. The fields marked unique make
+// identical requests in flight join one job.
+type exportArgs struct {
+	Owner   string   `json:"owner" river:"unique"`
+	Roles   []string `json:"roles,omitempty"`
+	Dataset string   `json:"dataset" river:"unique"`
+	Format  string   `json:"format" river:"unique"`
+	// Params are the dataset parameters as given; Bound is them bound
+	// (typed, defaults filled in) as JSON, the identity of the request.
+	Params url.Values `json:"params"`
+	Bound  string     `json:"bound" river:"unique"`
+}
+
+func (exportArgs) Kind() string { return exportKind }
+
+// output is a job's River output: its progress while it runs, its result
+// when done.
+type output struct {
+	Rows    int64      `json:"rows"`
+	Bytes   int64      `json:"bytes"`
+	Total   int64      `json:"total"` // -1: unknown
+	Attempt int        `json:"attempt"`
+	Started *time.Time `json:"started,omitempty"`
+	Result  *result    `json:"result,omitempty"`
+	// Failed is set when the job cannot succeed by trying again (unknown
+	// dataset, bad parameters): it is cancelled and shows "failed".
+	Failed string `json:"failed,omitempty"`
+}
+
+type result struct {
+	Key       string    `json:"key"`
+	FileName  string    `json:"file_name"`
+	Rows      int64     `json:"rows"`
+	Size      int64     `json:"size"`
+	SHA256    string    `json:"sha256"`
+	Committed time.Time `json:"committed"`
+}
+
+// minLevel drops records below a level (River logs each job at info).
+type minLevel struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h minLevel) WithAttrs(as []slog.Attr) slog.Handler {
+	return minLevel{h.Handler.WithAttrs(as), h.min}
+}
+
+func (h minLevel) WithGroup(name string) slog.Handler {
+	return minLevel{h.Handler.WithGroup(name), h.min}
+}

@@ -1,0 +1,150 @@
+package jobs
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/riverdriver/riversqlite"
+	"github.com/riverqueue/river/rivermigrate"
+	"github.com/riverqueue/river/rivertype"
+
+	_ "modernc.org/sqlite" // the embedded queue
+)
+
+// Queue is where jobs wait and run: River on SQLite (one node, the
+// embedded default) or on PostgreSQL (any number of nodes sharing it).
+// Open one with [OpenQueue]; a [Manager] uses it, and Close closes it
+// after the manager has stopped.
+type Queue struct {
+	name string // "sqlite" or "postgres"
+	// newClient makes the River client of a manager on this queue.
+	newClient func(cfg *river.Config) (riverClient, error)
+	close     func()
+}
+
+// riverClient is the part of *river.Client[TTx] the manager uses, the
+// same for every driver (the transaction type is never needed).
+type riverClient interface {
+	Start(ctx context.Context) error
+	Stop(ctx context.Context) error
+	Insert(ctx context.Context, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error)
+	JobGet(ctx context.Context, id int64) (*rivertype.JobRow, error)
+	JobList(ctx context.Context, params *river.JobListParams) (*river.JobListResult, error)
+	JobCancel(ctx context.Context, id int64) (*rivertype.JobRow, error)
+	JobUpdate(ctx context.Context, id int64, params *river.JobUpdateParams) (*rivertype.JobRow, error)
+}
+
+// OpenQueue opens the queue at rawURL and brings River's schema up to
+// date:
+//
+//	sqlite:PATH or a plain PATH       an SQLite file (created if missing)
+//	postgres://… or postgresql://…    a PostgreSQL database
+func OpenQueue(ctx context.Context, rawURL string) (*Queue, error) {
+	switch {
+	case strings.HasPrefix(rawURL, "postgres://"), strings.HasPrefix(rawURL, "postgresql://"):
+		return openPostgres(ctx, rawURL)
+	case strings.HasPrefix(rawURL, "sqlite:"):
+		return openSQLite(ctx, strings.TrimPrefix(strings.TrimPrefix(rawURL, "sqlite:"), "//"))
+	case strings.Contains(rawURL, "://"):
+		u, _ := url.Parse(rawURL)
+		scheme := rawURL
+		if u != nil {
+			scheme = u.Scheme
+		}
+		return nil, fmt.Errorf("job queue: unknown scheme %q (want sqlite:PATH or postgres://…)", scheme)
+	}
+	return openSQLite(ctx, rawURL)
+}
+
+// openSQLite opens River on an SQLite file with a pool of its own: WAL and
+// a busy timeout (without both, a second pool on the file gets
+// SQLITE_BUSY) and one connection.
+func openSQLite(ctx context.Context, path string) (*Queue, error) {
+	if path == "" {
+		return nil, errors.New("job queue: empty SQLite path")
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)")
+	if err != nil {
+		return nil, fmt.Errorf("job queue: %w", err)
+	}
+	db.SetMaxOpenConns(1)
+	driver := riversqlite.New(db)
+	if err := migrate(ctx, driver, ""); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return &Queue{
+		name: "sqlite",
+		newClient: func(cfg *river.Config) (riverClient, error) {
+			// SQLite has no LISTEN/NOTIFY: River polls (cancellations
+			// every 2 s, new jobs every FetchPollInterval).
+			cfg.PollOnly = true
+			return river.NewClient(driver, cfg)
+		},
+		close: func() { db.Close() },
+	}, nil
+}
+
+// openPostgres opens River on PostgreSQL. The URL may name the schema of
+// River's tables with river_schema=NAME (created if missing; default: the
+// connection's search path), so that several deployments or test runs
+// share a database without sharing a queue.
+func openPostgres(ctx context.Context, rawURL string) (*Queue, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("job queue: %w", err)
+	}
+	q := u.Query()
+	schema := q.Get("river_schema")
+	q.Del("river_schema")
+	u.RawQuery = q.Encode()
+	pool, err := pgxpool.New(ctx, u.String())
+	if err != nil {
+		return nil, fmt.Errorf("job queue: %w", err)
+	}
+	if schema != "" {
+		if _, err := pool.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{schema}.Sanitize()); err != nil {
+			pool.Close()
+			return nil, fmt.Errorf("job queue: %w", err)
+		}
+	}
+	driver := riverpgxv5.New(pool)
+	if err := migrate(ctx, driver, schema); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return &Queue{
+		name: "postgres",
+		newClient: func(cfg *river.Config) (riverClient, error) {
+			cfg.Schema = schema
+			return river.NewClient(driver, cfg)
+		},
+		close: pool.Close,
+	}, nil
+}
+
+func migrate[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], schema string) error {
+	m, err := rivermigrate.New(driver, &rivermigrate.Config{Schema: schema})
+	if err != nil {
+		return fmt.Errorf("job queue: %w", err)
+	}
+	if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+		return fmt.Errorf("job queue: migrate: %w", err)
+	}
+	return nil
+}
+
+// Driver returns "sqlite" or "postgres".
+func (q *Queue) Driver() string { return q.name }
+
+// Close closes the queue's database pool.
+func (q *Queue) Close() { q.close() }

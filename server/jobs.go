@@ -1,0 +1,335 @@
+package server
+
+// Background jobs (package jobs): submit, follow, cancel, list and
+// download. The routes are served when Config.Jobs is set.
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/exportd/exportd"
+	"github.com/exportd/exportd/auth"
+	"github.com/exportd/exportd/jobs"
+)
+
+// AnonymousPrincipal owns every job until access control arrives: the
+// default Config.Principal when the server has no Auth.
+const AnonymousPrincipal = "anonymous"
+
+// jobRoutes lists the job API's routes (none without Config.Jobs).
+func (s *Server) jobRoutes() []route {
+	if s.cfg.Jobs == nil {
+		return nil
+	}
+	return []route{
+		{"POST", "/v1/datasets/{name}/jobs", "", http.HandlerFunc(s.submitJob)},
+		{"GET", "/v1/jobs", "", http.HandlerFunc(s.listJobs)},
+		{"GET", "/v1/jobs/{id}", "", http.HandlerFunc(s.getJob)},
+		{"DELETE", "/v1/jobs/{id}", "", http.HandlerFunc(s.cancelJob)},
+		{"GET", "/v1/jobs/{id}/events", "", http.HandlerFunc(s.jobEvents)},
+		{"GET", "/v1/jobs/{id}/download", "", http.HandlerFunc(s.downloadJob)},
+	}
+}
+
+// isJobLink reports whether r is a job download carrying a signed link,
+// which is its own credential (checked by downloadJob).
+func isJobLink(r *http.Request) bool {
+	rest, ok := strings.CutPrefix(r.URL.Path, "/v1/jobs/")
+	if !ok || (r.Method != http.MethodGet && r.Method != http.MethodHead) {
+		return false
+	}
+	id, tail, _ := strings.Cut(rest, "/")
+	return id != "" && tail == "download" && jobs.IsSignedLink(r.URL.Query())
+}
+
+// jobError maps the job errors to API errors (see toError).
+func jobError(err error) error {
+	switch {
+	case errors.Is(err, jobs.ErrNotFound):
+		return &Error{Status: http.StatusNotFound, Code: "unknown_job", Field: "id", Message: err.Error()}
+	case errors.Is(err, jobs.ErrNotReady):
+		return &Error{Status: http.StatusConflict, Code: "not_ready", Message: err.Error()}
+	case errors.Is(err, jobs.ErrExpired):
+		return &Error{Status: http.StatusGone, Code: "expired", Message: err.Error()}
+	case errors.Is(err, jobs.ErrBadLink):
+		return &Error{Status: http.StatusForbidden, Code: "bad_link", Message: err.Error()}
+	case errors.Is(err, jobs.ErrLinkExpired):
+		return &Error{Status: http.StatusForbidden, Code: "link_expired", Message: err.Error()}
+	}
+	return err
+}
+
+// jobRequest is the body of POST /v1/datasets/{name}/jobs: JSON
+// {"format": "xlsx", "params": {"from": "2024-01-01", "ids": [1, 2]}}, or
+// a form (format=xlsx&from=2024-01-01).
+type jobRequest struct {
+	Format string                     `json:"format"`
+	Params map[string]json.RawMessage `json:"params"`
+}
+
+func (s *Server) submitJob(w http.ResponseWriter, r *http.Request) {
+	d, err := s.cfg.Datasets.Lookup(r.PathValue("name"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	f, q, err := parseJobRequest(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := s.authorize(r, d, q); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var roles []string
+	if p := auth.From(r.Context()); p != nil {
+		roles = p.Roles
+	}
+	owner := s.cfg.Principal(r)
+	j, joined, err := s.cfg.Jobs.Submit(r.Context(), jobs.Request{Owner: owner, Roles: roles, Dataset: d.Name, Format: f, Params: q})
+	if err != nil {
+		s.writeError(w, r, jobError(err))
+		return
+	}
+	s.log.Info("job submitted", append(auditAttrs(r), "job", j.ID, "dataset", d.Name, "format", string(f),
+		"params", q.Encode(), "joined", joined, "owner", owner)...)
+	w.Header().Set("Location", "/v1/jobs/"+url.PathEscape(j.ID))
+	if joined {
+		w.Header().Set("X-Exportd-Joined", "true")
+	}
+	writeJSON(w, http.StatusAccepted, j)
+}
+
+// parseJobRequest reads the format and parameters of a job request.
+func parseJobRequest(r *http.Request) (exportd.Format, url.Values, error) {
+	bad := func(msg string) error {
+		return &Error{Status: http.StatusBadRequest, Code: "bad_request", Message: msg}
+	}
+	q := url.Values{}
+	format := ""
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	switch mt {
+	case "application/json":
+		var req jobRequest
+		dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			return "", nil, bad("malformed JSON body: " + err.Error())
+		}
+		format = req.Format
+		for k, raw := range req.Params {
+			vals, err := jsonParam(raw)
+			if err != nil {
+				return "", nil, &Error{Status: http.StatusBadRequest, Code: "bad_parameter", Field: k,
+					Message: fmt.Sprintf("parameter %s: %v", k, err)}
+			}
+			q[k] = vals
+		}
+	case "application/x-www-form-urlencoded", "multipart/form-data", "":
+		r.Body = http.MaxBytesReader(nil, r.Body, 1<<20)
+		if err := r.ParseForm(); err != nil {
+			return "", nil, bad("malformed form: " + err.Error())
+		}
+		for k, v := range r.PostForm {
+			switch k {
+			case "format":
+				format = v[0]
+			case CSRFField:
+			default:
+				q[k] = v
+			}
+		}
+		if format == "" {
+			format = r.URL.Query().Get("format")
+		}
+	default:
+		return "", nil, &Error{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type",
+			Message: "send JSON ({\"format\": …, \"params\": {…}}) or a form"}
+	}
+	if format == "" {
+		format = string(exportd.FormatXLSX)
+	}
+	f, err := exportd.ParseFormat(format)
+	if err != nil {
+		return "", nil, fmt.Errorf("%w %q (want xlsx, csv, tsv or jsonl)", errUnknownFormat, format)
+	}
+	return f, q, nil
+}
+
+// jsonParam turns a JSON parameter value into its query-string values: a
+// string, number or boolean is one value, an array one value per item.
+func jsonParam(raw json.RawMessage) ([]string, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) > 0 && raw[0] == '[' {
+		var items []json.RawMessage
+		if err := json.Unmarshal(raw, &items); err != nil {
+			return nil, err
+		}
+		var out []string
+		for _, it := range items {
+			v, err := jsonScalar(it)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, v)
+		}
+		return out, nil
+	}
+	v, err := jsonScalar(raw)
+	if err != nil {
+		return nil, err
+	}
+	return []string{v}, nil
+}
+
+func jsonScalar(raw json.RawMessage) (string, error) {
+	var v any
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := dec.Decode(&v); err != nil {
+		return "", err
+	}
+	switch v := v.(type) {
+	case string:
+		return v, nil
+	case json.Number:
+		return v.String(), nil
+	case bool:
+		return fmt.Sprint(v), nil
+	}
+	return "", errors.New("want a string, number, boolean or an array of them")
+}
+
+func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
+	j, err := s.cfg.Jobs.Get(r.Context(), s.cfg.Principal(r), r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, jobError(err))
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, j)
+}
+
+func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
+	list, err := s.cfg.Jobs.List(r.Context(), s.cfg.Principal(r))
+	if err != nil {
+		s.writeError(w, r, jobError(err))
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, map[string]any{"jobs": list})
+}
+
+func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) {
+	j, err := s.cfg.Jobs.Cancel(r.Context(), s.cfg.Principal(r), r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, jobError(err))
+		return
+	}
+	s.log.Info("job cancel", append(auditAttrs(r), "job", j.ID, "state", j.State)...)
+	writeJSON(w, http.StatusOK, j)
+}
+
+// jobEventsEvery is how often the events stream looks at the job; an
+// event is sent only when the job changed.
+const jobEventsEvery = 250 * time.Millisecond
+
+// jobEvents streams a job's progress as Server-Sent Events: an event
+// "progress" (data: the job's JSON) each time the job changed, at most
+// four a second, and a last event "done" at its final state, after which
+// the stream ends. A comment line every 15 s keeps proxies from timing
+// out while a job waits.
+func (s *Server) jobEvents(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	owner, id := s.cfg.Principal(r), r.PathValue("id")
+	j, err := s.cfg.Jobs.Get(ctx, owner, id)
+	if err != nil {
+		s.writeError(w, r, jobError(err))
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	var last []byte
+	lastSent := time.Now()
+	tick := time.NewTicker(jobEventsEvery)
+	defer tick.Stop()
+	for {
+		data, _ := json.Marshal(j)
+		event := "progress"
+		if j.Final() {
+			event = "done"
+		}
+		switch {
+		case !bytes.Equal(data, last) || j.Final():
+			rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+			if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, data); err != nil {
+				return
+			}
+			last, lastSent = data, time.Now()
+		case time.Since(lastSent) >= 15*time.Second:
+			if _, err := io.WriteString(w, ": waiting\n\n"); err != nil {
+				return
+			}
+			lastSent = time.Now()
+		}
+		if err := rc.Flush(); err != nil || j.Final() {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.streams.Done(): // shutting down: the client reconnects elsewhere
+			return
+		case <-tick.C:
+		}
+		if j, err = s.cfg.Jobs.Get(ctx, owner, id); err != nil {
+			return
+		}
+	}
+}
+
+// downloadJob serves a succeeded job's result, with Content-Length, ETag,
+// Last-Modified and Range (http.ServeContent over the stored object,
+// which seeks by range reads on S3). A signed link (expires, sig) is its
+// own credential; without one, the job must be the caller's.
+func (s *Server) downloadJob(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	signed := jobs.IsSignedLink(r.URL.Query())
+	if signed {
+		if err := s.cfg.Jobs.CheckLink(id, r.URL.Query(), time.Now()); err != nil {
+			s.log.Info("job download", "job", id, "outcome", toError(jobError(err)).Code, "client", remoteIP(r, s.cfg.TrustedProxies), "error", err.Error())
+			s.writeError(w, r, jobError(err))
+			return
+		}
+	}
+	res, err := s.cfg.Jobs.Open(r.Context(), s.cfg.Principal(r), id, signed)
+	if err != nil {
+		s.writeError(w, r, jobError(err))
+		return
+	}
+	defer res.Close()
+	h := w.Header()
+	h.Set("Content-Type", res.Job.ContentType())
+	h.Set("Content-Disposition", contentDisposition(res.Job.FileName))
+	h.Set("ETag", res.Job.ETag())
+	h.Set("Cache-Control", "private, no-cache")
+	h.Set("X-Content-Type-Options", "nosniff")
+	if r.Header.Get("Range") == "" {
+		s.log.Info("job download", append(auditAttrs(r), "job", id, "owner", res.Job.Owner(), "signed", signed,
+			"bytes", res.Size(), "sha256", res.Job.SHA256, "client", remoteIP(r, s.cfg.TrustedProxies))...)
+	}
+	http.ServeContent(w, r, "", res.ModTime(), res)
+}
