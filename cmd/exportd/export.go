@@ -28,9 +28,15 @@ type exportCmd struct {
 	Timezone string   `help:"Zone for timestamps with a time zone (--db only; a datasets file sets its own)." default:"UTC"`
 	NoBOM    bool     `help:"CSV/TSV: leave out the UTF-8 byte-order mark."`
 	Quiet    bool     `short:"q" help:"No progress bar."`
+
+	Background bool   `help:"Run the export as a job on a running server (exportd serve --jobs), follow its progress, then download the file (background.go)."`
+	Server     string `help:"The server for --background." default:"http://127.0.0.1:8080" env:"EXPORTD_SERVER" placeholder:"URL"`
 }
 
 func (c *exportCmd) Run(ctx context.Context) error {
+	if c.Background {
+		return c.runBackground(ctx)
+	}
 	src, q, cols, name, sheet, loc, err := c.plan(ctx)
 	if err != nil {
 		return err

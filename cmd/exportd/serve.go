@@ -26,6 +26,8 @@ type serveCmd struct {
 	TrustedProxies []string      `help:"Proxy addresses (CIDR) whose X-Real-IP/X-Forwarded-For name the client." placeholder:"CIDR"`
 	LogFormat      string        `help:"Log format." enum:"text,json" default:"text"`
 	LogLevel       string        `help:"Log level." enum:"debug,info,warn,error" default:"info"`
+
+	jobFlags `embed:""` // background jobs (background.go)
 }
 
 func (c *serveCmd) Run(ctx context.Context) error {
@@ -39,6 +41,11 @@ func (c *serveCmd) Run(ctx context.Context) error {
 		return err
 	}
 	defer closeSources()
+	stopJobs, err := c.jobFlags.start(ctx, c.Config, &sc, log)
+	if err != nil {
+		return err
+	}
+	defer stopJobs()
 	s, err := server.New(sc)
 	if err != nil {
 		return err

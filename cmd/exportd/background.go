@@ -1,0 +1,303 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/exportd/exportd"
+	"github.com/exportd/exportd/jobs"
+	"github.com/exportd/exportd/jobs/storage"
+	"github.com/exportd/exportd/server"
+)
+
+// jobFlags are serve's background job settings.
+type jobFlags struct {
+	Jobs           bool          `help:"Serve background export jobs (POST /v1/datasets/{name}/jobs)." env:"EXPORTD_JOBS"`
+	JobsQueue      string        `help:"Job queue: sqlite:PATH (one node; default: exportd-jobs.db beside the datasets file) or postgres://… (shared by every node)." placeholder:"URL" env:"EXPORTD_JOBS_QUEUE"`
+	JobsStorage    string        `help:"Result storage: file:///DIR or s3://BUCKET?endpoint=…&region=… (credentials from the usual AWS variables)." default:"file://./exportd-results" placeholder:"URL" env:"EXPORTD_JOBS_STORAGE"`
+	JobsSecret     string        `help:"Secret that signs download links (at least 16 bytes; the same on every node). Required with --jobs." placeholder:"SECRET" env:"EXPORTD_JOBS_SECRET"`
+	JobsTTL        time.Duration `help:"How long a result can be downloaded; then it is deleted." default:"24h"`
+	JobsWorkers    int           `help:"Jobs this node runs at once; -1: none (the node only accepts and serves jobs)." default:"2"`
+	JobsTimeout    time.Duration `help:"Longest attempt of one job." default:"2h"`
+	JobsRescue     time.Duration `name:"jobs-rescue-after" help:"A job running this long is taken to be on a dead node and runs again; must exceed --jobs-timeout (0: timeout + 5m)." default:"0"`
+	JobsPoll       time.Duration `help:"How often to look for new jobs (and, on SQLite, cancellations)." default:"1s"`
+	JobsMaxAttempt int           `name:"jobs-max-attempts" help:"Attempts of a failing job (with backoff)." default:"3"`
+
+	// demo makes up a secret when none is given (exportd demo).
+	demo bool
+}
+
+// start opens the queue and the storage, starts the job manager and puts
+// it in sc. stop stops the manager (letting running jobs finish for a
+// while) and closes the queue and the storage.
+func (f *jobFlags) start(ctx context.Context, configPath string, sc *server.Config, log *slog.Logger) (stop func(), err error) {
+	if !f.Jobs {
+		return func() {}, nil
+	}
+	secret := f.JobsSecret
+	if secret == "" && f.demo {
+		b := make([]byte, 32)
+		rand.Read(b)
+		secret = hex.EncodeToString(b)
+		log.Warn("no --jobs-secret: using a random one; download links stop working when the server restarts")
+	}
+	if len(secret) < 16 {
+		return nil, usageError{errors.New("--jobs needs --jobs-secret (or EXPORTD_JOBS_SECRET) of at least 16 bytes, the same on every node")}
+	}
+	queueURL := f.JobsQueue
+	if queueURL == "" {
+		queueURL = "sqlite:" + filepath.Join(filepath.Dir(configPath), "exportd-jobs.db")
+	}
+	q, err := jobs.OpenQueue(ctx, queueURL)
+	if err != nil {
+		return nil, err
+	}
+	storeURL := f.JobsStorage
+	if rest, ok := strings.CutPrefix(storeURL, "file://"); ok && !strings.HasPrefix(rest, "/") {
+		storeURL = rest // a relative directory
+	}
+	st, err := storage.Open(ctx, storeURL)
+	if err != nil {
+		q.Close()
+		return nil, err
+	}
+	m, err := jobs.New(jobs.Config{
+		Datasets: sc.Datasets, Sources: sc.Sources, Queue: q, Storage: st, LinkSecret: []byte(secret),
+		Workers: f.JobsWorkers, ResultTTL: f.JobsTTL, JobTimeout: f.JobsTimeout, RescueAfter: f.JobsRescue,
+		MaxAttempts: f.JobsMaxAttempt, PollInterval: f.JobsPoll, Logger: log,
+	})
+	if err != nil {
+		st.Close()
+		q.Close()
+		return nil, usageError{err}
+	}
+	if err := m.Start(ctx); err != nil {
+		st.Close()
+		q.Close()
+		return nil, err
+	}
+	log.Info("background jobs", "queue", q.Driver(), "workers", f.JobsWorkers, "ttl", f.JobsTTL.String())
+	sc.Jobs = m
+	return func() {
+		c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := m.Stop(c); err != nil {
+			log.Warn("stopping jobs", "error", err.Error())
+		}
+		st.Close()
+		q.Close()
+	}, nil
+}
+
+// runBackground submits the export to a running server as a job, shows
+// its progress from the job's events, then downloads the result.
+func (c *exportCmd) runBackground(ctx context.Context) error {
+	if c.Server == "" {
+		return usageError{errors.New("--background needs --server URL (a running exportd serve --jobs)")}
+	}
+	if c.Dataset == "" || c.DB != "" {
+		return usageError{errors.New("--background needs --dataset (and --config or --server): a server runs datasets, not ad-hoc queries")}
+	}
+	f, err := c.format()
+	if err != nil {
+		return usageError{err}
+	}
+	params := map[string][]string{}
+	for _, kv := range c.Param {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return usageError{fmt.Errorf("--param %q: want NAME=VALUE", kv)}
+		}
+		params[k] = append(params[k], v)
+	}
+	base := strings.TrimSuffix(c.Server, "/")
+	body, _ := json.Marshal(map[string]any{"format": f, "params": params})
+	var j jobs.Job
+	if err := c.call(ctx, "POST", base+"/v1/datasets/"+url.PathEscape(c.Dataset)+"/jobs", body, http.StatusAccepted, &j); err != nil {
+		return err
+	}
+	var bar *progress
+	if !c.Quiet && term.IsTerminal(int(os.Stderr.Fd())) {
+		bar = newProgress(os.Stderr)
+	} else if !c.Quiet {
+		fmt.Fprintf(os.Stderr, "job %s: %s\n", j.ID, j.State)
+	}
+	show := func(j *jobs.Job) {
+		if bar == nil {
+			return
+		}
+		total := int64(-1)
+		if j.TotalRows != nil {
+			total = *j.TotalRows
+		}
+		bar.update(exportd.Progress{Rows: j.Rows, Bytes: j.Bytes, Total: total})
+	}
+	final, err := c.follow(ctx, base, &j, show)
+	if bar != nil {
+		bar.finish(exportd.Progress{Rows: final.Rows, Bytes: final.Bytes, Total: -1}, err == nil && final.State == jobs.StateSucceeded)
+	}
+	if err != nil {
+		return err
+	}
+	if final.State != jobs.StateSucceeded {
+		return fmt.Errorf("job %s %s: %s", final.ID, final.State, final.Error)
+	}
+	if c.Output == "" {
+		c.Output = final.FileName
+	}
+	out, commit, abort, err := openOutput(c.Output, f)
+	if err != nil {
+		return err
+	}
+	n, err := c.download(ctx, base+final.DownloadURL, out)
+	if err == nil && n != final.Size {
+		err = fmt.Errorf("download: %d bytes, the result has %d", n, final.Size)
+	}
+	if err != nil {
+		abort()
+		return err
+	}
+	if err := commit(); err != nil {
+		return err
+	}
+	if !c.Quiet && c.Output != "-" {
+		fmt.Fprintf(os.Stderr, "wrote %s: %d rows, %s (job %s)\n", c.Output, final.Rows, humanBytes(final.Size), final.ID)
+	}
+	return nil
+}
+
+// follow reads the job's events until its final state; if the stream
+// breaks (a node restarting), it reconnects.
+func (c *exportCmd) follow(ctx context.Context, base string, j *jobs.Job, show func(*jobs.Job)) (*jobs.Job, error) {
+	for attempt := 0; ; attempt++ {
+		err := c.events(ctx, base+"/v1/jobs/"+url.PathEscape(j.ID)+"/events", func(nj *jobs.Job) {
+			*j = *nj
+			show(j)
+		})
+		if j.Final() {
+			return j, nil
+		}
+		if ctx.Err() != nil {
+			return j, ctx.Err()
+		}
+		if attempt >= 30 {
+			return j, fmt.Errorf("job %s: events: %w", j.ID, err)
+		}
+		select {
+		case <-ctx.Done():
+			return j, ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (c *exportCmd) events(ctx context.Context, u string, each func(*jobs.Job)) error {
+	req, err := c.request(ctx, "GET", u, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return apiError(resp)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+			var j jobs.Job
+			if err := json.Unmarshal([]byte(data), &j); err == nil {
+				each(&j)
+			}
+		}
+	}
+	return sc.Err()
+}
+
+func (c *exportCmd) download(ctx context.Context, u string, w io.Writer) (int64, error) {
+	req, err := c.request(ctx, "GET", u, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("download: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, apiError(resp)
+	}
+	n, err := io.Copy(w, resp.Body)
+	if err != nil {
+		return n, fmt.Errorf("download: %w", err)
+	}
+	return n, nil
+}
+
+func (c *exportCmd) call(ctx context.Context, method, u string, body []byte, want int, v any) error {
+	req, err := c.request(ctx, method, u, body)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != want {
+		return apiError(resp)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// request makes a request to the server, with EXPORTD_TOKEN as its
+// bearer token when set.
+func (c *exportCmd) request(ctx context.Context, method, u string, body []byte) (*http.Request, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("--server: %w", err)}
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if tok := os.Getenv("EXPORTD_TOKEN"); tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	return req, nil
+}
+
+// apiError reads the server's JSON error.
+func apiError(resp *http.Response) error {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	var e struct {
+		Error struct{ Code, Message string }
+	}
+	if json.Unmarshal(b, &e) == nil && e.Error.Message != "" {
+		return fmt.Errorf("server: %s (%d %s)", e.Error.Message, resp.StatusCode, e.Error.Code)
+	}
+	return fmt.Errorf("server: %s", resp.Status)
+}
