@@ -51,7 +51,7 @@
   function when(v) {
     if (!v) return '';
     var d = new Date(v);
-    return isNaN(d) ? String(v) : d.toLocaleString('ko-KR', { dateStyle: 'short', timeStyle: 'short' });
+    return isNaN(d) ? String(v) : d.toLocaleString('ko-KR', { month: 'numeric', day: 'numeric', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
   }
 
   var stateNames = { queued: '대기 중', running: '진행 중', succeeded: '완료', failed: '실패', cancelled: '취소됨', expired: '만료됨' };
@@ -289,6 +289,7 @@
             l.href = dl;
             l.className = 'button primary';
             l.textContent = '받기';
+            l.title = first(j, ['file_name']) || '';
             cell(tr, l);
           } else {
             cell(tr, '');
