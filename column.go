@@ -23,6 +23,10 @@ type Column struct {
 	Type   Type    `yaml:"type,omitempty" json:"type,omitempty"`     // declared type; empty means "as the database says"
 	Format string  `yaml:"format,omitempty" json:"format,omitempty"` // spreadsheet number format, e.g. "#,##0.00"
 	Width  float64 `yaml:"width,omitempty" json:"width,omitempty"`   // column width in characters; 0 = default
+	// Personal marks a column of personal data: roles see it in full,
+	// masked by Mask or not at all, as the dataset's access: block says.
+	Personal bool      `yaml:"personal,omitempty" json:"personal,omitempty"`
+	Mask     *MaskSpec `yaml:"mask,omitempty" json:"-"` // the masking rule; nil blanks a masked column
 }
 
 // Label returns the header label of c.

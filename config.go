@@ -59,6 +59,8 @@ type Config struct {
 	// Auth is the auth: block; never nil (a file without one gets the
 	// default tokens database and nothing else).
 	Auth *AuthConfig
+	// Privacy is the privacy: block (see PrivacyConfig); never nil.
+	Privacy *PrivacyConfig
 }
 
 // Connection is a named database connection of a datasets file.
@@ -370,9 +372,11 @@ func (p *parser) parse(data []byte) *Config {
 		p.mapping(doc.Content[0], "", "")
 		return nil
 	}
-	var connNode, dsNode, authNode *yaml.Node
+	var connNode, dsNode, authNode, privacyNode *yaml.Node
 	cfg.Auth = p.defaultAuth()
-	for _, kv := range p.mapping(doc.Content[0], "", "", "timezone", "connections", "datasets", "auth") {
+	cfg.Privacy = p.defaultPrivacy()
+	privacyLine := 0
+	for _, kv := range p.mapping(doc.Content[0], "", "", "timezone", "connections", "datasets", "auth", "privacy") {
 		switch kv.key {
 		case "timezone":
 			if s, ok := p.str(kv.v, "", "timezone"); ok {
@@ -389,7 +393,12 @@ func (p *parser) parse(data []byte) *Config {
 			dsNode = kv.v
 		case "auth":
 			authNode = kv.v
+		case "privacy":
+			privacyNode, privacyLine = kv.v, kv.k.Line
 		}
+	}
+	if privacyNode != nil {
+		p.privacy(cfg, privacyNode)
 	}
 	if authNode != nil {
 		p.auth(cfg, authNode)
@@ -412,6 +421,7 @@ func (p *parser) parse(data []byte) *Config {
 			cfg.Datasets = append(cfg.Datasets, d)
 		}
 	}
+	p.checkPrivacy(cfg, privacyLine)
 	return cfg
 }
 

@@ -103,7 +103,7 @@ func TestLoadConfigBad(t *testing.T) {
 		`testdata/bad.yaml:28: dataset "members": timeout: not a duration "soon" (want e.g. 30s, 10m, 1h30m)`,
 		`testdata/bad.yaml:29: dataset "members": row_limit: must not be negative (0 means no limit)`,
 		`testdata/bad.yaml:30: dataset "members": key: "nokey" is not a declared column`,
-		`testdata/bad.yaml:31: dataset "members": extra: unknown field (want one of title, description, connection, sql, params, columns, sheet, filename, row_limit, timeout, max_duration, key, roles, pin)`,
+		`testdata/bad.yaml:31: dataset "members": extra: unknown field (want one of title, description, connection, sql, params, columns, sheet, filename, row_limit, timeout, max_duration, key, roles, pin, personal, access, encryption, marking)`,
 	}
 	got := strings.Split(err.Error(), "\n")
 	if len(errs) != len(got) {
@@ -129,7 +129,7 @@ func TestDatasetRules(t *testing.T) {
 	}{
 		{"minimal", "sql: SELECT 1", ""},
 		{"every field", "title: T\ndescription: D\nconnection: main\nsql: SELECT :a\nparams: [{name: a, type: int}]\ncolumns: [{name: x}]\nsheet: S\nfilename: f_{a}.xlsx\nrow_limit: 0\ntimeout: 1m\nmax_duration: 1h\nkey: x", ""},
-		{"unknown field", "sql: SELECT 1\nowner: admin", `7: dataset "d": owner: unknown field (want one of title, description, connection, sql, params, columns, sheet, filename, row_limit, timeout, max_duration, key, roles, pin)`},
+		{"unknown field", "sql: SELECT 1\nowner: admin", `7: dataset "d": owner: unknown field (want one of title, description, connection, sql, params, columns, sheet, filename, row_limit, timeout, max_duration, key, roles, pin, personal, access, encryption, marking)`},
 		{"repeated field", "sql: SELECT 1\nsql: SELECT 2", `7: dataset "d": sql: repeated (first at line 6)`},
 		{"missing sql", "title: x", `5: dataset "d": sql: missing`},
 		{"empty sql", "sql: '  '", `6: dataset "d": sql: empty`},
@@ -188,7 +188,7 @@ func TestDatasetRules(t *testing.T) {
 		{"column width not a number", "sql: SELECT 1\ncolumns: [{name: a, width: wide}]", `7: dataset "d": columns[0].width: want a number, got "wide"`},
 		{"column name missing", "sql: SELECT 1\ncolumns:\n  - {header: x}", `8: dataset "d": columns[0].name: missing`},
 		{"column repeated", "sql: SELECT 1\ncolumns:\n  - {name: a}\n  - {name: a}", `9: dataset "d": columns[1].name: repeated column "a" (also columns[0])`},
-		{"column unknown field", "sql: SELECT 1\ncolumns: [{name: a, mask: name}]", `7: dataset "d": columns[0].mask: unknown field (want one of name, header, type, format, width)`},
+		{"column unknown field", "sql: SELECT 1\ncolumns: [{name: a, colour: red}]", `7: dataset "d": columns[0].colour: unknown field (want one of name, header, type, format, width, personal, mask)`},
 		{"sheet long", "sql: SELECT 1\nsheet: " + strings.Repeat("가", 32), `7: dataset "d": sheet: longer than 31 characters`},
 		{"sheet 31 Korean", "sql: SELECT 1\nsheet: " + strings.Repeat("가", 31), ""},
 		{"sheet chars", "sql: SELECT 1\nsheet: 'a:b'", `7: dataset "d": sheet: must not contain any of [ ] : * ? / \`},
@@ -243,7 +243,7 @@ func TestConfigRules(t *testing.T) {
 		{"empty file", "", `f.yaml: empty file (want timezone, connections and datasets)`},
 		{"syntax error", "connections:\n  main: [\n", `f.yaml:2: did not find expected node content`},
 		{"not a mapping", "- a", `f.yaml:1: want a mapping, got a list`},
-		{"unknown top field", "connections: {main: {url: 'sqlite:x'}}\ndatasets: {d: {sql: SELECT 1}}\nlisten: :8080", `f.yaml:3: listen: unknown field (want one of timezone, connections, datasets, auth)`},
+		{"unknown top field", "connections: {main: {url: 'sqlite:x'}}\ndatasets: {d: {sql: SELECT 1}}\nlisten: :8080", `f.yaml:3: listen: unknown field (want one of timezone, connections, datasets, auth, privacy)`},
 		{"no datasets", "connections: {main: {url: 'sqlite:x'}}", `f.yaml: datasets: missing (want at least one dataset)`},
 		{"empty datasets", "connections: {main: {url: 'sqlite:x'}}\ndatasets: {}", `f.yaml:2: datasets: empty (want at least one dataset)`},
 		{"no connections", "datasets: {d: {sql: SELECT 1}}", `f.yaml: connections: missing (want at least one connection)`},

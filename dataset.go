@@ -33,6 +33,18 @@ type Dataset struct {
 	// Pins fixes parameters per role: role → parameter → pin. See
 	// [Dataset.PinsFor] and [Dataset.ApplyPins].
 	Pins map[string]map[string]Pin
+	// Personal marks a dataset holding personal data: an export needs a
+	// stated purpose and is recorded in the audit trail (see PrivacyConfig).
+	Personal bool
+	// Access says, per role, which personal columns it sees: role →
+	// column (or AccessAll) → AccessFull, AccessMasked or AccessOmitted.
+	Access map[string]map[string]string
+	// Encryption is "", EncryptionOptional or EncryptionRequired: whether
+	// an XLSX may or must be password-protected.
+	Encryption string
+	// Marking puts the downloader and the time in the sheet's printed
+	// header/footer and in the document properties.
+	Marking bool
 
 	file  string         // the config file it was read from
 	line  int            // the line of its name
@@ -70,7 +82,7 @@ func (d *Dataset) lineOf(field string) int {
 
 const maxSheetName = 31
 
-var datasetFields = []string{"title", "description", "connection", "sql", "params", "columns", "sheet", "filename", "row_limit", "timeout", "max_duration", "key", "roles", "pin"}
+var datasetFields = []string{"title", "description", "connection", "sql", "params", "columns", "sheet", "filename", "row_limit", "timeout", "max_duration", "key", "roles", "pin", "personal", "access", "encryption", "marking"}
 
 func (p *parser) dataset(cfg *Config, kv pair) *Dataset {
 	d := &Dataset{Name: kv.key, file: p.file, line: kv.k.Line, lines: map[string]int{}}
@@ -78,7 +90,7 @@ func (p *parser) dataset(cfg *Config, kv pair) *Dataset {
 	if !datasetNameRE.MatchString(name) {
 		p.errorf(kv.k.Line, name, "", "invalid dataset name (want [a-z0-9_-]+)")
 	}
-	var paramsNode, columnsNode, pinNode *yaml.Node
+	var paramsNode, columnsNode, pinNode, accessNode *yaml.Node
 	for _, f := range p.mapping(kv.v, name, "", datasetFields...) {
 		d.lines[f.key] = f.k.Line
 		switch f.key {
@@ -121,6 +133,14 @@ func (p *parser) dataset(cfg *Config, kv pair) *Dataset {
 			d.Roles = p.roles(f.v, name, f.key)
 		case "pin":
 			pinNode = f.v
+		case "personal":
+			d.Personal = p.boolean(f.v, name, f.key)
+		case "access":
+			accessNode = f.v
+		case "encryption":
+			d.Encryption, _ = p.str(f.v, name, f.key)
+		case "marking":
+			d.Marking = p.boolean(f.v, name, f.key)
 		}
 	}
 	if deref(kv.v).Kind != yaml.MappingNode {
@@ -167,6 +187,12 @@ func (p *parser) dataset(cfg *Config, kv pair) *Dataset {
 	if columnsNode != nil {
 		p.columns(d, columnsNode)
 	}
+
+	// personal, access, encryption (privacy.go)
+	if accessNode != nil {
+		p.access(d, accessNode)
+	}
+	p.checkPersonal(d)
 
 	// sheet
 	if _, given := d.lines["sheet"]; given {
@@ -314,7 +340,7 @@ func (p *parser) params(cfg *Config, d *Dataset, n *yaml.Node) {
 	}
 }
 
-var columnFields = []string{"name", "header", "type", "format", "width"}
+var columnFields = []string{"name", "header", "type", "format", "width", "personal", "mask"}
 
 // ColumnTypes lists the valid declared column types.
 var ColumnTypes = []Type{TypeString, TypeInt, TypeFloat, TypeDecimal, TypeBool, TypeDate, TypeDateTime}
@@ -359,6 +385,10 @@ func (p *parser) columns(d *Dataset, n *yaml.Node) {
 				if c.Width < 0 || c.Width > 255 {
 					p.errorf(f.v.Line, d.Name, ff, "must be between 0 and 255 characters")
 				}
+			case "personal":
+				c.Personal = p.boolean(f.v, d.Name, ff)
+			case "mask":
+				c.Mask = p.maskSpec(f.v, d.Name, ff)
 			}
 		}
 		line := deref(e).Line
@@ -379,6 +409,9 @@ func (p *parser) columns(d *Dataset, n *yaml.Node) {
 			} else {
 				seen[c.Name] = i
 			}
+		}
+		if c.Mask != nil && !c.Personal {
+			p.errorf(given["mask"], d.Name, field+".mask", "given on a column that is not personal: true")
 		}
 		d.Columns = append(d.Columns, c)
 	}

@@ -1,53 +1,26 @@
 package mask
 
 import (
-	"errors"
-	"fmt"
 	"regexp"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/exportd/exportd"
-	"go.yaml.in/yaml/v3"
 )
 
-// Spec is a masking rule as written in a datasets file. In YAML it is either
-// the name of a built-in rule or a mapping:
+// Spec is a masking rule as written in a datasets file (it is
+// [exportd.MaskSpec]). In YAML it is either the name of a built-in rule or
+// a mapping:
 //
 //	mask: name
 //	mask: {rule: keep, first: 2, last: 4}
 //	mask: {rule: pattern, pattern: '(\d{4})$', replace: '****'}
 //	mask: {rule: fixed, replace: '(비공개)'}
-type Spec struct {
-	// Rule is one of name, email, phone, national_id, pattern, keep, fixed.
-	Rule string `yaml:"rule" json:"rule"`
-	// Pattern is the regular expression (Go RE2 syntax) of a pattern rule:
-	// every match is replaced by Replace.
-	Pattern string `yaml:"pattern,omitempty" json:"pattern,omitempty"`
-	// Replace is the replacement of a pattern rule ($1 or ${name} insert a
-	// group) or the text of a fixed rule.
-	Replace string `yaml:"replace,omitempty" json:"replace,omitempty"`
-	// First and Last are the runes a keep rule leaves at the start and end.
-	First int `yaml:"first,omitempty" json:"first,omitempty"`
-	Last  int `yaml:"last,omitempty" json:"last,omitempty"`
-	// Char is the masking character of the built-in and keep rules; "*"
-	// when empty. It must be one character.
-	Char string `yaml:"char,omitempty" json:"char,omitempty"`
-}
-
-// UnmarshalYAML reads a Spec from a rule name or a mapping.
-func (s *Spec) UnmarshalYAML(n *yaml.Node) error {
-	if n.Kind == yaml.ScalarNode {
-		*s = Spec{Rule: n.Value}
-		return nil
-	}
-	type plain Spec
-	return n.Decode((*plain)(s))
-}
+type Spec = exportd.MaskSpec
 
 // ErrRule is returned (wrapped) by [Parse] for an invalid Spec.
-var ErrRule = errors.New("invalid masking rule")
+var ErrRule = exportd.ErrMaskRule
 
 type kind uint8
 
@@ -91,27 +64,12 @@ type Rule struct {
 
 // Parse returns the Rule a Spec describes, or an error wrapping ErrRule.
 func Parse(s Spec) (Rule, error) {
+	if err := s.Check(); err != nil {
+		return Rule{}, err
+	}
 	r := Rule{char: "*", spec: s}
 	if s.Char != "" {
-		if utf8.RuneCountInString(s.Char) != 1 || !utf8.ValidString(s.Char) {
-			return Rule{}, fmt.Errorf("%w: char %q must be one character", ErrRule, s.Char)
-		}
 		r.char = s.Char
-	}
-	onlyFor := func(field string, set bool, rules ...string) error {
-		if set && !containsStr(rules, s.Rule) {
-			return fmt.Errorf("%w: %s is not used by rule %q", ErrRule, field, s.Rule)
-		}
-		return nil
-	}
-	if err := errors.Join(
-		onlyFor("pattern", s.Pattern != "", "pattern"),
-		onlyFor("replace", s.Replace != "", "pattern", "fixed"),
-		onlyFor("first", s.First != 0, "keep"),
-		onlyFor("last", s.Last != 0, "keep"),
-		onlyFor("char", s.Char != "", "name", "email", "phone", "national_id", "keep"),
-	); err != nil {
-		return Rule{}, err
 	}
 	switch s.Rule {
 	case "name":
@@ -123,25 +81,11 @@ func Parse(s Spec) (Rule, error) {
 	case "national_id":
 		r.kind = kindNationalID
 	case "pattern":
-		if s.Pattern == "" {
-			return Rule{}, fmt.Errorf("%w: pattern rule needs a pattern", ErrRule)
-		}
-		re, err := regexp.Compile(s.Pattern)
-		if err != nil {
-			return Rule{}, fmt.Errorf("%w: pattern: %v", ErrRule, err)
-		}
-		r.kind, r.re, r.repl = kindPattern, re, s.Replace
+		r.kind, r.re, r.repl = kindPattern, regexp.MustCompile(s.Pattern), s.Replace // compiled by Check
 	case "keep":
-		if s.First < 0 || s.Last < 0 {
-			return Rule{}, fmt.Errorf("%w: keep: first and last must not be negative", ErrRule)
-		}
 		r.kind, r.first, r.last = kindKeep, s.First, s.Last
 	case "fixed":
 		r.kind, r.repl = kindFixed, s.Replace
-	case "":
-		return Rule{}, fmt.Errorf("%w: no rule named", ErrRule)
-	default:
-		return Rule{}, fmt.Errorf("%w: unknown rule %q (want name, email, phone, national_id, pattern, keep or fixed)", ErrRule, s.Rule)
 	}
 	return r, nil
 }
@@ -154,15 +98,6 @@ func MustParse(s Spec) Rule {
 		panic(err)
 	}
 	return r
-}
-
-func containsStr(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // Spec returns the Spec the rule was parsed from.
