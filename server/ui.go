@@ -140,12 +140,14 @@ type uiPage struct {
 	Title string
 	Nav   string // "datasets" or "jobs": the current menu entry
 	CSRF  string
+	Jobs  bool // the server runs background jobs
 	Data  any
 }
 
 // render writes page with status.
 func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name string, p uiPage) {
 	p.CSRF = csrfToken(w, r)
+	p.Jobs = s.cfg.Jobs != nil
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
@@ -222,6 +224,7 @@ func (s *Server) uiForm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	form := newUIForm(d, r.URL.Query(), false, s.cfg.Datasets.Location)
+	form.noJobs(s.cfg.Jobs == nil)
 	s.render(w, r, http.StatusOK, "form", uiPage{Title: form.Title, Nav: "datasets", Data: form})
 }
 
@@ -242,11 +245,16 @@ func (s *Server) uiDownload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	form := newUIForm(d, in, true, s.cfg.Datasets.Location)
+	form.noJobs(s.cfg.Jobs == nil)
 	e := toError(err)
 	form.setErrors(err)
 	if e.Code == "row_limit" {
 		form.TooLarge = true
-		form.Notice = "이 조건은 바로 내려받기에는 너무 큽니다: 백그라운드에서 준비하세요. (" + e.Message + ")"
+		if form.JobsURL != "" {
+			form.Notice = "이 조건은 바로 내려받기에는 너무 큽니다: 백그라운드에서 준비하세요. (" + e.Message + ")"
+		} else {
+			form.Notice = "이 조건은 바로 내려받기에는 너무 큽니다: 조건을 좁혀 주세요. (" + e.Message + ")"
+		}
 	} else if e.Status != http.StatusBadRequest {
 		form.Notice = e.Message
 	}
@@ -364,7 +372,7 @@ type uiFormData struct {
 	Fields                   []uiField
 	Formats                  []uiOption
 	DownloadURL, CheckURL    string
-	JobsURL                  string // POST here to start a background job
+	JobsURL                  string // POST here to start a background job; "" without jobs
 	Notice                   string // a message above the form
 	FormatError              string
 	TooLarge                 bool // a direct download would pass the row limit
@@ -501,6 +509,14 @@ func localInput(s string, loc *time.Location) string {
 		return t.Format("2006-01-02T15:04")
 	}
 	return s
+}
+
+// noJobs takes the background job out of the form when the server runs
+// no jobs.
+func (f *uiFormData) noJobs(none bool) {
+	if none {
+		f.JobsURL = ""
+	}
 }
 
 // setErrors puts the message of each *ParamError in err next to its field;

@@ -77,14 +77,14 @@
     var download = $('download');
     var background = $('background');
     form.noValidate = true; // our messages go next to the field
-    background.hidden = false;
+    if (background) background.hidden = false;
 
     function clearErrors() {
       form.querySelectorAll('.error').forEach(function (p) { p.hidden = true; p.textContent = ''; });
       form.querySelectorAll('.invalid').forEach(function (f) { f.classList.remove('invalid'); });
       notice.hidden = true;
       notice.classList.remove('warn');
-      background.classList.remove('suggested');
+      if (background) background.classList.remove('suggested');
     }
     function showNotice(msg, warn) {
       notice.textContent = msg;
@@ -113,6 +113,10 @@
     function showAPIError(res) {
       var e = (res.body && res.body.error) || { message: 'HTTP ' + res.status };
       if (res.status === 409 && e.suggest === 'job') {
+        if (!background) {
+          showNotice('이 조건은 바로 내려받기에는 너무 큽니다: 조건을 좁혀 주세요. (' + e.message + ')', true);
+          return;
+        }
         showNotice('이 조건은 바로 내려받기에는 너무 큽니다: 백그라운드에서 준비하세요. (' + e.message + ')', true);
         background.classList.add('suggested');
         background.focus();
@@ -145,7 +149,7 @@
       });
     });
 
-    background.addEventListener('click', function () {
+    if (background) background.addEventListener('click', function () {
       clearErrors();
       if (!clientCheck()) return;
       var data = new FormData(form), params = {}, format = 'xlsx';
