@@ -125,6 +125,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 					s.log.Info("export", "dataset", name, "outcome", toError(err).Code, "status", toError(err).Status,
 						"client", remoteIP(r, s.cfg.TrustedProxies), "error", err.Error())
 				}
+				s.auditDeniedPath(r, err) // privacy.go: a personal dataset's refusal is in the trail
 				s.writeError(w, r, err)
 				return
 			}

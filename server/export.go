@@ -15,6 +15,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 
 	"github.com/exportd/exportd"
+	"github.com/exportd/exportd/audit"
 	"github.com/exportd/exportd/format"
 	"github.com/exportd/exportd/xlsx"
 )
@@ -30,14 +31,20 @@ type exportRequest struct {
 	part   *partSpec // nil: the whole export
 	gzip   bool
 	client string
+	// privacy: the purpose, the columns chosen and their plan (privacy.go)
+	privacy   *privacyRequest
+	rawParams url.Values // the query as given, for the audit record of a refusal
 }
 
-// parseExport validates the path and query of an export request.
+// parseExport validates the path and query of an export request. On an
+// error it returns what it had found (the dataset, the format, the
+// privacy request), for the audit record of the refusal.
 func (s *Server) parseExport(r *http.Request) (*exportRequest, error) {
 	d, err := s.cfg.Datasets.Lookup(r.PathValue("name"))
 	if err != nil {
 		return nil, err
 	}
+	req := &exportRequest{d: d}
 	file := r.PathValue("file")
 	ext, ok := strings.CutPrefix(file, "export.")
 	if !ok {
@@ -46,19 +53,33 @@ func (s *Server) parseExport(r *http.Request) (*exportRequest, error) {
 	}
 	f, err := exportd.ParseFormat(ext)
 	if err != nil {
-		return nil, fmt.Errorf("%w %q (want xlsx, csv, tsv or jsonl)", errUnknownFormat, ext)
+		return req, fmt.Errorf("%w %q (want xlsx, csv, tsv or jsonl)", errUnknownFormat, ext)
 	}
+	req.format = f
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
-		return nil, &Error{Status: http.StatusBadRequest, Code: "bad_query", Message: "malformed query string: " + err.Error()}
+		return req, &Error{Status: http.StatusBadRequest, Code: "bad_query", Message: "malformed query string: " + err.Error()}
 	}
+	req.rawParams = url.Values{}
+	for k, v := range q {
+		req.rawParams[k] = v
+	}
+	delete(req.rawParams, keyPassword)
 	// The principal's roles and pinned parameters (auth.go).
 	if err := s.authorize(r, d, q); err != nil {
-		return nil, err
+		return req, err
+	}
+	// The purpose and the columns (privacy.go).
+	if req.privacy, err = s.takePrivacy(r.Context(), d, q); err != nil {
+		return req, err
+	}
+	if q.Has(keyPassword) {
+		return req, &Error{Status: http.StatusBadRequest, Code: "bad_parameter", Field: keyPassword,
+			Message: "never put a password in a URL (proxies log them): password-protected workbooks are background jobs, and the password is sent in the body of POST /v1/jobs/{id}/download"}
 	}
 	part, err := parsePart(q, d)
 	if err != nil {
-		return nil, err
+		return req, err
 	}
 	delete(q, "part")
 	delete(q, "part_rows")
@@ -69,15 +90,20 @@ func (s *Server) parseExport(r *http.Request) (*exportRequest, error) {
 			if k == "format" {
 				msg = "the format is the file extension: export.xlsx, export.csv, export.tsv or export.jsonl"
 			}
-			return nil, &Error{Status: http.StatusBadRequest, Code: "bad_parameter", Field: k, Message: msg}
+			return req, &Error{Status: http.StatusBadRequest, Code: "bad_parameter", Field: k, Message: msg}
 		}
 	}
 	params, err := d.BindParams(q, s.cfg.Datasets.Location)
 	if err != nil {
-		return nil, err
+		return req, err
 	}
-	return &exportRequest{d: d, format: f, params: params, part: part,
-		gzip: f != exportd.FormatXLSX && acceptsGzip(r.Header), client: s.cfg.ClientKey(r)}, nil
+	if d.Encryption == exportd.EncryptionRequired && f == exportd.FormatXLSX {
+		return req, &Error{Status: http.StatusConflict, Code: "encryption_required", Suggest: "job",
+			Message: d.Name + " is exported as a password-protected workbook only: run it as a background job and download it with a password"}
+	}
+	req.params, req.part = params, part
+	req.gzip, req.client = f != exportd.FormatXLSX && acceptsGzip(r.Header), s.cfg.ClientKey(r)
+	return req, nil
 }
 
 // export streams one dataset: GET /v1/datasets/{name}/export.{format}.
@@ -85,6 +111,10 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	req, err := s.parseExport(r)
 	if err != nil {
+		if req != nil && r.Method != http.MethodHead {
+			// A refused export of a personal dataset is in the audit trail.
+			s.auditDenied(r, req.d, req.format, flatten(req.rawParams), req.privacy, err)
+		}
 		if e := toError(err); e.Status == http.StatusForbidden {
 			// A denied export is in the audit log too.
 			s.log.Info("export", append(auditAttrs(r), "dataset", r.PathValue("name"), "params", r.URL.RawQuery,
@@ -104,6 +134,9 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 			s.metrics.rejected.WithLabelValues(outcome).Inc()
 		}
 		log.Info("export", "outcome", outcome, "status", toError(err).Status, "error", err.Error())
+		if r.Method != http.MethodHead {
+			s.auditDenied(r, d, f, auditParams(req.params), req.privacy, err)
+		}
 		s.writeError(w, r, err)
 	}
 
@@ -178,10 +211,12 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 
 	out := &stream{w: w, rc: http.NewResponseController(w), flushBytes: s.cfg.FlushBytes, writeTimeout: s.cfg.WriteTimeout}
 	defer out.clearDeadline()
-	var dst io.Writer = out
+	// The digest of the exact bytes sent (after gzip), for the audit record.
+	dig := &digestWriter{d: audit.NewDigest(out)}
+	var dst io.Writer = dig
 	var gz *gzip.Writer
 	if req.gzip {
-		gz, _ = gzip.NewWriterLevel(out, gzip.BestSpeed)
+		gz, _ = gzip.NewWriterLevel(dig, gzip.BestSpeed)
 		dst = gz
 	}
 	var rw exportd.RowWriter
@@ -191,14 +226,16 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 		Query:   query,
 		Columns: d.Columns,
 		Output:  dst,
-		NewWriter: func(w io.Writer, cols []exportd.Column) (exportd.RowWriter, error) {
+		// Masking and the choice of columns apply before the format
+		// writer (privacy.go), so every format masks alike.
+		NewWriter: req.privacy.wrap(func(w io.Writer, cols []exportd.Column) (exportd.RowWriter, error) {
 			fw, err := format.New(f, w, cols, opts)
 			if err != nil {
 				return nil, err
 			}
 			rw = &rowCounter{RowWriter: fw}
 			return rw, nil
-		},
+		}),
 		MaxRows:       d.RowLimit,
 		FlushInterval: s.cfg.FlushInterval,
 		OnFlush: func(bool) error {
@@ -228,6 +265,17 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 	outcome := "ok"
 	if err != nil {
 		outcome = classify(ctx, r.Context(), err)
+	}
+	if d.Personal {
+		rec := s.auditRecord(r, d.Name, f, auditParams(req.params))
+		rec.Time = start
+		rec.Columns, rec.Purpose = req.privacy.columnNames(), req.privacy.purpose
+		rec.Rows, rec.Outcome = st.Rows, audit.OutcomeOf(err)
+		rec.SHA256, rec.Bytes = dig.sum()
+		if err != nil {
+			rec.Error = outcome + ": " + err.Error()
+		}
+		s.appendAudit(r.Context(), rec)
 	}
 	s.metrics.exports.WithLabelValues(d.Name, string(f), outcome).Inc()
 	s.metrics.rows.WithLabelValues(labels...).Add(float64(st.Rows))
@@ -362,4 +410,14 @@ type rowCounter struct {
 func (r *rowCounter) WriteRow(row []exportd.Value) error {
 	r.seen = true
 	return r.RowWriter.WriteRow(row)
+}
+
+// flatten renders query values for an audit record: each key's values
+// joined by commas.
+func flatten(q url.Values) map[string]string {
+	out := make(map[string]string, len(q))
+	for k, v := range q {
+		out[k] = strings.Join(v, ",")
+	}
+	return out
 }

@@ -10,16 +10,17 @@ import (
 
 // metrics are the server's Prometheus metrics, on a registry of its own.
 type metrics struct {
-	reg       *prometheus.Registry
-	exports   *prometheus.CounterVec   // dataset, format, outcome
-	rows      *prometheus.CounterVec   // dataset, format
-	bytes     *prometheus.CounterVec   // dataset, format
-	duration  *prometheus.HistogramVec // dataset, format
-	ttfb      *prometheus.HistogramVec // dataset, format
-	active    prometheus.Gauge
-	cancelled *prometheus.CounterVec // dataset, format
-	http10    prometheus.Counter
-	rejected  *prometheus.CounterVec // reason
+	reg         *prometheus.Registry
+	exports     *prometheus.CounterVec   // dataset, format, outcome
+	rows        *prometheus.CounterVec   // dataset, format
+	bytes       *prometheus.CounterVec   // dataset, format
+	duration    *prometheus.HistogramVec // dataset, format
+	ttfb        *prometheus.HistogramVec // dataset, format
+	active      prometheus.Gauge
+	cancelled   *prometheus.CounterVec // dataset, format
+	http10      prometheus.Counter
+	rejected    *prometheus.CounterVec // reason
+	auditErrors prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -59,8 +60,11 @@ func newMetrics() *metrics {
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "exportd_rejected_exports_total", Help: "Exports refused before they started, by reason (rejected: a concurrency limit, answered 429; too_large: the row estimate, answered 409).",
 		}, []string{"reason"}),
+		auditErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "exportd_audit_errors_total", Help: "Exports of personal datasets whose audit record could not be appended (each is logged at error level).",
+		}),
 	}
-	m.reg.MustRegister(m.exports, m.rows, m.bytes, m.duration, m.ttfb, m.active, m.cancelled, m.http10, m.rejected,
+	m.reg.MustRegister(m.exports, m.rows, m.bytes, m.duration, m.ttfb, m.active, m.cancelled, m.http10, m.rejected, m.auditErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

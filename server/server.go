@@ -14,8 +14,10 @@ import (
 	"time"
 
 	"github.com/exportd/exportd"
+	"github.com/exportd/exportd/audit"
 	"github.com/exportd/exportd/auth"
 	"github.com/exportd/exportd/jobs"
+	"github.com/exportd/exportd/mask"
 )
 
 // Config configures a [Server]. Only Datasets and Sources are required;
@@ -110,6 +112,14 @@ type Config struct {
 	// Jobs, when set, serves the background job API (server/jobs.go):
 	// POST /v1/datasets/{name}/jobs, /v1/jobs…
 	Jobs *jobs.Manager
+	// Audit is the audit trail of personal-data exports (package audit):
+	// one record per export attempt of a personal dataset, allowed or
+	// denied. Required when Datasets has a personal dataset.
+	Audit *audit.Store
+	// TempDir holds password-protected workbooks while they are built;
+	// os.TempDir() when empty.
+	TempDir string
+
 	// Principal names the owner of the jobs a request submits and sees.
 	// Nil means the authenticated principal's name (see PrincipalName),
 	// and AnonymousPrincipal without one.
@@ -141,6 +151,8 @@ type Server struct {
 	metrics *metrics
 	admit   *admission
 	csrfKey []byte // signs CSRF tokens (auth.go)
+	// policies holds each dataset's masking policy (privacy.go).
+	policies map[string]*mask.Policy
 
 	// streams is the context every export runs under: it ends when the
 	// shutdown grace period is over.
@@ -220,7 +232,18 @@ func New(cfg Config) (*Server, error) {
 			return AnonymousPrincipal
 		}
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics(), csrfKey: cfg.CSRFKey}
+	pols, err := policies(cfg.Datasets) // privacy.go
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Audit == nil {
+		for _, d := range cfg.Datasets.Datasets {
+			if d.Personal {
+				return nil, fmt.Errorf("dataset %s holds personal data: its exports must be audited (Config.Audit)", d.Name)
+			}
+		}
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics(), csrfKey: cfg.CSRFKey, policies: pols}
 	if len(s.csrfKey) == 0 {
 		s.csrfKey = make([]byte, 32)
 		rand.Read(s.csrfKey)

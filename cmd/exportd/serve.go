@@ -46,6 +46,11 @@ func (c *serveCmd) Run(ctx context.Context) error {
 		return err
 	}
 	defer stopJobs()
+	stopAudit, err := openAudit(ctx, cfg, &sc, log) // privacy.go
+	if err != nil {
+		return err
+	}
+	defer stopAudit()
 	s, err := server.New(sc)
 	if err != nil {
 		return err

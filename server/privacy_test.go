@@ -1,0 +1,371 @@
+package server_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/csv"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/xuri/excelize/v2"
+
+	"github.com/exportd/exportd"
+	"github.com/exportd/exportd/audit"
+	"github.com/exportd/exportd/auth"
+	"github.com/exportd/exportd/connect"
+	"github.com/exportd/exportd/server"
+	"github.com/exportd/exportd/sourcetest"
+)
+
+const privacyYAML = `
+connections:
+  main: {url: "%s"}
+privacy:
+  purposes: {member_support: 회원 문의 응대, audit: 내부 감사}
+  purpose_min_length: 10
+  audit: {key_file: audit.key}
+datasets:
+  people:
+    personal: true
+    sql: SELECT id, name, email, phone, score FROM %s ORDER BY id
+    columns:
+      - {name: id, type: int}
+      - {name: name, personal: true, mask: name}
+      - {name: email, personal: true, mask: email}
+      - {name: phone, personal: true, mask: phone}
+      - {name: score, type: float}
+    access:
+      admin: {all: full}
+      support: {name: masked, email: masked}
+`
+
+// The members of the privacy tests, as stored and as the support role
+// sees them (name and email masked, phone left out).
+var (
+	peopleFull = [][]string{
+		{"1", "김민준", "user12@example.com", "010-1234-5678", "87.5"},
+		{"2", "남궁민수", "ab@example.org", "010-9876-5432", "92"},
+		{"3", "John Smith", "john.smith@example.com", "02-555-0100", "70.25"},
+	}
+	peopleSupport = [][]string{
+		{"1", "김*준", "us****@example.com", "87.5"},
+		{"2", "남**수", "a*@example.org", "92"},
+		{"3", "J*** S****", "jo********@example.com", "70.25"},
+	}
+)
+
+// privacyFixture is a server with access control and an audit trail over
+// a people table, on SQLite or PostgreSQL.
+type privacyFixture struct {
+	url    string
+	trail  *audit.Store
+	tokens *auth.Store
+	db     *sql.DB // the trail's database, for the tampering tests
+	table  string  // the trail's table
+	keyDir string
+}
+
+type privacyBackend struct {
+	name string
+	// setup creates the people table and returns the connection URL and
+	// the table's name, and the audit database URL and table.
+	setup func(t *testing.T, dir string) (srcURL, people, auditURL, auditTable string, auditDB *sql.DB)
+}
+
+func privacyBackends() []privacyBackend {
+	insert := func(t *testing.T, db *sql.DB, table string) {
+		t.Helper()
+		if _, err := db.Exec(`CREATE TABLE ` + table + ` (id INTEGER PRIMARY KEY, name TEXT, email TEXT, phone TEXT, score DOUBLE PRECISION)`); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range peopleFull {
+			if _, err := db.Exec(`INSERT INTO ` + table + ` VALUES (` + r[0] + `, '` + r[1] + `', '` + r[2] + `', '` + r[3] + `', ` + r[4] + `)`); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return []privacyBackend{
+		{"sqlite", func(t *testing.T, dir string) (string, string, string, string, *sql.DB) {
+			db, err := sql.Open("sqlite", filepath.Join(dir, "people.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			insert(t, db, "people")
+			db.Close()
+			adb, err := sql.Open("sqlite", filepath.Join(dir, "audit.db")+"?_pragma=busy_timeout(10000)")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { adb.Close() })
+			return "sqlite:people.db", "people", "sqlite:" + filepath.Join(dir, "audit.db"), audit.DefaultTable, adb
+		}},
+		{"postgres", func(t *testing.T, dir string) (string, string, string, string, *sql.DB) {
+			u := sourcetest.IntegrationURL(t, "EXPORTD_POSTGRES_URL")
+			db, err := sql.Open("pgx", u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { db.Close() })
+			people, trail := sourcetest.UniqueName("people"), sourcetest.UniqueName("exportd_audit")
+			insert(t, db, people)
+			t.Cleanup(func() {
+				for _, tbl := range []string{people, trail, trail + "_head"} {
+					db.Exec("DROP TABLE IF EXISTS " + tbl)
+				}
+			})
+			return u, people, u, trail, db
+		}},
+	}
+}
+
+func newPrivacyFixture(t *testing.T, b privacyBackend) *privacyFixture {
+	t.Helper()
+	dir := t.TempDir()
+	srcURL, people, auditURL, auditTable, adb := b.setup(t, dir)
+	if err := os.WriteFile(filepath.Join(dir, "audit.key"), []byte(strings.Repeat("ab", 32)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(dir, "datasets.yaml")
+	if err := os.WriteFile(cfgPath, fmt.Appendf(nil, privacyYAML, srcURL, people), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := exportd.LoadConfig(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := connect.Open(t.Context(), cfg.Connections["main"].URL, exportd.SourceOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { src.Close() })
+	tokens, err := auth.OpenStore(t.Context(), cfg.Auth.TokensDB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tokens.Close() })
+	keys, err := audit.LoadKeys(cfg.Privacy.AuditKeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trail, err := audit.Open(t.Context(), auditURL, audit.Options{Keys: keys, Table: auditTable, Logger: discardLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { trail.Close() })
+	srv := (&fixture{cfg: cfg, src: src}).start(t, func(c *server.Config) {
+		c.Auth = auth.New(auth.Config{Tokens: tokens, LinkSecret: linkSecret})
+		c.Audit = trail
+	})
+	return &privacyFixture{url: srv.URL, trail: trail, tokens: tokens, db: adb, table: auditTable, keyDir: dir}
+}
+
+func (f *privacyFixture) token(t *testing.T, name string, roles ...string) []string {
+	t.Helper()
+	tok, _, err := f.tokens.Create(t.Context(), name, roles, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bearer(tok)
+}
+
+// records returns every record of the trail.
+func (f *privacyFixture) records(t *testing.T) []audit.Record {
+	t.Helper()
+	var out []audit.Record
+	err := f.trail.Records(t.Context(), time.Time{}, time.Now().Add(time.Hour), func(r *audit.Record) error {
+		out = append(out, *r)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// last returns the newest record.
+func (f *privacyFixture) last(t *testing.T) audit.Record {
+	t.Helper()
+	recs := f.records(t)
+	if len(recs) == 0 {
+		t.Fatal("no audit record")
+	}
+	return recs[len(recs)-1]
+}
+
+const purposeQuery = "purpose=member_support&purpose_text=" + "회원+문의+1234번+응대를+위한+확인"
+
+// readTable reads a file of any format back as rows of text (header first).
+func readTable(t *testing.T, f exportd.Format, b []byte) [][]string {
+	t.Helper()
+	switch f {
+	case exportd.FormatXLSX:
+		x, err := excelize.OpenReader(bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer x.Close()
+		rows, err := x.GetRows(x.GetSheetList()[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rows
+	case exportd.FormatCSV, exportd.FormatTSV:
+		b = bytes.TrimPrefix(b, []byte("\xef\xbb\xbf"))
+		r := csv.NewReader(bytes.NewReader(b))
+		if f == exportd.FormatTSV {
+			r.Comma = '\t'
+			r.LazyQuotes = true
+		}
+		rows, err := r.ReadAll()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rows
+	}
+	var rows [][]string
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	for dec.More() {
+		var obj map[string]any
+		if err := dec.Decode(&obj); err != nil {
+			t.Fatal(err)
+		}
+		// keys in column order: id, name, email, phone, score (those present)
+		var row []string
+		for _, k := range []string{"id", "name", "email", "phone", "score"} {
+			if v, ok := obj[k]; ok {
+				row = append(row, fmt.Sprint(v))
+			}
+		}
+		rows = append(rows, row)
+	}
+	return rows
+}
+
+func TestPrivacy(t *testing.T) {
+	for _, b := range privacyBackends() {
+		t.Run(b.name, func(t *testing.T) {
+			f := newPrivacyFixture(t, b)
+			support, admin := f.token(t, "sue", "support"), f.token(t, "ada", "admin")
+			c := client(t)
+
+			// A role sees masked values, every cell, every format; the
+			// audit record's digest is that of the bytes received.
+			for _, format := range exportd.Formats {
+				for _, who := range []struct {
+					hdr  []string
+					want [][]string
+				}{{support, peopleSupport}, {admin, peopleFull}} {
+					hdr := who.hdr
+					if format == exportd.FormatCSV {
+						hdr = append(slices.Clone(hdr), "Accept-Encoding", "gzip") // the digest is of the gzip bytes
+					}
+					resp, body, err := get(t, c, f.url+"/v1/datasets/people/export."+string(format)+"?"+purposeQuery, hdr...)
+					if err != nil || resp.StatusCode != 200 {
+						t.Fatalf("%s: %v %v %s", format, err, resp.Status, body)
+					}
+					sum := sha256.Sum256(body)
+					rec := f.last(t)
+					if rec.SHA256 != hex.EncodeToString(sum[:]) || rec.Bytes != int64(len(body)) || rec.Outcome != audit.OutcomeOK || rec.Rows != 3 {
+						t.Errorf("%s: record %+v; received %d bytes, sha256 %x", format, rec, len(body), sum)
+					}
+					if rec.Purpose.Category != "member_support" || !strings.Contains(rec.Purpose.Text, "1234번") || rec.Client != "127.0.0.1" {
+						t.Errorf("%s: record purpose/client %+v %q", format, rec.Purpose, rec.Client)
+					}
+					if resp.Header.Get("Content-Encoding") == "gzip" {
+						zr, err := gzip.NewReader(bytes.NewReader(body))
+						if err != nil {
+							t.Fatal(err)
+						}
+						body, _ = io.ReadAll(zr)
+					} else if format == exportd.FormatCSV {
+						t.Errorf("csv not gzip-encoded")
+					}
+					rows := readTable(t, format, body)
+					if format != exportd.FormatJSONL {
+						rows = rows[1:] // header
+					}
+					if !reflect.DeepEqual(rows, who.want) {
+						t.Errorf("%s as %v:\n got %q\nwant %q", format, rec.Roles, rows, who.want)
+					}
+				}
+			}
+
+			// columns= can only take columns away.
+			resp, body, _ := get(t, c, f.url+"/v1/datasets/people/export.csv?columns=score,name&"+purposeQuery, support...)
+			if rows := readTable(t, exportd.FormatCSV, body); resp.StatusCode != 200 || !reflect.DeepEqual(rows, [][]string{{"name", "score"}, {"김*준", "87.5"}, {"남**수", "92"}, {"J*** S****", "70.25"}}) {
+				t.Errorf("columns=score,name: %s %q", resp.Status, rows)
+			}
+			if rec := f.last(t); !reflect.DeepEqual(rec.Columns, []string{"name", "score"}) {
+				t.Errorf("record columns %v", rec.Columns)
+			}
+
+			n := len(f.records(t))
+			wantDenied := func(path string, status int, code, field string, hdr ...string) {
+				t.Helper()
+				resp, body, err := get(t, c, f.url+path, hdr...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				e := decodeError(t, body)
+				if resp.StatusCode != status || e.Error.Code != code || e.Error.Field != field {
+					t.Errorf("GET %s: %d %+v, want %d %s %s", path, resp.StatusCode, e.Error, status, code, field)
+				}
+				recs := f.records(t)
+				if len(recs) != n+1 {
+					t.Errorf("GET %s: %d new audit records, want 1", path, len(recs)-n)
+				} else if r := recs[n]; r.Outcome != audit.OutcomeDenied || !strings.Contains(r.Error, fmt.Sprint(status)) {
+					t.Errorf("GET %s: record %+v", path, r)
+				}
+				n = len(recs)
+			}
+			// A column the role may not see: not through columns=, nor the
+			// query string, nor a tampered signed link.
+			wantDenied("/v1/datasets/people/export.csv?columns=name,phone&"+purposeQuery, 403, "forbidden_column", "columns", support...)
+			wantDenied("/v1/datasets/people/export.csv?columns=nope&"+purposeQuery, 400, "unknown_column", "columns", support...)
+			wantDenied("/v1/datasets/people/export.csv?phone=1&"+purposeQuery, 400, "bad_parameter", "phone", support...)
+			// The purpose: missing, unknown, too short.
+			wantDenied("/v1/datasets/people/export.csv", 400, "bad_purpose", "purpose", support...)
+			wantDenied("/v1/datasets/people/export.csv?purpose=fun&purpose_text=long+enough+text", 400, "bad_purpose", "purpose", support...)
+			wantDenied("/v1/datasets/people/export.csv?purpose=audit&purpose_text=short", 400, "bad_purpose", "purpose_text", support...)
+			wantDenied("/v1/datasets/people/export.csv?password=x&"+purposeQuery, 400, "bad_parameter", "password", support...)
+			// No credentials at all.
+			wantDenied("/v1/datasets/people/export.csv?"+purposeQuery, 401, "unauthenticated", "")
+
+			// A signed link carries the purpose the host collected.
+			link := auth.SignLink(linkSecret, auth.Link{Dataset: "people", Format: "csv", Name: "sue", Roles: []string{"support"},
+				Purpose: "audit", PurposeText: "분기 감사 표본 확인 요청", Params: url.Values{"columns": {"name,email"}}, Expires: time.Now().Add(time.Hour)})
+			resp, body, _ = get(t, c, f.url+link)
+			if rows := readTable(t, exportd.FormatCSV, body); resp.StatusCode != 200 || !reflect.DeepEqual(rows[1], []string{"김*준", "us****@example.com"}) {
+				t.Errorf("signed link: %s %q", resp.Status, rows)
+			}
+			if rec := f.last(t); rec.Principal != "sue" || rec.Purpose != (audit.Purpose{Category: "audit", Text: "분기 감사 표본 확인 요청"}) {
+				t.Errorf("signed link record %+v", rec)
+			}
+			n = len(f.records(t))
+			// Tampered: the phone column added, or the role raised.
+			wantDenied(strings.Replace(link, "columns=name%2Cemail", "columns=name%2Cemail%2Cphone", 1), 403, "bad_link", "")
+			wantDenied(strings.Replace(link, "link.roles=support", "link.roles=admin", 1), 403, "bad_link", "")
+			// A link without a purpose, for a personal dataset.
+			nolink := auth.SignLink(linkSecret, auth.Link{Dataset: "people", Format: "csv", Name: "sue", Roles: []string{"support"}, Expires: time.Now().Add(time.Hour)})
+			wantDenied(nolink, 400, "bad_purpose", "purpose")
+
+			// The trail verifies.
+			if sum, err := f.trail.Verify(t.Context()); err != nil || sum.Records != int64(n) {
+				t.Errorf("verify: %+v %v (want %d records)", sum, err, n)
+			}
+		})
+	}
+}
