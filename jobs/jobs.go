@@ -238,6 +238,12 @@ type Request struct {
 	Dataset string   // dataset name
 	Format  exportd.Format
 	Params  url.Values // the dataset parameters as given (pins applied)
+	// Columns are the columns chosen (nil: all the roles may see); the
+	// worker masks by Roles and the dataset's access: block.
+	Columns []string
+	// Purpose and PurposeText are the stated purpose of a personal
+	// dataset's export, for the audit record of each download.
+	Purpose, PurposeText string
 }
 
 // Submit validates req (unknown dataset, bad parameters: the dataset's
@@ -271,7 +277,7 @@ func (m *Manager) Submit(ctx context.Context, req Request) (job *Job, joined boo
 		return nil, false, fmt.Errorf("jobs: %w", err)
 	}
 	args := exportArgs{Owner: req.Owner, Roles: req.Roles, Dataset: d.Name, Format: string(req.Format),
-		Params: params, Bound: string(key)}
+		Params: params, Bound: string(key), Columns: req.Columns, Purpose: req.Purpose, PurposeText: req.PurposeText}
 	res, err := m.client.Insert(ctx, args, &river.InsertOpts{
 		Queue: queueName,
 		Tags:  []string{ownerTag(req.Owner)},
@@ -410,8 +416,13 @@ type Job struct {
 	Size        int64  `json:"size,omitempty"`
 	SHA256      string `json:"sha256,omitempty"`
 	DownloadURL string `json:"download_url,omitempty"`
+	// The privacy rules the job was submitted with (see Request).
+	Columns     []string `json:"columns,omitempty"`
+	Purpose     string   `json:"purpose,omitempty"`
+	PurposeText string   `json:"purpose_text,omitempty"`
 
 	owner       string
+	roles       []string
 	rowID       int64
 	key         string
 	contentType string
@@ -429,6 +440,10 @@ func (j *Job) Final() bool {
 
 // Owner returns the principal the job belongs to.
 func (j *Job) Owner() string { return j.owner }
+
+// Roles returns the roles of the owner when the job was submitted (which
+// decided its masking).
+func (j *Job) Roles() []string { return j.roles }
 
 // ContentType returns the result's MIME type.
 func (j *Job) ContentType() string { return j.contentType }
@@ -453,7 +468,8 @@ func (m *Manager) toJob(row *rivertype.JobRow) (*Job, error) {
 	j := &Job{
 		ID: strconv.FormatInt(row.ID, 10), Dataset: args.Dataset, Format: args.Format, Params: args.Params,
 		Rows: out.Rows, Bytes: out.Bytes, Attempt: row.Attempt, CreatedAt: row.CreatedAt,
-		owner: args.Owner, rowID: row.ID,
+		owner: args.Owner, roles: args.Roles, rowID: row.ID,
+		Columns: args.Columns, Purpose: args.Purpose, PurposeText: args.PurposeText,
 	}
 	if j.Params == nil {
 		j.Params = map[string][]string{}
@@ -597,6 +613,11 @@ type exportArgs struct {
 	// (typed, defaults filled in) as JSON, the identity of the request.
 	Params url.Values `json:"params"`
 	Bound  string     `json:"bound" river:"unique"`
+	// The privacy rules: the columns chosen and the stated purpose (a
+	// different purpose is another export, audited on its own).
+	Columns     []string `json:"columns,omitempty" river:"unique"`
+	Purpose     string   `json:"purpose,omitempty" river:"unique"`
+	PurposeText string   `json:"purpose_text,omitempty" river:"unique"`
 }
 
 func (exportArgs) Kind() string { return exportKind }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/exportd/exportd"
 	"github.com/exportd/exportd/format"
+	"github.com/exportd/exportd/mask"
 	"github.com/exportd/exportd/xlsx"
 )
 
@@ -67,6 +68,24 @@ func (m *Manager) run(ctx context.Context, job *river.Job[exportArgs]) error {
 	if !ok {
 		return m.fail(ctx, job, &out, fmt.Errorf("no source for connection %q", d.Connection))
 	}
+	// The columns and masking of the owner's roles (as on a direct
+	// download): applied before the format writer.
+	newWriter := func(w io.Writer, cols []exportd.Column) (exportd.RowWriter, error) {
+		return format.New(f, w, cols, FormatOptions(d))
+	}
+	if len(d.Columns) > 0 {
+		pol, err := mask.PolicyFor(d)
+		if err != nil {
+			return m.fail(ctx, job, &out, err)
+		}
+		plan, err := pol.Plan(a.Roles, d.Columns, a.Columns)
+		if err != nil {
+			return m.fail(ctx, job, &out, err)
+		}
+		newWriter = plan.NewWriter(newWriter)
+	} else if a.Columns != nil {
+		return m.fail(ctx, job, &out, fmt.Errorf("columns: dataset %s declares no columns", d.Name))
+	}
 	// A new attempt starts from zero.
 	m.progress(ctx, job.ID, out)
 
@@ -76,15 +95,12 @@ func (m *Manager) run(ctx context.Context, job *river.Job[exportArgs]) error {
 		return err
 	}
 	sum := sha256.New()
-	opts := FormatOptions(d)
 	e := &exportd.Export{
-		Source:  src,
-		Query:   d.Query(params),
-		Columns: d.Columns,
-		Output:  io.MultiWriter(up, sum),
-		NewWriter: func(w io.Writer, cols []exportd.Column) (exportd.RowWriter, error) {
-			return format.New(f, w, cols, opts)
-		},
+		Source:           src,
+		Query:            d.Query(params),
+		Columns:          d.Columns,
+		Output:           io.MultiWriter(up, sum),
+		NewWriter:        newWriter,
 		Estimate:         true,
 		ProgressInterval: m.cfg.ProgressInterval,
 		OnProgress: func(p exportd.Progress) {

@@ -36,6 +36,7 @@ func (s *Server) jobRoutes() []route {
 		{"DELETE", "/v1/jobs/{id}", "", http.HandlerFunc(s.cancelJob)},
 		{"GET", "/v1/jobs/{id}/events", "", http.HandlerFunc(s.jobEvents)},
 		{"GET", "/v1/jobs/{id}/download", "", http.HandlerFunc(s.downloadJob)},
+		{"POST", "/v1/jobs/{id}/download", "", http.HandlerFunc(s.downloadJob)}, // with a password (privacy.go)
 	}
 }
 
@@ -86,7 +87,16 @@ func (s *Server) submitJob(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	rawParams := flatten(q)
 	if err := s.authorize(r, d, q); err != nil {
+		s.auditDenied(r, d, f, rawParams, nil, err)
+		s.writeError(w, r, err)
+		return
+	}
+	// The purpose and the columns (privacy.go); the worker masks.
+	pr, err := s.takePrivacy(r.Context(), d, q)
+	if err != nil {
+		s.auditDenied(r, d, f, rawParams, pr, err)
 		s.writeError(w, r, err)
 		return
 	}
@@ -95,8 +105,10 @@ func (s *Server) submitJob(w http.ResponseWriter, r *http.Request) {
 		roles = p.Roles
 	}
 	owner := s.cfg.Principal(r)
-	j, joined, err := s.cfg.Jobs.Submit(r.Context(), jobs.Request{Owner: owner, Roles: roles, Dataset: d.Name, Format: f, Params: q})
+	j, joined, err := s.cfg.Jobs.Submit(r.Context(), jobs.Request{Owner: owner, Roles: roles, Dataset: d.Name, Format: f, Params: q,
+		Columns: pr.want, Purpose: pr.purpose.Category, PurposeText: pr.purpose.Text})
 	if err != nil {
+		s.auditDenied(r, d, f, rawParams, pr, err)
 		s.writeError(w, r, jobError(err))
 		return
 	}
@@ -321,6 +333,11 @@ func (s *Server) downloadJob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer res.Close()
+	// A personal dataset's download is audited; a password-protected one
+	// is encrypted on the way (privacy.go).
+	if s.personalDownload(w, r, res) {
+		return
+	}
 	h := w.Header()
 	h.Set("Content-Type", res.Job.ContentType())
 	h.Set("Content-Disposition", contentDisposition(res.Job.FileName))

@@ -8,18 +8,27 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"net/url"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
+	"unicode/utf8"
 
 	"github.com/exportd/exportd"
 	"github.com/exportd/exportd/audit"
 	"github.com/exportd/exportd/auth"
+	"github.com/exportd/exportd/encrypt"
+	"github.com/exportd/exportd/jobs"
 	"github.com/exportd/exportd/mask"
 )
 
@@ -236,4 +245,178 @@ func (w *digestWriter) sum() (string, int64) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.d.Sum(), w.d.N()
+}
+
+// minPasswordLength is the shortest password a user may type for a
+// password-protected workbook.
+const minPasswordLength = 8
+
+// PasswordHeader carries a generated password (password=generate), shown
+// once: it is neither stored nor logged.
+const PasswordHeader = "X-Exportd-Password"
+
+// personalDownload handles the privacy rules of a job's download and
+// reports whether it has answered the request. A personal dataset's
+// download is audited (the digest of the stored file, which the job
+// recorded, on each download). A password-protected workbook (POST with a
+// password) is encrypted here, from the finished result, into a temporary
+// file, then sent with Content-Length.
+//
+// Why encrypted workbooks are background jobs only: the compound file's
+// header holds the package's size, so nothing can be sent before the
+// whole workbook is built, and a direct download would leave the proxy
+// silent for as long as the query runs (504). As a job, the slow part
+// (the query) runs off the request; the download then only reads a
+// finished file and encrypts it at disk and AES speed (a 1M-row workbook
+// in about a second), far inside any proxy timeout. The password is typed
+// at download (never in the queue or the storage), or generated and shown
+// once in the X-Exportd-Password header.
+func (s *Server) personalDownload(w http.ResponseWriter, r *http.Request, res *jobs.Result) bool {
+	d, ok := s.cfg.Datasets.Dataset(res.Job.Dataset)
+	if !ok {
+		return false
+	}
+	f := exportd.Format(res.Job.Format)
+	offered := f == exportd.FormatXLSX && d.Encryption != ""
+	post := r.Method == http.MethodPost
+	rec := s.jobRecord(r, d, res)
+	refuse := func(err error) bool {
+		if d.Personal {
+			rec.Outcome, rec.Error = audit.OutcomeDenied, fmt.Sprintf("%d %s", toError(err).Status, err.Error())
+			s.appendAudit(r.Context(), rec)
+		}
+		s.writeError(w, r, err)
+		return true
+	}
+	switch {
+	case post && !offered:
+		return refuse(&Error{Status: http.StatusBadRequest, Code: "bad_parameter", Field: keyPassword,
+			Message: "this download is not offered with a password (the dataset's encryption: is not set, or the file is not XLSX)"})
+	case !post && offered && d.Encryption == exportd.EncryptionRequired:
+		return refuse(&Error{Status: http.StatusConflict, Code: "encryption_required", Field: keyPassword,
+			Message: d.Name + " is downloaded as a password-protected workbook only: POST the password (or password=generate) to this URL"})
+	case !post:
+		if d.Personal && r.Method == http.MethodGet {
+			rec.SHA256, rec.Bytes, rec.Outcome = res.Job.SHA256, res.Size(), audit.OutcomeOK
+			s.appendAudit(r.Context(), rec)
+		}
+		return false
+	}
+
+	password, err := postedPassword(r)
+	if err != nil {
+		return refuse(err)
+	}
+	shown := "" // a generated password, sent once in the response
+	if password == "generate" {
+		password = encrypt.GeneratePassword()
+		shown = password
+	}
+	dir := s.cfg.TempDir
+	tmp, err := os.CreateTemp(dir, "exportd-encrypted-*.xlsx")
+	if err != nil {
+		return refuse(err)
+	}
+	defer func() {
+		tmp.Close()
+		os.Remove(tmp.Name())
+	}()
+	ew, err := encrypt.NewWriter(tmp, password)
+	password = ""
+	if err != nil {
+		return refuse(err)
+	}
+	if _, err := io.Copy(ew, res); err != nil {
+		ew.Close()
+		return refuse(fmt.Errorf("encrypt: %w", err))
+	}
+	if err := ew.Close(); err != nil {
+		return refuse(fmt.Errorf("encrypt: %w", err))
+	}
+	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+		return refuse(err)
+	}
+	h := w.Header()
+	h.Set("Content-Type", f.ContentType())
+	h.Set("Content-Disposition", contentDisposition(res.Job.FileName))
+	h.Set("Content-Length", strconv.FormatInt(ew.Size(), 10))
+	h.Set("Cache-Control", "no-store")
+	if shown != "" {
+		h.Set(PasswordHeader, shown)
+	}
+	// The record is appended before the last byte leaves, so that no
+	// client holds a complete file the trail does not show; a failure to
+	// send that byte is recorded after it.
+	rec.Format = string(f) + "+password"
+	h256 := sha256.New()
+	size := ew.Size()
+	n, err := io.CopyN(io.MultiWriter(w, h256), tmp, size-1)
+	var last [1]byte
+	if err == nil {
+		_, err = io.ReadFull(tmp, last[:])
+		h256.Write(last[:])
+		n++
+	}
+	rec.SHA256, rec.Bytes, rec.Outcome = hex.EncodeToString(h256.Sum(nil)), n, audit.OutcomeOf(err)
+	if err != nil {
+		rec.Error = err.Error()
+	}
+	s.appendAudit(r.Context(), rec)
+	if err == nil {
+		if _, err := w.Write(last[:]); err != nil {
+			fail := *rec
+			fail.Time, fail.Seq, fail.MAC, fail.PrevMAC, fail.KeyID = time.Time{}, 0, nil, nil, ""
+			fail.Outcome, fail.Error, fail.Bytes = audit.OutcomeFailed, "the last byte was not sent: "+err.Error(), size-1
+			s.appendAudit(r.Context(), &fail)
+		}
+	}
+	return true
+}
+
+// postedPassword reads the password of a POST: the form field password or
+// the JSON body {"password": "…"}; "generate" asks for one.
+func postedPassword(r *http.Request) (string, error) {
+	var pw string
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "application/json" {
+		var body struct {
+			Password string `json:"password"`
+		}
+		if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&body); err != nil {
+			return "", &Error{Status: http.StatusBadRequest, Code: "bad_request", Message: "malformed JSON body"}
+		}
+		pw = body.Password
+	} else {
+		r.Body = http.MaxBytesReader(nil, r.Body, 64<<10)
+		if r.URL.Query().Has(keyPassword) {
+			return "", &Error{Status: http.StatusBadRequest, Code: "bad_parameter", Field: keyPassword,
+				Message: "never put a password in a URL (proxies log them): send it in the body"}
+		}
+		pw = r.PostFormValue(keyPassword)
+	}
+	if pw != "generate" && utf8.RuneCountInString(pw) < minPasswordLength {
+		return "", &Error{Status: http.StatusBadRequest, Code: "bad_password", Field: keyPassword,
+			Message: fmt.Sprintf("type a password of at least %d characters, or password=generate", minPasswordLength)}
+	}
+	return pw, nil
+}
+
+// jobRecord starts the audit record of a download of a job's result.
+func (s *Server) jobRecord(r *http.Request, d *exportd.Dataset, res *jobs.Result) *audit.Record {
+	params := map[string]string{"job": res.Job.ID}
+	for k, v := range res.Job.Params {
+		params[k] = strings.Join(v, ",")
+	}
+	rec := s.auditRecord(r, d.Name, exportd.Format(res.Job.Format), params)
+	if auth.From(r.Context()) == nil {
+		// a signed download link: the job's owner, who submitted it
+		rec.Principal, rec.Roles = res.Job.Owner(), res.Job.Roles()
+	}
+	rec.Rows = res.Job.Rows
+	rec.Purpose = audit.Purpose{Category: res.Job.Purpose, Text: res.Job.PurposeText}
+	if pol := s.policies[d.Name]; pol != nil && len(d.Columns) > 0 {
+		if plan, err := pol.Plan(res.Job.Roles(), d.Columns, res.Job.Columns); err == nil {
+			rec.Columns = plan.Names()
+		}
+	}
+	return rec
 }

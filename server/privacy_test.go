@@ -3,6 +3,7 @@ package server_test
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"crypto/sha256"
 	"database/sql"
 	"encoding/csv"
@@ -10,8 +11,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -25,6 +28,8 @@ import (
 	"github.com/exportd/exportd/audit"
 	"github.com/exportd/exportd/auth"
 	"github.com/exportd/exportd/connect"
+	"github.com/exportd/exportd/jobs"
+	"github.com/exportd/exportd/jobs/storage"
 	"github.com/exportd/exportd/server"
 	"github.com/exportd/exportd/sourcetest"
 )
@@ -39,6 +44,7 @@ privacy:
 datasets:
   people:
     personal: true
+    encryption: optional
     sql: SELECT id, name, email, phone, score FROM %s ORDER BY id
     columns:
       - {name: id, type: int}
@@ -130,7 +136,7 @@ func privacyBackends() []privacyBackend {
 	}
 }
 
-func newPrivacyFixture(t *testing.T, b privacyBackend) *privacyFixture {
+func newPrivacyFixture(t *testing.T, b privacyBackend, withJobs bool) *privacyFixture {
 	t.Helper()
 	dir := t.TempDir()
 	srcURL, people, auditURL, auditTable, adb := b.setup(t, dir)
@@ -164,9 +170,34 @@ func newPrivacyFixture(t *testing.T, b privacyBackend) *privacyFixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { trail.Close() })
+	var m *jobs.Manager
+	if withJobs {
+		q, err := jobs.OpenQueue(t.Context(), "sqlite:"+filepath.Join(dir, "jobs.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := storage.Open(t.Context(), "file://"+filepath.Join(dir, "results"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err = jobs.New(jobs.Config{Datasets: cfg, Sources: map[string]exportd.Source{"main": src}, Queue: q, Storage: st,
+			LinkSecret: linkSecret, PollInterval: 50 * time.Millisecond, Logger: discardLogger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			m.Stop(context.Background())
+			q.Close()
+			st.Close()
+		})
+	}
 	srv := (&fixture{cfg: cfg, src: src}).start(t, func(c *server.Config) {
 		c.Auth = auth.New(auth.Config{Tokens: tokens, LinkSecret: linkSecret})
 		c.Audit = trail
+		c.Jobs = m
 	})
 	return &privacyFixture{url: srv.URL, trail: trail, tokens: tokens, db: adb, table: auditTable, keyDir: dir}
 }
@@ -257,7 +288,7 @@ func readTable(t *testing.T, f exportd.Format, b []byte) [][]string {
 func TestPrivacy(t *testing.T) {
 	for _, b := range privacyBackends() {
 		t.Run(b.name, func(t *testing.T) {
-			f := newPrivacyFixture(t, b)
+			f := newPrivacyFixture(t, b, false)
 			support, admin := f.token(t, "sue", "support"), f.token(t, "ada", "admin")
 			c := client(t)
 
@@ -368,4 +399,209 @@ func TestPrivacy(t *testing.T) {
 			}
 		})
 	}
+}
+
+// do sends a request with a body (JSON, or a form when body is
+// url.Values) and returns the response and its body.
+func do(t *testing.T, c *http.Client, method, u string, body any, hdr ...string) (*http.Response, []byte) {
+	t.Helper()
+	var rd io.Reader
+	ct := ""
+	switch b := body.(type) {
+	case nil:
+	case url.Values:
+		rd, ct = strings.NewReader(b.Encode()), "application/x-www-form-urlencoded"
+	default:
+		j, _ := json.Marshal(b)
+		rd, ct = bytes.NewReader(j), "application/json"
+	}
+	req, err := http.NewRequest(method, u, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ct != "" {
+		req.Header.Set("Content-Type", ct)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, b
+}
+
+// waitJob follows a job until it is final (by its event stream).
+func waitJob(t *testing.T, c *http.Client, base, id string, hdr []string) jobs.Job {
+	t.Helper()
+	resp, body := do(t, c, "GET", base+"/v1/jobs/"+id+"/events", nil, hdr...)
+	if resp.StatusCode != 200 {
+		t.Fatalf("events: %s %s", resp.Status, body)
+	}
+	var j jobs.Job
+	for line := range strings.SplitSeq(string(body), "\n") {
+		if data, ok := strings.CutPrefix(line, "data: "); ok {
+			if err := json.Unmarshal([]byte(data), &j); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if j.State != jobs.StateSucceeded {
+		t.Fatalf("job %s: %+v", id, j)
+	}
+	return j
+}
+
+// A job masks like a direct download; each download of its result is
+// audited with the digest of the stored file, which is the digest of the
+// bytes the client receives; a password-protected download is audited
+// with the digest of the encrypted bytes sent.
+func TestPrivacyJobs(t *testing.T) {
+	for _, b := range privacyBackends() {
+		t.Run(b.name, func(t *testing.T) {
+			f := newPrivacyFixture(t, b, true)
+			support := f.token(t, "sue", "support")
+			c := client(t)
+
+			// Purpose and columns are checked when the job is submitted.
+			n := len(f.records(t))
+			resp, body := do(t, c, "POST", f.url+"/v1/datasets/people/jobs", map[string]any{"format": "csv",
+				"params": map[string]any{"columns": "name,phone", "purpose": "audit", "purpose_text": "분기 감사 표본 확인 요청"}}, support...)
+			if e := decodeError(t, body); resp.StatusCode != 403 || e.Error.Field != "columns" {
+				t.Errorf("job with a forbidden column: %s %s", resp.Status, body)
+			}
+			resp, body = do(t, c, "POST", f.url+"/v1/datasets/people/jobs", map[string]any{"format": "csv"}, support...)
+			if e := decodeError(t, body); resp.StatusCode != 400 || e.Error.Field != "purpose" {
+				t.Errorf("job without a purpose: %s %s", resp.Status, body)
+			}
+			if recs := f.records(t); len(recs) != n+2 || recs[n].Outcome != audit.OutcomeDenied || recs[n+1].Outcome != audit.OutcomeDenied {
+				t.Errorf("denied jobs: %d records", len(recs)-n)
+			}
+
+			for _, format := range exportd.Formats {
+				resp, body = do(t, c, "POST", f.url+"/v1/datasets/people/jobs", map[string]any{"format": string(format),
+					"params": map[string]any{"purpose": "member_support", "purpose_text": "회원 문의 1234번 응대를 위한 확인"}}, support...)
+				if resp.StatusCode != 202 {
+					t.Fatalf("submit: %s %s", resp.Status, body)
+				}
+				var j jobs.Job
+				json.Unmarshal(body, &j)
+				j = waitJob(t, c, f.url, j.ID, support)
+				for _, via := range []string{"owner", "signed link"} {
+					u, hdr := f.url+"/v1/jobs/"+j.ID+"/download", support
+					if via == "signed link" {
+						u, hdr = f.url+j.DownloadURL, nil
+					}
+					resp, body = do(t, c, "GET", u, nil, hdr...)
+					if resp.StatusCode != 200 {
+						t.Fatalf("download: %s %s", resp.Status, body)
+					}
+					sum := sha256.Sum256(body)
+					rec := f.last(t)
+					if rec.SHA256 != hex.EncodeToString(sum[:]) || rec.SHA256 != j.SHA256 || rec.Bytes != int64(len(body)) || rec.Principal != "sue" ||
+						rec.Outcome != audit.OutcomeOK || rec.Purpose.Category != "member_support" || !reflect.DeepEqual(rec.Columns, []string{"id", "name", "email", "score"}) {
+						t.Errorf("%s via %s: record %+v, received sha256 %x", format, via, rec, sum)
+					}
+					rows := readTable(t, format, body)
+					if format != exportd.FormatJSONL {
+						rows = rows[1:]
+					}
+					if !reflect.DeepEqual(rows, peopleSupport) {
+						t.Errorf("%s job: got %q, want %q", format, rows, peopleSupport)
+					}
+				}
+				if format != exportd.FormatXLSX {
+					continue
+				}
+				// Password-protected: typed (form) and generated (JSON).
+				resp, body = do(t, c, "POST", f.url+"/v1/jobs/"+j.ID+"/download", url.Values{"password": {"short"}}, support...)
+				if e := decodeError(t, body); resp.StatusCode != 400 || e.Error.Field != "password" {
+					t.Errorf("short password: %s %s", resp.Status, body)
+				}
+				resp, body = do(t, c, "POST", f.url+"/v1/jobs/"+j.ID+"/download", url.Values{"password": {"correct horse 42"}}, support...)
+				if resp.StatusCode != 200 || resp.ContentLength != int64(len(body)) || !bytes.HasPrefix(body, []byte{0xd0, 0xcf, 0x11, 0xe0}) {
+					t.Fatalf("encrypted download: %s, %d bytes, Content-Length %d", resp.Status, len(body), resp.ContentLength)
+				}
+				sum := sha256.Sum256(body)
+				if rec := f.last(t); rec.SHA256 != hex.EncodeToString(sum[:]) || rec.Format != "xlsx+password" || rec.Bytes != int64(len(body)) {
+					t.Errorf("encrypted download record %+v", rec)
+				}
+				_, plain := do(t, c, "GET", f.url+"/v1/jobs/"+j.ID+"/download", nil, support...)
+				want := readTable(t, exportd.FormatXLSX, plain)
+				if got := decryptXLSX(t, body, "correct horse 42"); !reflect.DeepEqual(got, want) {
+					t.Errorf("decrypted workbook:\n got %q\nwant %q", got, want)
+				}
+				if got := decryptXLSX(t, body, "wrong horse 42"); got != nil {
+					t.Errorf("a wrong password opened the workbook: %q", got)
+				}
+				resp, body = do(t, c, "POST", f.url+"/v1/jobs/"+j.ID+"/download", map[string]string{"password": "generate"}, support...)
+				pw := resp.Header.Get(server.PasswordHeader)
+				if resp.StatusCode != 200 || len(pw) < 12 {
+					t.Fatalf("generated password: %s %q", resp.Status, pw)
+				}
+				if got := decryptXLSX(t, body, pw); !reflect.DeepEqual(got, want) {
+					t.Errorf("decrypted with the generated password:\n got %q\nwant %q", got, want)
+				}
+			}
+			if sum, err := f.trail.Verify(t.Context()); err != nil || sum.Records != int64(len(f.records(t))) {
+				t.Errorf("verify: %+v %v", sum, err)
+			}
+		})
+	}
+}
+
+// decryptXLSX decrypts a password-protected workbook with Debian's
+// msoffcrypto-tool and reads every cell with openpyxl (as text, the way
+// excelize shows them); nil when the password is refused.
+func decryptXLSX(t *testing.T, b []byte, password string) [][]string {
+	t.Helper()
+	py := "/usr/bin/python3"
+	if err := exec.Command(py, "-c", "import msoffcrypto, openpyxl").Run(); err != nil {
+		if os.Getenv("EXPORTD_REQUIRE_INTEGRATION") == "1" {
+			t.Fatalf("python3-msoffcrypto-tool and python3-openpyxl are needed: %v", err)
+		}
+		t.Skipf("python3-msoffcrypto-tool or python3-openpyxl missing: %v", err)
+	}
+	path := filepath.Join(t.TempDir(), "enc.xlsx")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const script = `
+import io, json, sys, msoffcrypto, openpyxl
+f = msoffcrypto.OfficeFile(open(sys.argv[1], "rb"))
+f.load_key(password=sys.argv[2], verify_password=True)
+out = io.BytesIO()
+try:
+    f.decrypt(out, verify_integrity=True)
+except Exception as e:
+    print("refused:", e, file=sys.stderr)
+    sys.exit(3)
+ws = openpyxl.load_workbook(out, read_only=True).worksheets[0]
+def text(v):
+    if v is None: return ""
+    if isinstance(v, float) and v.is_integer(): return str(int(v))
+    return str(v)
+print(json.dumps([[text(v) for v in row] for row in ws.iter_rows(values_only=True)]))
+`
+	cmd := exec.Command(py, "-c", script, path, password)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if ee, ok := err.(*exec.ExitError); ok && (ee.ExitCode() == 3 || strings.Contains(stderr.String(), "InvalidKeyError") || strings.Contains(stderr.String(), "password")) {
+		return nil
+	}
+	if err != nil {
+		t.Fatalf("msoffcrypto/openpyxl: %v: %s", err, stderr.String())
+	}
+	var rows [][]string
+	if err := json.Unmarshal(out, &rows); err != nil {
+		t.Fatal(err)
+	}
+	return rows
 }
