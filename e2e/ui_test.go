@@ -246,7 +246,7 @@ func selectOnly(sel string, values ...string) chromedp.Action[chromedp.Void] {
 
 func TestUIBrowser(t *testing.T) {
 	ctx, dl := newBrowser(t)
-	const accounts = 300_000 // a job that takes long enough to be seen running
+	const accounts = 300_000
 	srv := startUIServer(t, accounts)
 	if err := chromedp.Do(within(t, ctx, time.Minute), chromedp.Navigate(srv.URL+"/")); err != nil {
 		t.Fatal(err)
@@ -367,14 +367,6 @@ func TestUIBrowser(t *testing.T) {
 		); err != nil {
 			t.Fatal(err)
 		}
-		// While it runs, the bar and the rows so far (a picture for the
-		// README; not a timing assertion: a fast machine may skip it).
-		status, _ := chromedp.Run(c, chromedp.Poll[string](
-			`(s => s.startsWith("진행 중 ·") || !document.getElementById("job-download").hidden ? s : "")(document.getElementById("job-status").textContent)`,
-			chromedp.WithPollingInterval(20*time.Millisecond)))
-		if strings.HasPrefix(status, "진행 중") {
-			screenshot(t, ctx, "ui-progress")
-		}
 		if err := chromedp.Do(c, chromedp.WaitVisible(chromedp.CSS("#job-download"))); err != nil {
 			t.Fatalf("job did not finish: %v (status %q)", err, text(t, ctx, "#job-status"))
 		}
@@ -382,7 +374,7 @@ func TestUIBrowser(t *testing.T) {
 		if err != nil || pct != 100 {
 			t.Errorf("progress bar at %v (%v)", pct, err)
 		}
-		status = text(t, ctx, "#job-status")
+		status := text(t, ctx, "#job-status")
 		if !strings.Contains(status, "300,000") || !strings.Contains(status, "100%") {
 			t.Errorf("status %q", status)
 		}
@@ -422,4 +414,40 @@ func TestUIBrowser(t *testing.T) {
 			t.Error(err)
 		}
 	})
+}
+
+// On PostgreSQL the source estimates the rows, so the progress bar shows
+// a percentage and the time left.
+func TestUIJobProgressPostgres(t *testing.T) {
+	ctx, dl := newBrowser(t)
+	dir := t.TempDir()
+	e := startExportd(t, "--jobs", "--jobs-secret", "ui-test-secret-0123456789",
+		"--jobs-storage", "file://"+filepath.Join(dir, "results"), "--jobs-poll", "100ms")
+	const rows = 500_000
+	c := within(t, ctx, 3*time.Minute)
+	if err := chromedp.Do(c,
+		chromedp.Navigate(fmt.Sprintf("%s/ui/datasets/accounts?rows=%d", e.URL, rows)),
+		chromedp.Click(chromedp.CSS("#background"), chromedp.NodeVisible),
+	); err != nil {
+		t.Fatal(err)
+	}
+	// A picture while it runs (not a timing assertion).
+	status, _ := chromedp.Run(c, chromedp.Poll[string](
+		`(s => s.includes("남은 시간") || !document.getElementById("job-download").hidden ? s : "")(document.getElementById("job-status").textContent)`,
+		chromedp.WithPollingInterval(20*time.Millisecond)))
+	if strings.Contains(status, "남은 시간") {
+		t.Logf("running: %s", status)
+		screenshot(t, ctx, "ui-progress")
+	}
+	if err := chromedp.Do(c, chromedp.WaitVisible(chromedp.CSS("#job-download"))); err != nil {
+		t.Fatalf("job did not finish: %v (status %q)", err, text(t, ctx, "#job-status"))
+	}
+	status = text(t, ctx, "#job-status")
+	if !strings.HasPrefix(status, "완료 · 500,000 / ") || !strings.Contains(status, "행 · 100%") {
+		t.Errorf("status %q (want the estimated total and 100%%)", status)
+	}
+	path := download(t, ctx, dl, chromedp.Click(chromedp.CSS("#job-download"), chromedp.NodeVisible))
+	if out, err := exec.Command(buildTool(t, "xlsxcheck", "./e2e/xlsxcheck"), "-rows", fmt.Sprint(rows), path).CombinedOutput(); err != nil {
+		t.Errorf("xlsxcheck: %v: %s", err, out)
+	}
 }
