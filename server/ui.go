@@ -303,6 +303,23 @@ func (s *Server) uiSubmit(ctx context.Context, d *exportd.Dataset, in url.Values
 		}
 	}
 	raw := formParams(d, in)
+	// The privacy keys (purpose, purpose_text, columns: issue 8's form
+	// fields) are checked by the stream's own rules and passed on to it.
+	priv := url.Values{}
+	for _, k := range []string{keyPurpose, keyPurposeText, keyColumns} {
+		for _, v := range in[k] {
+			if v != "" {
+				priv.Add(k, v)
+			}
+		}
+	}
+	if _, err := s.takePrivacy(ctx, d, cloneValues(priv)); err != nil {
+		e := toError(err)
+		if e.Status != http.StatusBadRequest || e.Field == "" {
+			return nil, err
+		}
+		errs = append(errs, &exportd.ParamError{Param: e.Field, Reason: e.Message})
+	}
 	if err := s.authorizeCtx(ctx, d, raw); err != nil { // roles and pinned parameters (auth.go)
 		return nil, err
 	}
@@ -314,6 +331,9 @@ func (s *Server) uiSubmit(ctx context.Context, d *exportd.Dataset, in url.Values
 		return nil, joinParamErrors(errs...)
 	}
 	q := url.Values(raw)
+	for k, v := range priv {
+		q[k] = v
+	}
 	sub := &uiSubmission{Format: f, Params: raw, FileName: d.FileNameFor(params, f),
 		URL: "/v1/datasets/" + url.PathEscape(d.Name) + "/export." + string(f)}
 	if len(q) > 0 {
@@ -332,7 +352,8 @@ func (s *Server) uiSubmit(ctx context.Context, d *exportd.Dataset, in url.Values
 func formParams(d *exportd.Dataset, in url.Values) map[string][]string {
 	out := map[string][]string{}
 	for k, vs := range in {
-		if k == "format" || k == csrfField {
+		switch k {
+		case "format", csrfField, keyPurpose, keyPurposeText, keyColumns:
 			continue
 		}
 		for _, v := range vs {
@@ -568,4 +589,12 @@ func groupDigits(n int64) string {
 		b.WriteRune(c)
 	}
 	return b.String()
+}
+
+func cloneValues(v url.Values) url.Values {
+	out := make(url.Values, len(v))
+	for k, vs := range v {
+		out[k] = append([]string(nil), vs...)
+	}
+	return out
 }

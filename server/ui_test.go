@@ -276,6 +276,15 @@ func TestUICheck(t *testing.T) {
 	if sub.URL != "/v1/datasets/people/export.xlsx?active=true&since=2020-01-01" || sub.FileName != "회원_2020-01-01.xlsx" || sub.Params["since"][0] != "2020-01-01" {
 		t.Errorf("check = %+v", sub)
 	}
+	// The privacy keys (issue 8) are checked and passed on to the stream.
+	w = do(t, s, "GET", "/ui/datasets/people/check?since=2020-01-01&columns=id")
+	if err := json.Unmarshal(w.Body.Bytes(), &sub); err != nil || w.Code != 200 || sub.URL != "/v1/datasets/people/export.xlsx?active=false&columns=id&since=2020-01-01" {
+		t.Errorf("check with columns = %d %s", w.Code, w.Body)
+	}
+	w = do(t, s, "GET", "/ui/datasets/people/download?since=2020-01-01&columns=nope")
+	if body := w.Body.String(); w.Code != 400 || !strings.Contains(body, `parameter &#34;columns&#34;: `) {
+		t.Errorf("download with a bad column = %d\n%s", w.Code, body)
+	}
 	if w := do(t, s, "GET", "/ui/datasets/nope/check"); w.Code != 404 {
 		t.Errorf("unknown dataset = %d", w.Code)
 	}
