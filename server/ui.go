@@ -225,6 +225,7 @@ func (s *Server) uiForm(w http.ResponseWriter, r *http.Request) {
 	}
 	form := newUIForm(d, r.URL.Query(), false, s.cfg.Datasets.Location)
 	form.noJobs(s.cfg.Jobs == nil)
+	s.privacyForm(form, r, d, r.URL.Query(), false)
 	s.render(w, r, http.StatusOK, "form", uiPage{Title: form.Title, Nav: "datasets", Data: form})
 }
 
@@ -246,6 +247,7 @@ func (s *Server) uiDownload(w http.ResponseWriter, r *http.Request) {
 	}
 	form := newUIForm(d, in, true, s.cfg.Datasets.Location)
 	form.noJobs(s.cfg.Jobs == nil)
+	s.privacyForm(form, r, d, in, true)
 	e := toError(err)
 	form.setErrors(err)
 	if e.Code == "row_limit" {
@@ -312,6 +314,12 @@ func (s *Server) uiSubmit(ctx context.Context, d *exportd.Dataset, in url.Values
 				priv.Add(k, v)
 			}
 		}
+	}
+	if _, ok := in[keyColumns]; ok && len(priv[keyColumns]) == 0 {
+		// The form's column choice came back with no box ticked (its
+		// hidden empty "columns" field is there): that is no column,
+		// not all of them.
+		priv[keyColumns] = []string{""}
 	}
 	if _, err := s.takePrivacy(ctx, d, cloneValues(priv)); err != nil {
 		e := toError(err)
@@ -397,7 +405,21 @@ type uiFormData struct {
 	Notice                   string // a message above the form
 	FormatError              string
 	TooLarge                 bool // a direct download would pass the row limit
-	// Issue 8 will add the purpose and the column choice here.
+	// Personal data (issue 8): the purpose's two fields (category and
+	// text, rendered like parameters), the columns the principal's roles
+	// may see, and the password-protected workbook on offer.
+	Personal      bool
+	PurposeFields []uiField
+	Columns       []uiColumn
+	ColumnsError  string
+	Encryption    string // "", "optional" or "required"
+}
+
+// uiColumn is one column of a personal dataset's column choice.
+type uiColumn struct {
+	Name, Header string
+	Masked       bool // the principal's roles see it masked
+	Checked      bool
 }
 
 // uiField is one parameter's input.
@@ -406,7 +428,7 @@ type uiField struct {
 	Input                    string // date, datetime-local, number, text, checkbox, select
 	Multiple, Required       bool
 	Min, Max, Step, Pattern  string
-	MaxLength                int
+	MinLength, MaxLength     int
 	Value                    string
 	Checked                  bool
 	Options                  []uiOption
@@ -555,13 +577,17 @@ func (f *uiFormData) setErrors(err error) {
 			continue
 		}
 		found := false
-		for i := range f.Fields {
-			if f.Fields[i].Name == pe.Param {
-				f.Fields[i].Error, found = pe.Reason, true
+		for _, list := range [][]uiField{f.Fields, f.PurposeFields} {
+			for i := range list {
+				if list[i].Name == pe.Param {
+					list[i].Error, found = pe.Reason, true
+				}
 			}
 		}
 		switch {
 		case found:
+		case pe.Param == keyColumns && len(f.Columns) > 0:
+			f.ColumnsError = pe.Reason
 		case pe.Param == "format":
 			f.FormatError = pe.Reason
 		default:

@@ -96,17 +96,31 @@
       if (!p) { showNotice(name + ': ' + msg); return; }
       p.textContent = msg;
       p.hidden = false;
-      var f = p.closest('.field');
+      var f = p.closest('.field') || p.closest('fieldset.columns');
       if (f) f.classList.add('invalid');
     }
     // Client-side: the HTML constraints (required, min, max, pattern, …).
     function clientCheck() {
       var bad = null;
       Array.prototype.forEach.call(form.elements, function (el) {
-        if (!el.name || !el.willValidate || el.checkValidity()) return;
-        showError(el.name, el.validationMessage);
+        if (!el.name || !el.willValidate || el.type === 'hidden') return;
+        var msg = el.checkValidity() ? '' : el.validationMessage;
+        // minlength is checked by browsers only after typing: check it
+        // here too (the purpose's text), trimmed as the server does.
+        var min = el.minLength > 0 ? el.minLength : 0;
+        if (!msg && min && el.value !== '' && el.value.trim().length < min) {
+          msg = min + '자 이상 입력하세요 (지금 ' + el.value.trim().length + '자).';
+        }
+        if (!msg) return;
+        showError(el.name, msg);
         bad = bad || el;
       });
+      // The column choice: at least one column.
+      var cols = form.querySelectorAll('input[type=checkbox][name=columns]');
+      if (cols.length && !form.querySelector('input[type=checkbox][name=columns]:checked')) {
+        showError('columns', '열을 하나 이상 고르세요.');
+        bad = bad || cols[0];
+      }
       if (bad) bad.focus();
       return !bad;
     }
@@ -159,7 +173,7 @@
         (params[k] = params[k] || []).push(v);
       });
       form.querySelectorAll('input[type=checkbox]').forEach(function (c) {
-        if (!c.checked && !params[c.name]) params[c.name] = ['false'];
+        if (c.name !== 'columns' && !c.checked && !params[c.name]) params[c.name] = ['false'];
       });
       background.disabled = true;
       getJSON(form.dataset.jobs, {
@@ -219,8 +233,14 @@
           link.href = jobDownload(j);
           var name = first(j, ['file_name', 'filename']);
           link.textContent = name ? '파일 받기: ' + name : '파일 받기';
-          link.hidden = false;
-          link.focus();
+          var enc = section.dataset.encryption;
+          if (enc && first(j, ['format']) === 'xlsx') {
+            offerPassword(j, name);
+            link.hidden = enc === 'required';
+          } else {
+            link.hidden = false;
+            link.focus();
+          }
         } else {
           section.classList.add('failed');
         }
@@ -250,6 +270,64 @@
     } else {
       startPolling();
     }
+  }
+
+  // ---- a password-protected workbook of a finished job ----
+  // POST /v1/jobs/{id}/download with the password typed here, or
+  // password=generate: the server answers the encrypted file, and a
+  // generated password once in X-Exportd-Password, shown here and nowhere
+  // else (it is neither stored nor logged).
+  function offerPassword(j, name) {
+    var pf = $('job-password'), pw = $('job-pw'), gen = $('job-pw-generate'), shown = $('job-pw-shown');
+    if (!pf) return;
+    var url = '/v1/jobs/' + encodeURIComponent(jobID(j)) + '/download';
+    pf.hidden = false;
+    shown.hidden = true;
+    function fail(msg) {
+      var p = $('err-password');
+      p.textContent = msg;
+      p.hidden = false;
+      p.closest('.field').classList.add('invalid');
+    }
+    function get(password) {
+      var p = $('err-password');
+      p.hidden = true;
+      p.closest('.field').classList.remove('invalid');
+      pf.querySelectorAll('button').forEach(function (b) { b.disabled = true; });
+      fetch(url, {
+        method: 'POST', credentials: 'same-origin',
+        headers: { 'Content-Type': 'application/x-www-form-urlencoded', 'X-CSRF-Token': csrf },
+        body: new URLSearchParams({ password: password }).toString()
+      }).then(function (r) {
+        if (!r.ok) {
+          return r.json().then(function (b) { fail((b && b.error && b.error.message) || ('HTTP ' + r.status)); },
+            function () { fail('HTTP ' + r.status); });
+        }
+        var generated = r.headers.get('X-Exportd-Password');
+        return r.blob().then(function (blob) {
+          if (generated) {
+            $('job-pw-value').textContent = generated;
+            shown.hidden = false;
+          }
+          var a = document.createElement('a');
+          a.href = URL.createObjectURL(blob);
+          a.download = name || 'export.xlsx';
+          a.hidden = true;
+          document.body.appendChild(a);
+          a.click();
+          setTimeout(function () { URL.revokeObjectURL(a.href); a.remove(); }, 60000);
+        });
+      }, function (err) { fail(String(err)); }).then(function () {
+        pf.querySelectorAll('button').forEach(function (b) { b.disabled = false; });
+        pw.value = '';
+      });
+    }
+    pf.onsubmit = function (ev) {
+      ev.preventDefault();
+      if (pw.value.length < 8) { fail('암호는 8자 이상이어야 합니다.'); pw.focus(); return; }
+      get(pw.value);
+    };
+    gen.onclick = function () { get('generate'); };
   }
 
   // ---- My exports ----
