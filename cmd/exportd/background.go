@@ -126,6 +126,20 @@ func (c *exportCmd) runBackground(ctx context.Context) error {
 		}
 		params[k] = append(params[k], v)
 	}
+	// A personal dataset's purpose and columns go with the job: the server
+	// checks them, masks by the token's roles and records the export.
+	if len(c.Roles) > 0 {
+		return usageError{errors.New("--roles: with --background the server takes the roles of your token (EXPORTD_TOKEN)")}
+	}
+	if c.Purpose != "" {
+		params["purpose"] = []string{c.Purpose}
+	}
+	if c.PurposeText != "" {
+		params["purpose_text"] = []string{c.PurposeText}
+	}
+	if len(c.Columns) > 0 {
+		params["columns"] = c.Columns
+	}
 	base := strings.TrimSuffix(c.Server, "/")
 	body, _ := json.Marshal(map[string]any{"format": f, "params": params})
 	var j jobs.Job

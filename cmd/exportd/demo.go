@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -28,15 +31,27 @@ func (c *demoCmd) Run(ctx context.Context) error {
 		return err
 	}
 	if c.NoServe {
-		fmt.Printf("Demo data is ready in %s.\n\n  exportd export --config %s --dataset member_scores -o 회원점수.xlsx\n", c.Dir, cfgPath)
+		fmt.Printf("Demo data is ready in %s.\n\n  exportd export --config %s --dataset accounts -o accounts.xlsx\n"+
+			"  exportd export --config %[2]s --dataset member_scores --roles admin --purpose score_review --purpose-text 'demo: checking the scores export' -o 회원점수.xlsx\n",
+			c.Dir, cfgPath)
 		return nil
 	}
 	base := "http://" + c.Addr
 	fmt.Printf(`Demo data is ready in %[1]s; serving it on %[2]s (Ctrl-C stops).
+Open %[2]s/ in a browser, or:
 
-  curl -OJ '%[2]s/v1/datasets/member_scores/export.xlsx?from=2019-01-01'
   curl -s --compressed '%[2]s/v1/datasets/accounts/export.csv' | head
   curl -s %[2]s/v1/datasets
+
+member_scores holds personal data: state a purpose (recorded in the audit trail).
+From this machine you are the anonymous admin (names, e-mails and phones in full):
+
+  curl -OJ '%[2]s/v1/datasets/member_scores/export.xlsx?from=2019-01-01&purpose=score_review&purpose_text=demo+of+a+personal+export'
+
+To see them masked, export as the support role with a token:
+
+  exportd token create --config %[3]s --name demo-support --roles support
+  curl -OJ -H 'Authorization: Bearer TOKEN' '%[2]s/v1/datasets/member_scores/export.csv?purpose=member_support&purpose_text=demo+of+masking+by+role'
 
 Or without the server:  exportd export --config %[3]s --dataset accounts -o accounts.xlsx
 `, c.Dir, base, cfgPath)
@@ -49,7 +64,7 @@ Or without the server:  exportd export --config %[3]s --dataset accounts -o acco
 
 // demoVersion changes whenever the demo schema or data change, so an old
 // demo database is rebuilt rather than reused.
-const demoVersion = 1
+const demoVersion = 2
 
 // prepareDemo creates dir/demo.db and dir/datasets.yaml unless a demo with
 // the same version and row count is already there. It returns the
@@ -75,7 +90,33 @@ func prepareDemo(ctx context.Context, dir string, rows int, log *os.File) (strin
 	if err := os.WriteFile(cfgPath, []byte(demoDatasets), 0o644); err != nil {
 		return "", fmt.Errorf("demo: %w", err)
 	}
+	if err := demoAuditKey(filepath.Join(dir, "audit.key")); err != nil {
+		return "", fmt.Errorf("demo: %w", err)
+	}
 	return cfgPath, nil
+}
+
+// demoAuditKey writes the audit trail's HMAC key (privacy.audit.key_file
+// of the demo's datasets file) once: a new key for an existing trail would
+// make its records fail verification.
+func demoAuditKey(path string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	key := make([]byte, 32)
+	rand.Read(key)
+	_, err = fmt.Fprintf(f, "# the demo's audit trail key (exportd audit verify needs it); generated once\n%s\n", hex.EncodeToString(key))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+	}
+	return err
 }
 
 func demoReady(ctx context.Context, path string, rows int) bool {
@@ -195,13 +236,29 @@ timezone: Asia/Seoul
 connections:
   demo:
     url: sqlite:demo.db
+# Personal data (member_scores): every export states a purpose, is masked
+# by role and is recorded in the audit trail (exportd-audit.db beside this
+# file, signed with audit.key):
+#   exportd audit verify --db sqlite:exportd-audit.db --key-file audit.key
+privacy:
+  purposes:
+    member_support: 회원 문의 응대
+    score_review: 성적 검토
+    internal_audit: 내부 감사
+    legal_request: 법적 요청 대응
+  purpose_min_length: 10
+  audit:
+    key_file: audit.key
+
 datasets:
   member_scores:
     title: 회원별 평균 점수
-    description: Members who joined in a period, with their number of tests and average score, computed by the database in one aggregate query.
+    description: Members who joined in a period, with their number of tests and average score, computed by the database in one aggregate query. Holds personal data.
     connection: demo
+    personal: true
+    encryption: optional
     sql: |
-      SELECT m.id, m.name, m.email, m.branch, m.grade, m.joined_on,
+      SELECT m.id, m.name, m.email, m.phone, m.branch, m.grade, m.joined_on,
              count(r.id) AS tests, avg(r.score) AS score_avg, max(r.taken_at) AS last_test
         FROM members m LEFT JOIN results r ON r.member_id = m.id
        WHERE m.joined_on BETWEEN :from AND :to
@@ -214,14 +271,20 @@ datasets:
       - {name: grades, type: enum, list: true, label: 등급, values: [gold, silver, bronze], default: [gold, silver, bronze]}
     columns:
       - {name: id, header: 회원번호, type: int, width: 10}
-      - {name: name, header: 이름, type: string, width: 10}
-      - {name: email, header: 이메일, type: string, width: 28}
+      - {name: name, header: 이름, type: string, width: 10, personal: true, mask: name}
+      - {name: email, header: 이메일, type: string, width: 28, personal: true, mask: email}
+      - {name: phone, header: 전화번호, type: string, width: 15, personal: true, mask: phone}
       - {name: branch, header: 지점, type: string, width: 12}
       - {name: grade, header: 등급, type: string, width: 8}
       - {name: joined_on, header: 가입일, type: date, format: yyyy-mm-dd, width: 12}
       - {name: tests, header: 응시 횟수, type: int, width: 10}
       - {name: score_avg, header: 평균 점수, type: float, format: "0.00", width: 10}
       - {name: last_test, header: 최근 응시, type: datetime, format: "yyyy-mm-dd hh:mm", width: 18}
+    # name, email and phone are personal: admin sees them in full, support
+    # masked (김*준, me****@example.com, 010-****-5678); other roles not at all.
+    access:
+      admin: {all: full}
+      support: {all: masked}
     sheet: 회원 점수
     filename: 회원점수_{from}_{to}
     row_limit: 100000

@@ -29,6 +29,12 @@ type exportCmd struct {
 	NoBOM    bool     `help:"CSV/TSV: leave out the UTF-8 byte-order mark."`
 	Quiet    bool     `short:"q" help:"No progress bar."`
 
+	// Personal datasets (exportprivacy.go).
+	Purpose     string   `help:"Purpose category of the export (one of the datasets file's privacy.purposes); required for a personal dataset." placeholder:"CATEGORY"`
+	PurposeText string   `help:"The purpose in words (at least privacy.purpose_min_length characters); required for a personal dataset." placeholder:"TEXT"`
+	Roles       []string `help:"Roles whose masking applies (the datasets' access: blocks); required for a personal dataset, as the command assumes none. Recorded in the audit trail with your OS user." sep:","`
+	Columns     []string `help:"Columns to keep, comma-separated (default: every column the roles may see); can only leave columns out." sep:","`
+
 	Background bool   `help:"Run the export as a job on a running server (exportd serve --jobs), follow its progress, then download the file (background.go)."`
 	Server     string `help:"The server for --background." default:"http://127.0.0.1:8080" env:"EXPORTD_SERVER" placeholder:"URL"`
 }
@@ -37,6 +43,11 @@ func (c *exportCmd) Run(ctx context.Context) error {
 	if c.Background {
 		return c.runBackground(ctx)
 	}
+	lp, err := c.localPrivacy(ctx) // purpose, masking, audit of a personal dataset
+	if err != nil {
+		return err
+	}
+	defer lp.close()
 	src, q, cols, name, sheet, loc, err := c.plan(ctx)
 	if err != nil {
 		return err
@@ -68,10 +79,10 @@ func (c *exportCmd) Run(ctx context.Context) error {
 		Source:  src,
 		Query:   q,
 		Columns: cols,
-		Output:  out,
-		NewWriter: func(w io.Writer, cols []exportd.Column) (exportd.RowWriter, error) {
+		Output:  lp.output(out),
+		NewWriter: lp.wrap(func(w io.Writer, cols []exportd.Column) (exportd.RowWriter, error) {
 			return format.New(f, w, cols, opts)
-		},
+		}),
 		Estimate: bar != nil,
 	}
 	if bar != nil {
@@ -80,6 +91,10 @@ func (c *exportCmd) Run(ctx context.Context) error {
 	st, err := e.Run(ctx)
 	if bar != nil {
 		bar.finish(exportd.Progress{Rows: st.Rows, Bytes: st.Bytes, Elapsed: st.Duration, Total: -1}, err == nil)
+	}
+	if aerr := lp.record(ctx, st, err); aerr != nil {
+		abort()
+		return errors.Join(err, aerr)
 	}
 	if err != nil {
 		abort()

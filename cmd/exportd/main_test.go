@@ -77,7 +77,8 @@ func TestVersion(t *testing.T) {
 
 func TestExportDatasetXLSX(t *testing.T) {
 	dir, cfg := demo(t)
-	_, stderr, code := run(t, dir, "export", "--config", cfg, "--dataset", "member_scores", "--param", "from=2019-01-01", "-o", "회원.xlsx")
+	_, stderr, code := run(t, dir, "export", "--config", cfg, "--dataset", "member_scores", "--param", "from=2019-01-01", "-o", "회원.xlsx",
+		"--roles", "admin", "--purpose", "score_review", "--purpose-text", "checking the averages of every member")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
@@ -97,7 +98,7 @@ func TestExportDatasetXLSX(t *testing.T) {
 	if len(rows) != 4301 {
 		t.Fatalf("%d rows, want 4,300 members + header", len(rows))
 	}
-	if got := strings.Join(rows[0], ","); got != "회원번호,이름,이메일,지점,등급,가입일,응시 횟수,평균 점수,최근 응시" {
+	if got := strings.Join(rows[0], ","); got != "회원번호,이름,이메일,전화번호,지점,등급,가입일,응시 횟수,평균 점수,최근 응시" {
 		t.Errorf("header %q", got)
 	}
 	// Every average equals the database's own, member by member.
@@ -119,9 +120,9 @@ func TestExportDatasetXLSX(t *testing.T) {
 		if err := q.Scan(&id, &name, &avg); err != nil {
 			t.Fatal(err)
 		}
-		got, _ := strconv.ParseFloat(rows[i][7], 64)
+		got, _ := strconv.ParseFloat(rows[i][8], 64)
 		if rows[i][0] != strconv.FormatInt(id, 10) || rows[i][1] != name || got != avg {
-			t.Fatalf("row %d = %q, want id %d %s avg %v", i, rows[i][:8], id, name, avg)
+			t.Fatalf("row %d = %q, want id %d %s avg %v", i, rows[i][:9], id, name, avg)
 		}
 	}
 	if i != 4301 {
@@ -164,10 +165,10 @@ func TestExportBadInput(t *testing.T) {
 		want string // in the one-line error
 	}{
 		{"unknown dataset", []string{"export", "--config", cfg, "--dataset", "nope", "-o", "x.csv"}, 2, `dataset "nope"`},
-		{"ill-typed", []string{"export", "--config", cfg, "--dataset", "member_scores", "--param", "from=yesterday", "-o", "x.csv"}, 2, `parameter "from"`},
-		{"not an enum value", []string{"export", "--config", cfg, "--dataset", "member_scores", "--param", "grades=gold' OR 1=1 --", "-o", "x.csv"}, 2, `parameter "grades"`},
-		{"unknown parameter", []string{"export", "--config", cfg, "--dataset", "member_scores", "--param", "limit=5", "-o", "x.csv"}, 2, `parameter "limit"`},
-		{"injection in a date", []string{"export", "--config", cfg, "--dataset", "member_scores", "--param", "from=2019-01-01; DROP TABLE members", "-o", "x.csv"}, 2, `parameter "from"`},
+		{"ill-typed", []string{"export", "--config", cfg, "--dataset", "member_scores", "--param", "from=yesterday", "-o", "x.csv", "--roles", "admin", "--purpose", "score_review", "--purpose-text", "a test of bad parameters"}, 2, `parameter "from"`},
+		{"not an enum value", []string{"export", "--config", cfg, "--dataset", "member_scores", "--param", "grades=gold' OR 1=1 --", "-o", "x.csv", "--roles", "admin", "--purpose", "score_review", "--purpose-text", "a test of bad parameters"}, 2, `parameter "grades"`},
+		{"unknown parameter", []string{"export", "--config", cfg, "--dataset", "member_scores", "--param", "limit=5", "-o", "x.csv", "--roles", "admin", "--purpose", "score_review", "--purpose-text", "a test of bad parameters"}, 2, `parameter "limit"`},
+		{"injection in a date", []string{"export", "--config", cfg, "--dataset", "member_scores", "--param", "from=2019-01-01; DROP TABLE members", "-o", "x.csv", "--roles", "admin", "--purpose", "score_review", "--purpose-text", "a test of bad parameters"}, 2, `parameter "from"`},
 		{"no source", []string{"export", "-o", "x.csv"}, 2, "--db"},
 		{"db without query", []string{"export", "--db", "sqlite:demo/demo.db"}, 2, "--query"},
 		{"bad url", []string{"export", "--db", "oracle://x", "--query", "SELECT 1", "-o", "x.csv"}, 1, "oracle"},
@@ -227,7 +228,7 @@ func TestCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, stderr, code = run(t, dir, "check", "--config", badPath)
-	if code != 2 || !strings.Contains(stderr, `dataset "member_scores"`) || !strings.Contains(stderr, "columns[6]") {
+	if code != 2 || !strings.Contains(stderr, `dataset "member_scores"`) || !strings.Contains(stderr, "columns[7]") {
 		t.Fatalf("check bad: exit %d, %q", code, stderr)
 	}
 }
