@@ -267,6 +267,9 @@ func TestUIBrowser(t *testing.T) {
 			chromedp.SetValue(chromedp.CSS("#p-from"), "2019-01-01"),
 			chromedp.SetValue(chromedp.CSS("#p-to"), "2019-12-31"),
 			selectOnly("#p-grades", "gold", "silver"),
+			// member_scores holds personal data: the purpose is asked for.
+			chromedp.SetValue(chromedp.CSS("#p-purpose"), "score_review"),
+			chromedp.SetValue(chromedp.CSS("#p-purpose_text"), "2019년 가입 회원의 성적 검토"),
 		); err != nil {
 			t.Fatal(err)
 		}
