@@ -53,6 +53,13 @@ type authFixture struct {
 
 func newAuthFixture(t *testing.T, edit func(*auth.Config)) *authFixture {
 	t.Helper()
+	return newAuthFixtureWith(t, edit, nil)
+}
+
+// newAuthFixtureWith is newAuthFixture with a hook on the server's Config
+// (to add background jobs), called with the loaded datasets and source.
+func newAuthFixtureWith(t *testing.T, edit func(*auth.Config), server2 func(dir string, cfg *exportd.Config, src exportd.Source, c *server.Config)) *authFixture {
+	t.Helper()
 	dir := t.TempDir()
 	db, err := sql.Open("sqlite", filepath.Join(dir, "members.db"))
 	if err != nil {
@@ -99,6 +106,9 @@ func newAuthFixture(t *testing.T, edit func(*auth.Config)) *authFixture {
 		c.Auth = auth.New(ac)
 		c.CSRFKey = []byte("csrf-key")
 		c.Logger = slog.New(slog.NewJSONHandler(f.log, nil))
+		if server2 != nil {
+			server2(dir, cfg, src, c)
+		}
 	})
 	f.url, f.srv = srv.URL, srv.Server
 	return f
