@@ -49,6 +49,20 @@ type Properties struct {
 	Created                                                           time.Time // zero means the time of the first NewSheet
 }
 
+// HeaderFooter is what Excel prints at the top and the bottom of each page
+// of a sheet (ECMA-376 Part 1, §18.3.1.46 headerFooter). The strings use
+// Excel's header codes: &L, &C and &R start the left, centre and right
+// sections, &P is the page number, &N the number of pages, &D the date;
+// a literal ampersand is && (see [HeaderFooterText]). Excel accepts up to
+// 255 characters in each.
+type HeaderFooter struct {
+	OddHeader, OddFooter string
+}
+
+// HeaderFooterText returns s with its ampersands doubled, for literal text
+// in a [HeaderFooter] string.
+func HeaderFooterText(s string) string { return strings.ReplaceAll(s, "&", "&&") }
+
 // A Writer writes an XLSX workbook to an io.Writer as a stream: rows are
 // formatted, deflated and written as they come, and memory does not grow
 // with the number of rows.
@@ -65,6 +79,9 @@ type Writer struct {
 	MaxRows int
 	// Properties are the document properties.
 	Properties Properties
+	// HeaderFooter is the printed header and footer of every sheet,
+	// rollover sheets included.
+	HeaderFooter HeaderFooter
 	// NoFreeze leaves the header row unfrozen.
 	NoFreeze bool
 	// NoAutoFilter leaves the header row without an autofilter.
@@ -476,6 +493,22 @@ func (w *Writer) endSheet() error {
 		b = append(b, columnName(s.nCols-1)...)
 		b = strconv.AppendInt(b, int64(max(s.lastRow, 1)), 10)
 		b = append(b, `"/>`...)
+	}
+	if hf := w.HeaderFooter; hf.OddHeader != "" || hf.OddFooter != "" {
+		// After autoFilter (and where pageMargins and pageSetup would
+		// be), as CT_Worksheet orders its elements.
+		b = append(b, `<headerFooter>`...)
+		if hf.OddHeader != "" {
+			b = append(b, `<oddHeader>`...)
+			b = appendEscaped(b, hf.OddHeader)
+			b = append(b, `</oddHeader>`...)
+		}
+		if hf.OddFooter != "" {
+			b = append(b, `<oddFooter>`...)
+			b = appendEscaped(b, hf.OddFooter)
+			b = append(b, `</oddFooter>`...)
+		}
+		b = append(b, `</headerFooter>`...)
 	}
 	w.buf = append(b, `</worksheet>`...)
 	w.cur = nil
