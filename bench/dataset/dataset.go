@@ -3,6 +3,7 @@
 package dataset
 
 import (
+	"github.com/exportd/exportd/xlsx"
 	"strconv"
 	"time"
 	"unsafe"
@@ -98,3 +99,44 @@ func (g *Generator) Row(i int) Row {
 
 // Serial is the Excel serial number of row i's signup_at: 43831 + i*37/1440.
 func Serial(i int) float64 { return 43831 + float64(i)*37/1440 }
+
+// XLSXColumns returns the dataset's columns for the xlsx package: header,
+// width and number format.
+func XLSXColumns() []xlsx.Column {
+	cols := make([]xlsx.Column, len(Columns))
+	for i := range cols {
+		cols[i] = xlsx.Column{Header: Columns[i], Width: Widths[i], NumFmt: NumFmts[i]}
+	}
+	return cols
+}
+
+// WriteXLSX writes rows rows of the dataset as the sheet "Sheet1" with
+// xw and closes it.
+func WriteXLSX(xw *xlsx.Writer, rows int) error {
+	if err := xw.NewSheet("Sheet1", XLSXColumns()); err != nil {
+		return err
+	}
+	var g Generator
+	row := make([]xlsx.Cell, len(Columns))
+	for i := range rows {
+		r := g.Row(i)
+		row[0] = xlsx.Int(r.ID)
+		row[1] = xlsx.String(r.Name)
+		row[2] = xlsx.String(r.Email)
+		row[3] = xlsx.DateTime(r.SignupAt)
+		row[4] = xlsx.Float(r.ScoreAvg)
+		row[5] = xlsx.Int(r.Visits)
+		row[6] = xlsx.Bool(r.Active)
+		row[7] = xlsx.Float(r.Balance)
+		if r.NoteNull {
+			row[8] = xlsx.Empty()
+		} else {
+			row[8] = xlsx.String(r.Note)
+		}
+		row[9] = xlsx.String(r.Category)
+		if err := xw.Write(row); err != nil {
+			return err
+		}
+	}
+	return xw.Close()
+}

@@ -84,44 +84,11 @@ func main() {
 		*writer, *rows, wall.Seconds(), float64(*rows)/wall.Seconds(), float64(ru.Maxrss)/1024, float64(p.n)/(1<<20), p.first.Seconds())
 }
 
-func columns() []xlsx.Column {
-	cols := make([]xlsx.Column, len(dataset.Columns))
-	for i := range cols {
-		cols[i] = xlsx.Column{Header: dataset.Columns[i], Width: dataset.Widths[i], NumFmt: dataset.NumFmts[i]}
-	}
-	return cols
-}
-
 func writeExportd(w io.Writer, rows, level int, single bool) error {
 	xw := xlsx.NewWriter(w)
 	xw.Level = level
 	xw.SingleThread = single
-	if err := xw.NewSheet("Sheet1", columns()); err != nil {
-		return err
-	}
-	var g dataset.Generator
-	row := make([]xlsx.Cell, 10)
-	for i := range rows {
-		r := g.Row(i)
-		row[0] = xlsx.Int(r.ID)
-		row[1] = xlsx.String(r.Name)
-		row[2] = xlsx.String(r.Email)
-		row[3] = xlsx.DateTime(r.SignupAt)
-		row[4] = xlsx.Float(r.ScoreAvg)
-		row[5] = xlsx.Int(r.Visits)
-		row[6] = xlsx.Bool(r.Active)
-		row[7] = xlsx.Float(r.Balance)
-		if r.NoteNull {
-			row[8] = xlsx.Empty()
-		} else {
-			row[8] = xlsx.String(r.Note)
-		}
-		row[9] = xlsx.String(r.Category)
-		if err := xw.Write(row); err != nil {
-			return err
-		}
-	}
-	return xw.Close()
+	return dataset.WriteXLSX(xw, rows)
 }
 
 func writeExcelize(w io.Writer, rows int) error {
