@@ -33,6 +33,8 @@ type Options struct {
 	Sheet string
 	// Properties are the XLSX document properties.
 	Properties xlsx.Properties
+	// HeaderFooter is the XLSX sheets' printed header and footer (see Mark).
+	HeaderFooter xlsx.HeaderFooter
 	// Level is the XLSX deflate level; 0 means the xlsx package's default.
 	Level int
 	// MaxRows is the number of data rows per XLSX sheet before it rolls

@@ -19,6 +19,7 @@ func newXLSX(w io.Writer, cols []exportd.Column, opts Options) (*xlsxWriter, err
 	xw.Level = opts.Level
 	xw.MaxRows = opts.MaxRows
 	xw.Properties = opts.Properties
+	xw.HeaderFooter = opts.HeaderFooter
 	xcols := make([]xlsx.Column, len(cols))
 	for i, c := range cols {
 		xcols[i] = xlsx.Column{Width: c.Width, NumFmt: c.Format}

@@ -40,6 +40,14 @@ func FormatOptions(d *exportd.Dataset) format.Options {
 	return format.Options{BOM: true, Sheet: d.SheetName(), Properties: xlsx.Properties{Title: d.Title, Description: d.Description}}
 }
 
+// location returns loc, or UTC when nil.
+func location(loc *time.Location) *time.Location {
+	if loc == nil {
+		return time.UTC
+	}
+	return loc
+}
+
 // run works one attempt of a job. The result is written under a key of
 // its own (results/{job}/{attempt}.{ext}) and committed only when the
 // export has succeeded; on any error it is aborted, so no partial file is
@@ -70,8 +78,14 @@ func (m *Manager) run(ctx context.Context, job *river.Job[exportArgs]) error {
 	}
 	// The columns and masking of the owner's roles (as on a direct
 	// download): applied before the format writer.
+	opts := FormatOptions(d)
+	if d.Marking {
+		// The job's owner made the file (only the owner, or a link the
+		// owner was given, downloads it), at this time.
+		opts.Mark(a.Owner, time.Now().In(location(m.cfg.Datasets.Location)))
+	}
 	newWriter := func(w io.Writer, cols []exportd.Column) (exportd.RowWriter, error) {
-		return format.New(f, w, cols, FormatOptions(d))
+		return format.New(f, w, cols, opts)
 	}
 	if len(d.Columns) > 0 {
 		pol, err := mask.PolicyFor(d)

@@ -221,6 +221,13 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 	}
 	var rw exportd.RowWriter
 	opts := format.Options{BOM: true, Sheet: d.SheetName(), Properties: xlsx.Properties{Title: d.Title, Description: d.Description}}
+	if d.Marking {
+		loc := s.cfg.Datasets.Location
+		if loc == nil {
+			loc = time.UTC
+		}
+		opts.Mark(s.cfg.Principal(r), time.Now().In(loc))
+	}
 	e := &exportd.Export{
 		Source:  src,
 		Query:   query,

@@ -45,6 +45,7 @@ datasets:
   people:
     personal: true
     encryption: optional
+    marking: true
     sql: SELECT id, name, email, phone, score FROM %s ORDER BY id
     columns:
       - {name: id, type: int}

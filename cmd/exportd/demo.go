@@ -256,7 +256,8 @@ datasets:
     description: Members who joined in a period, with their number of tests and average score, computed by the database in one aggregate query. Holds personal data.
     connection: demo
     personal: true
-    encryption: optional
+    encryption: optional         # password-protected XLSX from a background job
+    marking: true                # downloader and time in the printed header/footer
     sql: |
       SELECT m.id, m.name, m.email, m.phone, m.branch, m.grade, m.joined_on,
              count(r.id) AS tests, avg(r.score) AS score_avg, max(r.taken_at) AS last_test

@@ -64,13 +64,15 @@ func (c *exportCmd) Run(ctx context.Context) error {
 			c.Output = "export." + string(f)
 		}
 	}
-	_ = loc
 
 	out, commit, abort, err := openOutput(c.Output, f)
 	if err != nil {
 		return err
 	}
 	opts := format.Options{BOM: !c.NoBOM, Sheet: sheet}
+	if lp != nil && lp.d.Marking {
+		opts.Mark(localUser(), time.Now().In(loc))
+	}
 	var bar *progress
 	if !c.Quiet && term.IsTerminal(int(os.Stderr.Fd())) {
 		bar = newProgress(os.Stderr)

@@ -36,11 +36,12 @@ import (
 
 // localPrivacy is the privacy plan of one local export.
 type localPrivacy struct {
-	d     *exportd.Dataset
-	plan  mask.Plan
-	trail *audit.Store // nil unless the dataset is personal
-	rec   audit.Record
-	dig   *lockedDigest
+	d       *exportd.Dataset
+	plan    mask.Plan
+	planned bool         // plan applies
+	trail   *audit.Store // nil unless the dataset is personal
+	rec     audit.Record
+	dig     *lockedDigest
 }
 
 // localPrivacy loads the dataset of --config/--dataset and applies its
@@ -63,10 +64,10 @@ func (c *exportCmd) localPrivacy(ctx context.Context) (*localPrivacy, error) {
 	if !ok {
 		return nil, usageError{fmt.Errorf("dataset %q: %w", c.Dataset, exportd.ErrUnknownDataset)}
 	}
-	if !d.Personal && len(c.Columns) == 0 {
+	if !d.Personal && len(c.Columns) == 0 && !d.Marking {
 		return nil, nil
 	}
-	if len(d.Columns) == 0 {
+	if len(d.Columns) == 0 && (d.Personal || len(c.Columns) > 0) {
 		return nil, usageError{fmt.Errorf("--columns: dataset %s does not declare its columns", d.Name)}
 	}
 	lp := &localPrivacy{d: d}
@@ -103,6 +104,9 @@ func (c *exportCmd) localPrivacy(ctx context.Context) (*localPrivacy, error) {
 		}
 		return lp, nil
 	}
+	if len(c.Columns) == 0 {
+		return lp, nil // marking only
+	}
 	pol, err := mask.PolicyFor(d)
 	if err != nil {
 		return nil, usageError{err}
@@ -110,6 +114,7 @@ func (c *exportCmd) localPrivacy(ctx context.Context) (*localPrivacy, error) {
 	if lp.plan, err = pol.Plan(c.Roles, d.Columns, c.Columns); err != nil {
 		return nil, usageError{fmt.Errorf("--columns: %w", err)}
 	}
+	lp.planned = true
 	return lp, nil
 }
 
@@ -134,12 +139,13 @@ func (lp *localPrivacy) check(c *exportCmd, cfg *exportd.Config) error {
 		return fmt.Errorf("--columns: %w", err)
 	}
 	lp.rec.Columns = lp.plan.Names()
+	lp.planned = true
 	return nil
 }
 
 // wrap applies the plan before the format writer.
 func (lp *localPrivacy) wrap(newWriter func(io.Writer, []exportd.Column) (exportd.RowWriter, error)) func(io.Writer, []exportd.Column) (exportd.RowWriter, error) {
-	if lp == nil {
+	if lp == nil || !lp.planned {
 		return newWriter
 	}
 	return lp.plan.NewWriter(newWriter)

@@ -91,6 +91,14 @@ func TestExportDatasetXLSX(t *testing.T) {
 	if sheet != "회원 점수" {
 		t.Errorf("sheet %q", sheet)
 	}
+	// marking: true: the OS user who exported it, in the printed header
+	// and the document properties.
+	if hf, err := f.GetHeaderFooter(sheet); err != nil || hf == nil || !strings.HasPrefix(hf.OddHeader, "&L내려받은 사람: "+localUser()+"&R") {
+		t.Errorf("header/footer %+v %v", hf, err)
+	}
+	if p, err := f.GetDocProps(); err != nil || p.Creator != localUser() {
+		t.Errorf("document properties %+v %v", p, err)
+	}
 	rows, err := f.GetRows(sheet, excelize.Options{RawCellValue: true})
 	if err != nil {
 		t.Fatal(err)
