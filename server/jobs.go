@@ -24,19 +24,18 @@ import (
 // default Config.Principal when the server has no Auth.
 const AnonymousPrincipal = "anonymous"
 
-// jobRoutes lists the job API's routes (none without Config.Jobs).
+// jobRoutes lists the job API's routes, served when Config.Jobs is set
+// (New registers them then; the OpenAPI document is tested against them
+// either way).
 func (s *Server) jobRoutes() []route {
-	if s.cfg.Jobs == nil {
-		return nil
-	}
 	return []route{
-		{"POST", "/v1/datasets/{name}/jobs", "", http.HandlerFunc(s.submitJob)},
-		{"GET", "/v1/jobs", "", http.HandlerFunc(s.listJobs)},
-		{"GET", "/v1/jobs/{id}", "", http.HandlerFunc(s.getJob)},
-		{"DELETE", "/v1/jobs/{id}", "", http.HandlerFunc(s.cancelJob)},
-		{"GET", "/v1/jobs/{id}/events", "", http.HandlerFunc(s.jobEvents)},
-		{"GET", "/v1/jobs/{id}/download", "", http.HandlerFunc(s.downloadJob)},
-		{"POST", "/v1/jobs/{id}/download", "", http.HandlerFunc(s.downloadJob)}, // with a password (privacy.go)
+		{"POST", "/v1/datasets/{name}/jobs", "/v1/datasets/{name}/jobs", http.HandlerFunc(s.submitJob)},
+		{"GET", "/v1/jobs", "/v1/jobs", http.HandlerFunc(s.listJobs)},
+		{"GET", "/v1/jobs/{id}", "/v1/jobs/{id}", http.HandlerFunc(s.getJob)},
+		{"DELETE", "/v1/jobs/{id}", "/v1/jobs/{id}", http.HandlerFunc(s.cancelJob)},
+		{"GET", "/v1/jobs/{id}/events", "/v1/jobs/{id}/events", http.HandlerFunc(s.jobEvents)},
+		{"GET", "/v1/jobs/{id}/download", "/v1/jobs/{id}/download", http.HandlerFunc(s.downloadJob)},
+		{"POST", "/v1/jobs/{id}/download", "/v1/jobs/{id}/download", http.HandlerFunc(s.downloadJob)}, // with a password (privacy.go)
 	}
 }
 

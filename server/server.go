@@ -251,15 +251,8 @@ func New(cfg Config) (*Server, error) {
 	s.admit = newAdmission(cfg.MaxExports, cfg.MaxExportsPerClient)
 	s.streams, s.stopStreams = context.WithCancelCause(context.Background())
 	s.mux = http.NewServeMux()
-	for _, rt := range s.routes() {
-		s.mux.Handle(rt.method+" "+rt.pattern, rt.handler)
-	}
-	for _, rt := range s.uiRoutes() { // the web UI (ui.go)
-		s.mux.Handle(rt.method+" "+rt.pattern, rt.handler)
-	}
-	for _, rt := range s.jobRoutes() { // background jobs (jobs.go)
-		s.mux.Handle(rt.method+" "+rt.pattern, rt.handler)
-	}
+	handle(s.mux, s.apiRoutes())
+	handle(s.mux, s.uiRoutes()) // the web UI (ui.go)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, &Error{Status: http.StatusNotFound, Code: "not_found", Message: "no such route: " + r.URL.Path})
 	})
@@ -273,8 +266,24 @@ type route struct {
 	handler                  http.Handler
 }
 
-// routes lists every route the server serves. The OpenAPI document is
-// tested against this list.
+// handle registers routes on mux.
+func handle(mux *http.ServeMux, routes []route) {
+	for _, rt := range routes {
+		mux.Handle(rt.method+" "+rt.pattern, rt.handler)
+	}
+}
+
+// apiRoutes lists the JSON API's routes this server serves: routes, and
+// the background jobs' (jobs.go) when Config.Jobs is set. The OpenAPI
+// document is tested against routes and jobRoutes.
+func (s *Server) apiRoutes() []route {
+	if s.cfg.Jobs == nil {
+		return s.routes()
+	}
+	return append(s.routes(), s.jobRoutes()...)
+}
+
+// routes lists the API routes every server serves.
 func (s *Server) routes() []route {
 	return []route{
 		{"GET", "/v1/datasets", "/v1/datasets", http.HandlerFunc(s.listDatasets)},
