@@ -140,7 +140,7 @@ func (e *Export) Run(ctx context.Context) (Stats, error) {
 	if progressEvery <= 0 {
 		progressEvery = 250 * time.Millisecond
 	}
-	var lastProgress, lastFlush time.Time = start, start
+	lastProgress := start
 	report := func(force bool) {
 		if e.OnProgress == nil {
 			return
@@ -159,6 +159,16 @@ func (e *Export) Run(ctx context.Context) (Stats, error) {
 		defer timer.Stop()
 		keepAlive = timer.C
 	}
+	// The flush tick sends rows written since the last flush, so that no
+	// written row waits longer than FlushInterval for the client, however
+	// slowly the next ones come.
+	var flushTick <-chan time.Time
+	if e.FlushInterval > 0 {
+		t := time.NewTicker(e.FlushInterval)
+		defer t.Stop()
+		flushTick = t.C
+	}
+	unflushed := false // rows written since the last flush
 	started := r.started
 	var full <-chan *batch // nil until the query has started
 
@@ -171,8 +181,16 @@ func (e *Export) Run(ctx context.Context) (Stats, error) {
 				if err := e.flush(w, true); err != nil {
 					return finish(err)
 				}
+				unflushed = false
 			}
 			timer.Reset(e.KeepAlive)
+		case <-flushTick:
+			if unflushed {
+				if err := e.flush(w, false); err != nil {
+					return finish(err)
+				}
+				unflushed = false
+			}
 		case cols, ok := <-started:
 			started = nil
 			if !ok {
@@ -223,12 +241,7 @@ func (e *Export) Run(ctx context.Context) (Stats, error) {
 				st.Rows++
 			}
 			r.free <- b
-			if e.FlushInterval > 0 && time.Since(lastFlush) >= e.FlushInterval {
-				lastFlush = time.Now()
-				if err := e.flush(w, false); err != nil {
-					return finish(err)
-				}
-			}
+			unflushed = true
 			report(false)
 		}
 	}
@@ -269,13 +282,28 @@ func (r *reader) run(ctx context.Context, src Source, q Query) {
 	close(r.full)
 }
 
-// read fills batches from rows and sends them on full. A batch is sent
-// when it is full or when 100 ms have passed since its first row, so slow
-// but steady rows still show progress.
+// read fills batches from rows and sends them on full.
+//
+// A row must not wait in a half-full batch while the database is slow to
+// send the next one: read cannot know whether Next will block, so it
+// starts in trickle mode, where each row is sent on its own, and turns to
+// full batches only once rows are seen to arrive fast (fastRun rows within
+// fastRun×fastGap). A batch still goes out when 100 ms have passed since
+// its first row (checked every 32 rows), and then read falls back to
+// trickle mode: rows that slow no longer fill batches. In batch mode a
+// stall in the middle of a fast stream holds back at most one batch, and
+// the export's keep-alive covers the silence.
 //
 // Values are converted to the declared column types (see [Value.As]) here,
 // in the reader goroutine, where the work overlaps with the writer's.
 func read(ctx context.Context, rows Rows, types []Type, free <-chan *batch, full chan<- *batch) {
+	const (
+		fastRun = 64                    // rows that must arrive fast in a row
+		fastGap = 50 * time.Microsecond // the mean gap they must keep under
+	)
+	trickle := true
+	var runStart time.Time // trickle mode: when the current run of fast rows began
+	runRows := 0
 	for {
 		var b *batch
 		select {
@@ -297,11 +325,24 @@ func read(ctx context.Context, rows Rows, types []Type, free <-chan *batch, full
 				}
 			}
 			b.keepStrings(r)
-			if b.n == 0 {
+			b.n++
+			if trickle {
+				now := time.Now()
+				if runRows == 0 || now.Sub(runStart) > fastRun*fastGap {
+					runStart, runRows = now, 0
+				}
+				if runRows++; runRows < fastRun {
+					break // send this row now
+				}
+				trickle = false
+				first = now
+				continue
+			}
+			if b.n == 1 {
 				first = time.Now()
 			}
-			b.n++
 			if b.n%32 == 0 && time.Since(first) > 100*time.Millisecond {
+				trickle, runRows = true, 0
 				break
 			}
 		}

@@ -302,3 +302,34 @@ func TestExportProgress(t *testing.T) {
 		t.Fatalf("%d progress calls, last %+v, stats %+v", calls, last, st)
 	}
 }
+
+// TestExportFlushesSlowRows: a row that has arrived reaches the output's
+// flush within FlushInterval even while the database is still computing
+// the next one (it is not held back to fill a batch).
+func TestExportFlushesSlowRows(t *testing.T) {
+	t.Cleanup(func() { goleak.VerifyNone(t) })
+	src := newDB(t)
+	var out bytes.Buffer
+	e := newExport(src, `WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 500000)
+		SELECT 'first' AS v UNION ALL SELECT max(x) FROM c`,
+		[]exportd.Column{{Name: "v"}}, exportd.FormatCSV, &out)
+	e.FlushInterval = 20 * time.Millisecond
+	early := false // a flush sent the first row before the second existed
+	e.OnFlush = func(bool) error {
+		s := out.String()
+		if strings.Contains(s, "first") && !strings.Contains(s, "500000") {
+			early = true
+		}
+		return nil
+	}
+	st, err := e.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Rows != 2 || !strings.HasSuffix(out.String(), "first\n500000\n") {
+		t.Fatalf("rows %d, output %q", st.Rows, out.String())
+	}
+	if !early {
+		t.Fatal("the first row was not flushed while the query computed the second")
+	}
+}
