@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -271,7 +272,7 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 
 	outcome := "ok"
 	if err != nil {
-		outcome = classify(ctx, r.Context(), err)
+		outcome = classify(ctx, r.Context(), s.streams, err)
 	}
 	if d.Personal {
 		rec := s.auditRecord(r, d.Name, f, auditParams(req.params))
@@ -307,7 +308,7 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 	switch outcome {
 	case "cancelled", "shutdown":
 		level = slog.LevelInfo
-	case "row_limit", "timeout":
+	case "row_limit", "timeout", "stalled":
 		level = slog.LevelWarn
 	}
 	log.Log(r.Context(), level, "export", append(attrs, "error", err.Error())...)
@@ -328,14 +329,20 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 	panic(http.ErrAbortHandler)
 }
 
-// classify names the outcome of a failed export.
-func classify(ctx, reqCtx context.Context, err error) string {
+// classify names the outcome of a failed export: ctx is the export's
+// context, reqCtx the request's and streams the server's (see Serve).
+func classify(ctx, reqCtx, streams context.Context, err error) string {
 	cause := context.Cause(ctx)
 	switch {
+	// Shutdown and a stalled client end the request's context too (the
+	// server closes the connection, or net/http cancels it after a failed
+	// write): name them before a client that left.
+	case errors.Is(cause, errShutdown), errors.Is(context.Cause(streams), errShutdown):
+		return "shutdown"
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return "stalled" // the client stopped reading for WriteTimeout
 	case reqCtx.Err() != nil:
 		return "cancelled"
-	case errors.Is(cause, errShutdown):
-		return "shutdown"
 	case errors.Is(cause, errMaxDuration), errors.Is(err, exportd.ErrQueryTimeout):
 		return "timeout"
 	case errors.Is(err, exportd.ErrRowLimit):

@@ -29,7 +29,7 @@ func newMetrics() *metrics {
 		reg: prometheus.NewRegistry(),
 		exports: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "exportd_exports_total",
-			Help: "Export requests that passed validation, by dataset, format and outcome (ok, cancelled, error, row_limit, timeout, shutdown, rejected, too_large).",
+			Help: "Export requests that passed validation, by dataset, format and outcome (ok, cancelled, stalled, error, row_limit, timeout, shutdown, rejected, too_large).",
 		}, []string{"dataset", "format", "outcome"}),
 		rows: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "exportd_export_rows_total", Help: "Rows written by exports.",

@@ -326,8 +326,8 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 // Serve serves on ln until ctx ends. It then stops accepting connections,
 // answers /readyz with 503, and lets running streams finish for
 // Config.ShutdownGrace; streams still running after that are cancelled
-// (their clients see a failed download). Serve returns nil after a
-// graceful shutdown.
+// (their clients see a failed download) and Serve returns an error saying
+// so. Serve returns nil after a graceful shutdown.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	hs := s.httpServer()
 	errc := make(chan error, 1)
@@ -346,8 +346,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	err := hs.Shutdown(grace)
 	if err != nil {
 		// The grace period is over: cancel the streams, then close.
+		active := s.admit.active()
 		s.stopStreams(errShutdown)
-		err = hs.Close()
+		err = fmt.Errorf("grace period of %s over, %d streams cancelled: %w", s.cfg.ShutdownGrace, active, errors.Join(err, hs.Close()))
 	}
 	s.stopStreams(errShutdown)
 	<-errc
