@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/csv"
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"os/exec"
@@ -153,6 +154,113 @@ func TestCorpusLibreOffice(t *testing.T) {
 			if err != nil || (f != w.num && math.Abs(f-w.num) > 1e-14*math.Abs(w.num)) {
 				t.Errorf("%s: LibreOffice shows %q, want %v", c.name, v, w.num)
 			}
+		}
+	}
+}
+
+// writeRolloverFile writes 10 rows of "이름 i", i, i² into a sheet that
+// rolls over every 3 data rows: "명단", "명단 (2)", "명단 (3)", "명단 (4)".
+func writeRolloverFile(t *testing.T) string {
+	t.Helper()
+	cols := []Column{{Header: "이름", Width: 12}, {Header: "i"}, {Header: "sq", NumFmt: "#,##0"}}
+	data, _ := writeBytes(t, func(w *Writer) { w.MaxRows = 3 }, func(w *Writer) {
+		if err := w.NewSheet("명단", cols); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 10 {
+			if err := w.Write([]Cell{String("이름 " + strconv.Itoa(i)), Int(int64(i)), Int(int64(i * i))}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	path := filepath.Join(t.TempDir(), "rollover.xlsx")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// wantRollover is what every reader must find in writeRolloverFile's
+// workbook: each sheet's rows as text, header first.
+func wantRollover() map[string][][]string {
+	want := map[string][][]string{}
+	for i := range 10 {
+		name := "명단"
+		if s := i / 3; s > 0 {
+			name += " (" + strconv.Itoa(s+1) + ")"
+		}
+		if want[name] == nil {
+			want[name] = [][]string{{"이름", "i", "sq"}}
+		}
+		want[name] = append(want[name], []string{"이름 " + strconv.Itoa(i), strconv.Itoa(i), strconv.Itoa(i * i)})
+	}
+	return want
+}
+
+// TestRolloverOpenpyxl: openpyxl (read-only mode) finds the rollover
+// sheets in order, each with the header repeated and its share of rows.
+func TestRolloverOpenpyxl(t *testing.T) {
+	py := python3(t, "openpyxl")
+	path := writeRolloverFile(t)
+	out, err := exec.Command(py, "-c", `
+import json, sys, openpyxl
+wb = openpyxl.load_workbook(sys.argv[1], read_only=True)
+json.dump([[ws.title, [["" if v is None else str(v) for v in row] for row in ws.iter_rows(values_only=True)]] for ws in wb.worksheets], sys.stdout, ensure_ascii=False)
+`, path).Output()
+	if err != nil {
+		t.Fatalf("openpyxl: %v", err)
+	}
+	var sheets [][2]json.RawMessage
+	if err := json.Unmarshal(out, &sheets); err != nil {
+		t.Fatalf("openpyxl output %s: %v", out, err)
+	}
+	want := wantRollover()
+	wantNames := []string{"명단", "명단 (2)", "명단 (3)", "명단 (4)"}
+	if len(sheets) != len(wantNames) {
+		t.Fatalf("openpyxl found %d sheets, want %d: %s", len(sheets), len(wantNames), out)
+	}
+	for i, s := range sheets {
+		var name string
+		var rows [][]string
+		if err := json.Unmarshal(s[0], &name); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(s[1], &rows); err != nil {
+			t.Fatal(err)
+		}
+		if name != wantNames[i] {
+			t.Errorf("sheet %d is %q, want %q", i+1, name, wantNames[i])
+		}
+		if got, w := fmt.Sprint(rows), fmt.Sprint(want[name]); got != w {
+			t.Errorf("%s: openpyxl reads %s, want %s", name, got, w)
+		}
+	}
+}
+
+// TestRolloverLibreOffice converts every sheet of the rollover workbook
+// to CSV with headless LibreOffice (sheet option -1: one file per sheet).
+func TestRolloverLibreOffice(t *testing.T) {
+	soffice := tool(t, "soffice")
+	path := writeRolloverFile(t)
+	dir := t.TempDir()
+	profile := "file://" + filepath.Join(t.TempDir(), "lo-profile")
+	cmd := exec.Command(soffice, "--headless", "-env:UserInstallation="+profile,
+		"--convert-to", "csv:Text - txt - csv (StarCalc):44,34,76,1,,0,false,true,false,false,false,-1", "--outdir", dir, path)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("soffice: %v\n%s", err, out)
+	}
+	for name, want := range wantRollover() {
+		data, err := os.ReadFile(filepath.Join(dir, "rollover-"+name+".csv"))
+		if err != nil {
+			entries, _ := os.ReadDir(dir)
+			t.Fatalf("sheet %s: %v (LibreOffice wrote %v)", name, err, entries)
+		}
+		got, err := csv.NewReader(bytes.NewReader(data)).ReadAll()
+		if err != nil {
+			t.Fatalf("%s: CSV: %v", name, err)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s: LibreOffice shows %v, want %v", name, got, want)
 		}
 	}
 }
