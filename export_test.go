@@ -288,8 +288,11 @@ func TestExportProgress(t *testing.T) {
 	var last exportd.Progress
 	calls := 0
 	e.OnProgress = func(p exportd.Progress) {
-		if p.Rows < last.Rows || p.Bytes < last.Bytes {
+		if p.Rows < last.Rows || p.Bytes < last.Bytes || p.Elapsed < last.Elapsed {
 			t.Errorf("progress went back: %+v after %+v", p, last)
+		}
+		if p.Total != -1 {
+			t.Errorf("Total %d without an estimate; want -1 (unknown)", p.Total)
 		}
 		last = p
 		calls++
@@ -298,7 +301,7 @@ func TestExportProgress(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if calls < 2 || last.Rows != 5000 || last.Bytes != st.Bytes {
+	if calls < 2 || last.Rows != 5000 || last.Bytes != st.Bytes || last.Elapsed <= 0 || last.Elapsed > st.Duration {
 		t.Fatalf("%d progress calls, last %+v, stats %+v", calls, last, st)
 	}
 }

@@ -6,12 +6,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/exportd/exportd"
+	"github.com/exportd/exportd/format"
 )
 
 // Location is the zone the suite opens every source with: timestamps with
@@ -397,6 +399,30 @@ func testEstimate(t *testing.T, src exportd.Source, f Fixture) {
 	}
 	if _, ok := est.EstimateRows(t.Context(), exportd.Query{SQL: "SELECT * FROM no_such_table_exportd"}); ok {
 		t.Fatal("EstimateRows of a bad query reports ok")
+	}
+	// An export with Estimate reports the estimate as its Total in every
+	// progress report, with rows, bytes and elapsed time growing.
+	var last exportd.Progress
+	calls := 0
+	e := &exportd.Export{
+		Source: src, Query: exportd.Query{SQL: f.Series(1000)}, Output: io.Discard, Estimate: true,
+		NewWriter: func(w io.Writer, cols []exportd.Column) (exportd.RowWriter, error) {
+			return format.New(exportd.FormatCSV, w, cols, format.Options{})
+		},
+		ProgressInterval: time.Nanosecond,
+		OnProgress: func(p exportd.Progress) {
+			if p.Total != n || p.Rows < last.Rows || p.Bytes < last.Bytes || p.Elapsed < last.Elapsed {
+				t.Errorf("progress %+v after %+v; want Total %d and nothing going back", p, last, n)
+			}
+			last = p
+			calls++
+		},
+	}
+	if _, err := e.Run(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if calls == 0 || last.Rows != 1000 || last.Elapsed <= 0 {
+		t.Fatalf("%d progress reports, last %+v", calls, last)
 	}
 }
 
