@@ -241,11 +241,12 @@ func TestConcurrentDownloads(t *testing.T) {
 	tr := &http.Transport{MaxConnsPerHost: 0, MaxIdleConnsPerHost: streams + 10}
 	defer tr.CloseIdleConnections()
 	c := &http.Client{Transport: tr}
-	// Each download takes its slot and waits at a barrier before reading
-	// its body, so that all 40 stream at once while the extra requests
-	// arrive. The wait stays well under nginx's 3 s read timeout: with
-	// proxy_buffering off, nginx's read timeout also runs while its client
-	// does not read.
+	// Each download takes its slot and reads its body slowly (16 KiB
+	// every 50 ms) until the barrier, so that all 40 stream at once while
+	// the extra requests arrive, however long those take on a loaded
+	// machine; then it reads the rest at full speed. A download must keep
+	// reading: with proxy_buffering off, nginx's 3 s read timeout also runs
+	// while its client does not read.
 	start := time.Now()
 	var ready, done sync.WaitGroup
 	barrier := make(chan struct{})
@@ -259,8 +260,26 @@ func TestConcurrentDownloads(t *testing.T) {
 				return
 			}
 			defer resp.Body.Close()
-			<-barrier
-			got, err := io.ReadAll(resp.Body)
+			var got []byte
+			buf := make([]byte, 16<<10)
+			for paced := true; ; {
+				if paced {
+					select {
+					case <-barrier:
+						paced = false
+					case <-time.After(50 * time.Millisecond):
+					}
+				}
+				var n int
+				n, err = resp.Body.Read(buf)
+				got = append(got, buf[:n]...)
+				if err != nil {
+					break
+				}
+			}
+			if err == io.EOF {
+				err = nil
+			}
 			if resp.StatusCode != 200 || err != nil || !bytes.Equal(got, want) {
 				t.Errorf("download %d: status %d, %d bytes, %v; want 200 and %d identical bytes", i, resp.StatusCode, len(got), err, len(want))
 			}
