@@ -17,6 +17,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"html/template"
 	"io/fs"
 	"net/http"
@@ -294,7 +295,7 @@ type uiSubmission struct {
 }
 
 // uiSubmit validates a submitted form (parameters plus "format") the way
-// the streaming endpoint will, and checks the row estimate.
+// the streaming endpoint will, and checks the row limit (checkRowLimit).
 func (s *Server) uiSubmit(ctx context.Context, d *exportd.Dataset, in url.Values) (*uiSubmission, error) {
 	var errs []error
 	f := exportd.FormatXLSX
@@ -347,10 +348,89 @@ func (s *Server) uiSubmit(ctx context.Context, d *exportd.Dataset, in url.Values
 	if len(q) > 0 {
 		sub.URL += "?" + q.Encode()
 	}
-	if err := s.checkEstimate(ctx, s.cfg.Sources[d.Connection], d, d.Query(params)); err != nil {
+	if err := s.checkRowLimit(ctx, s.cfg.Sources[d.Connection], d, d.Query(params)); err != nil {
 		return nil, err
 	}
 	return sub, nil
+}
+
+// uiCountBudget bounds the time checkRowLimit spends counting rows.
+var uiCountBudget = 3 * time.Second
+
+// checkRowLimit refuses (409 row_limit, suggesting a background job) a
+// direct download from the UI whose result passes d's row limit, so that
+// the page offers the job instead of a download that would abort at the
+// limit. On every source it counts the rows, up to one more than the
+// limit:
+//
+//	SELECT count(*) FROM (SELECT 1 FROM (<dataset sql>) LIMIT row_limit+1)
+//
+// within uiCountBudget and the request's context; a count that does not
+// finish in time (or fails) lets the download proceed, which then stops
+// at the limit as before. A source with a row estimate (PostgreSQL's
+// planner) is not counted when the estimate is clearly on one side of the
+// limit, by the factor of Config.EstimateFactor: far above is refused at
+// once, far below proceeds. A negative EstimateFactor turns the check
+// off, as it does for the stream (which never counts: see checkEstimate).
+//
+// The count runs the query a first time, as far as the limit; the budget
+// is what the button's wait may cost on a query that is slow to return
+// its rows.
+func (s *Server) checkRowLimit(ctx context.Context, src exportd.Source, d *exportd.Dataset, q exportd.Query) error {
+	factor := s.cfg.EstimateFactor
+	if d.RowLimit <= 0 || factor < 0 || src == nil {
+		return nil
+	}
+	if n, ok := estimateRows(ctx, src, q); ok {
+		switch limit := float64(d.RowLimit); {
+		case float64(n) > limit*factor:
+			return fmt.Errorf("%w: about %d rows are expected and a direct download of %s stops at %d",
+				errTooLarge, n, d.Name, d.RowLimit)
+		case float64(n)*factor < limit:
+			return nil
+		}
+	}
+	cctx, cancel := context.WithTimeout(ctx, uiCountBudget)
+	defer cancel()
+	n, err := countRows(cctx, src, d, q, d.RowLimit+1)
+	if err != nil {
+		s.log.Debug("ui: row count not finished; the download proceeds", "dataset", d.Name, "error", err.Error())
+		return nil
+	}
+	if n > d.RowLimit {
+		return fmt.Errorf("%w: more than %d rows: a direct download of %s stops at %d",
+			errTooLarge, d.RowLimit, d.Name, d.RowLimit)
+	}
+	return nil
+}
+
+// countRows counts the rows of q, d's query, up to most.
+func countRows(ctx context.Context, src exportd.Source, d *exportd.Dataset, q exportd.Query, most int64) (int64, error) {
+	q.SQL = fmt.Sprintf("SELECT count(*) FROM (SELECT 1 AS one FROM (\n%s\n) AS exportd_q LIMIT %d) AS exportd_n", baseSQL(d), most)
+	rows, err := src.Query(ctx, q)
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	v := make([]exportd.Value, 1)
+	if !rows.Next(v) {
+		if err := rows.Err(); err != nil {
+			return 0, err
+		}
+		return 0, errors.New("count: no row")
+	}
+	var n int64
+	switch v[0].Kind {
+	case exportd.KindInt:
+		n = v[0].I
+	case exportd.KindFloat:
+		n = int64(v[0].F)
+	default:
+		if n, err = strconv.ParseInt(v[0].S, 10, 64); err != nil {
+			return 0, fmt.Errorf("count: %w", err)
+		}
+	}
+	return n, rows.Close()
 }
 
 // formParams returns the parameter values of a submitted form: empty

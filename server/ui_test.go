@@ -47,15 +47,12 @@ datasets:
     title: 큰 표
     sql: SELECT id, name FROM people ORDER BY id
     row_limit: 2
+  endless:
+    sql: |
+      WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000000000)
+      SELECT i FROM n WHERE i > 999999990
+    row_limit: 1
 `
-
-// estimating is the SQLite source with a fixed row estimate, as from PostgreSQL's planner
-// (the SQLite source has none).
-type estimating struct{ *sqlite.Source }
-
-func (e estimating) EstimateRows(ctx context.Context, q exportd.Query) (int64, bool) {
-	return 1000, true
-}
 
 func newUIServer(t *testing.T) *Server {
 	t.Helper()
@@ -87,7 +84,7 @@ func newUIServer(t *testing.T) *Server {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { src.Close() })
-	s, err := New(Config{Datasets: cfg, Sources: map[string]exportd.Source{"main": estimating{src}},
+	s, err := New(Config{Datasets: cfg, Sources: map[string]exportd.Source{"main": src},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -290,7 +287,8 @@ func TestUICheck(t *testing.T) {
 	}
 }
 
-// An export estimated beyond the row limit offers the background job.
+// An export beyond the row limit offers the background job: SQLite has no
+// row estimate, so the check counts the rows (3, limit 2).
 func TestUITooLarge(t *testing.T) {
 	s := newUIServer(t)
 	w := do(t, s, "GET", "/ui/datasets/large/download?format=xlsx")
@@ -306,6 +304,23 @@ func TestUITooLarge(t *testing.T) {
 	json.Unmarshal(w.Body.Bytes(), &e)
 	if w.Code != 409 || e.Error.Suggest != "job" {
 		t.Errorf("check = %d %+v", w.Code, e.Error)
+	}
+}
+
+// A count that does not finish within its budget lets the download
+// proceed, as it would without the check: endless passes its limit (nine
+// rows, limit 1), but only after a billion steps.
+func TestUIRowCountBudget(t *testing.T) {
+	s := newUIServer(t)
+	defer func(b time.Duration) { uiCountBudget = b }(uiCountBudget)
+	uiCountBudget = 200 * time.Millisecond
+	w := do(t, s, "GET", "/ui/datasets/endless/check?format=csv")
+	var sub uiSubmission
+	if err := json.Unmarshal(w.Body.Bytes(), &sub); err != nil || w.Code != 200 || sub.URL != "/v1/datasets/endless/export.csv" {
+		t.Errorf("check = %d %s", w.Code, w.Body)
+	}
+	if w := do(t, s, "GET", "/ui/datasets/endless/download?format=csv"); w.Code != http.StatusSeeOther {
+		t.Errorf("download = %d", w.Code)
 	}
 }
 
