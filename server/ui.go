@@ -241,7 +241,7 @@ func (s *Server) uiDownload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	in := r.URL.Query()
-	sub, err := s.uiSubmit(r.Context(), d, in)
+	sub, err := s.uiSubmit(r, d, in)
 	if err == nil {
 		http.Redirect(w, r, sub.URL, http.StatusSeeOther)
 		return
@@ -277,7 +277,7 @@ func (s *Server) uiCheck(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	sub, err := s.uiSubmit(r.Context(), d, r.URL.Query())
+	sub, err := s.uiSubmit(r, d, r.URL.Query())
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -296,16 +296,35 @@ type uiSubmission struct {
 
 // uiSubmit validates a submitted form (parameters plus "format") the way
 // the streaming endpoint will, and checks the row limit (checkRowLimit).
-func (s *Server) uiSubmit(ctx context.Context, d *exportd.Dataset, in url.Values) (*uiSubmission, error) {
-	var errs []error
+// A refusal of a personal dataset's download is in the audit trail, as
+// the stream's refusals are: the script's check and the form's submission
+// without JavaScript are the UI's attempts to export.
+func (s *Server) uiSubmit(r *http.Request, d *exportd.Dataset, in url.Values) (_ *uiSubmission, err error) {
+	ctx := r.Context()
+	var (
+		errs   []error
+		raw    map[string][]string
+		params map[string]any // bound
+		pr     *privacyRequest
+	)
 	f := exportd.FormatXLSX
+	defer func() {
+		if err == nil || r.Method == http.MethodHead {
+			return
+		}
+		var recorded any = flatten(raw)
+		if params != nil {
+			recorded = auditParams(params)
+		}
+		s.auditDenied(r, d, f, recorded, pr, err)
+	}()
 	if v := in.Get("format"); v != "" {
 		var err error
 		if f, err = exportd.ParseFormat(v); err != nil {
 			errs = append(errs, &exportd.ParamError{Param: "format", Reason: err.Error()})
 		}
 	}
-	raw := formParams(d, in)
+	raw = formParams(d, in)
 	// The privacy keys (purpose, purpose_text, columns: issue 8's form
 	// fields) are checked by the stream's own rules and passed on to it.
 	priv := url.Values{}
@@ -322,7 +341,7 @@ func (s *Server) uiSubmit(ctx context.Context, d *exportd.Dataset, in url.Values
 		// not all of them.
 		priv[keyColumns] = []string{""}
 	}
-	if _, err := s.takePrivacy(ctx, d, cloneValues(priv)); err != nil {
+	if pr, err = s.takePrivacy(ctx, d, cloneValues(priv)); err != nil {
 		e := toError(err)
 		if e.Status != http.StatusBadRequest || e.Field == "" {
 			return nil, err
@@ -332,13 +351,14 @@ func (s *Server) uiSubmit(ctx context.Context, d *exportd.Dataset, in url.Values
 	if err := s.authorizeCtx(ctx, d, raw); err != nil { // roles and pinned parameters (auth.go)
 		return nil, err
 	}
-	params, err := d.BindParams(raw, s.cfg.Datasets.Location)
+	bound, err := d.BindParams(raw, s.cfg.Datasets.Location)
 	if err != nil {
 		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
 		return nil, joinParamErrors(errs...)
 	}
+	params = bound
 	q := url.Values(raw)
 	for k, v := range priv {
 		q[k] = v

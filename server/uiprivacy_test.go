@@ -1,11 +1,16 @@
 package server_test
 
 import (
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/exportd/exportd/audit"
 )
 
 // The form of a personal dataset asks for the purpose and offers only the
@@ -144,5 +149,74 @@ func TestUIPrivacyFormEncryption(t *testing.T) {
 		if !strings.Contains(page, want) {
 			t.Errorf("form lacks %s", want)
 		}
+	}
+}
+
+// The UI's refusals of a personal dataset, from the script's check and
+// from the form's submission without JavaScript, are in the audit trail
+// as the stream's are; a check that passes is not (the stream it leads to
+// records the download).
+func TestUIPrivacyAudit(t *testing.T) {
+	f := newPrivacyFixture(t, privacyBackends()[0], false)
+	support := f.token(t, "kim", "support")
+	c := client(t)
+	purpose := url.Values{"purpose": {"member_support"}, "purpose_text": {"회원 문의 1234번 응대를 위한 확인"}}
+	query := func(extra ...string) string {
+		q := url.Values{"format": {"csv"}}
+		for i := 0; i+1 < len(extra); i += 2 {
+			q.Add(extra[i], extra[i+1])
+		}
+		return q.Encode()
+	}
+	withPurpose := "&" + purpose.Encode()
+	for _, tc := range []struct {
+		path    string
+		status  int
+		purpose string   // the record's purpose category
+		columns []string // the record's columns
+	}{
+		// A column the role may not see.
+		{"/ui/datasets/people/check?" + query("columns", "id", "columns", "phone") + withPurpose, 403, "member_support", []string{"id", "phone"}},
+		{"/ui/datasets/people/download?" + query("columns", "", "columns", "id", "columns", "phone") + withPurpose, 403, "member_support", []string{"id", "phone"}},
+		// No purpose, or one too short (refused before the columns are
+		// read, as on the stream).
+		{"/ui/datasets/people/check?" + query("columns", "id"), 400, "", nil},
+		{"/ui/datasets/people/download?" + query("columns", "", "columns", "id"), 400, "", nil},
+		{"/ui/datasets/people/download?" + query("purpose", "audit", "purpose_text", "짧음"), 400, "audit", nil},
+	} {
+		n := len(f.records(t))
+		resp, body := do(t, c, "GET", f.url+tc.path, nil, support...)
+		if resp.StatusCode != tc.status {
+			t.Errorf("%s: %s, want %d: %s", tc.path, resp.Status, tc.status, body)
+		}
+		recs := f.records(t)
+		if len(recs) != n+1 {
+			t.Errorf("%s: %d new audit records, want 1", tc.path, len(recs)-n)
+			continue
+		}
+		r := recs[n]
+		if r.Outcome != audit.OutcomeDenied || r.Principal != "kim" || r.Dataset != "people" || r.Format != "csv" ||
+			!strings.HasPrefix(r.Error, fmt.Sprint(tc.status)+" ") || r.Purpose.Category != tc.purpose || !slices.Equal(r.Columns, tc.columns) {
+			t.Errorf("%s: record %+v", tc.path, r)
+		}
+	}
+	// A check that passes records nothing; the download it leads to does.
+	n := len(f.records(t))
+	resp, body := do(t, c, "GET", f.url+"/ui/datasets/people/check?"+query("columns", "id")+withPurpose, nil, support...)
+	var sub struct{ URL string }
+	if err := json.Unmarshal(body, &sub); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("good check: %s %s", resp.Status, body)
+	}
+	if recs := f.records(t); len(recs) != n {
+		t.Errorf("a passing check added %d audit records", len(recs)-n)
+	}
+	if resp, body = do(t, c, "GET", f.url+sub.URL, nil, support...); resp.StatusCode != 200 {
+		t.Fatalf("download: %s %s", resp.Status, body)
+	}
+	if rec := f.last(t); rec.Outcome != audit.OutcomeOK || !slices.Equal(rec.Columns, []string{"id"}) {
+		t.Errorf("download record %+v", rec)
+	}
+	if sum, err := f.trail.Verify(t.Context()); err != nil || sum.Records != int64(len(f.records(t))) {
+		t.Errorf("verify: %+v %v", sum, err)
 	}
 }
