@@ -334,10 +334,15 @@ func TestSignedLinks(t *testing.T) {
 }
 
 func TestCSRF(t *testing.T) {
-	f := newAuthFixture(t, func(c *auth.Config) { c.Anonymous = &auth.Principal{Roles: []string{"admin"}} })
+	// With jobs, so that a request past the check reaches the handler.
+	f := newAuthFixtureWith(t, func(c *auth.Config) { c.Anonymous = &auth.Principal{Roles: []string{"admin"}} },
+		func(dir string, cfg *exportd.Config, src exportd.Source, c *server.Config) {
+			c.Jobs = startJobs(t, dir, cfg, src)
+		})
 	anon := &auth.Principal{Name: auth.AnonymousName, Roles: []string{"admin"}, Via: auth.ViaAnonymous}
 	tok := auth.CSRFToken([]byte("csrf-key"), anon, time.Now())
-	post := func(ctype, body string, header ...string) int {
+	// post returns the status and, for an error, its code and field.
+	post := func(ctype, body string, header ...string) (int, string, string) {
 		req, _ := http.NewRequest("POST", f.url+"/v1/datasets/everyone/jobs", strings.NewReader(body))
 		if ctype != "" {
 			req.Header.Set("Content-Type", ctype)
@@ -349,8 +354,10 @@ func TestCSRF(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp.Body.Close()
-		return resp.StatusCode
+		defer resp.Body.Close()
+		var e apiError
+		json.NewDecoder(resp.Body).Decode(&e)
+		return resp.StatusCode, e.Error.Code, e.Error.Field
 	}
 	// A form POST (or one without a body) riding on ambient credentials
 	// needs the token; a JSON POST needs a CORS preflight, which exportd
@@ -369,8 +376,14 @@ func TestCSRF(t *testing.T) {
 		{"application/json", "{}", nil, false},
 		{"application/x-www-form-urlencoded", "", bearer(f.token(t, "api", []string{"admin"}, nil)), false},
 	} {
-		if got := post(tc.ctype, tc.body, tc.header...); (got == 403) != tc.csrf {
-			t.Errorf("%+v: status %d", tc, got)
+		status, code, field := post(tc.ctype, tc.body, tc.header...)
+		if tc.csrf && (status != 403 || code != "csrf" || field != "csrf_token") {
+			t.Errorf("%+v: %d %s %q, want 403 csrf csrf_token", tc, status, code, field)
+		}
+		// Past the check: the job is accepted (the form's from=1 is not
+		// a parameter of the dataset: 400 from the handler).
+		if want := map[bool]int{true: 400, false: 202}[strings.Contains(tc.body, "from=1")]; !tc.csrf && status != want {
+			t.Errorf("%+v: %d %s, want %d from the handler", tc, status, code, want)
 		}
 	}
 }

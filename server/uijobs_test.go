@@ -3,17 +3,23 @@ package server_test
 // The UI's row-limit check and its background jobs, on real sources: on
 // SQLite a direct download past the row limit is refused before it starts
 // with the job offered (the check counts the rows: SQLite has no
-// estimate); on PostgreSQL the planner's estimate decides when it can.
+// estimate); on PostgreSQL the planner's estimate decides when it can; the
+// password-protected download of a job's result is posted as the page's
+// script posts it, a form body with the CSRF token of the page's cookie.
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -174,6 +180,83 @@ func TestUIRowLimitOffersJob(t *testing.T) {
 	rows := readTable(t, exportd.FormatCSV, body)
 	if resp.StatusCode != 200 || len(rows) != 1002 || rows[1001][0] != "1001" || rows[1001][1] != "이름1001" {
 		t.Errorf("job's file: %s, %d rows", resp.Status, len(rows))
+	}
+}
+
+var metaCSRF = regexp.MustCompile(`<meta name="csrf-token" content="([^"]+)">`)
+
+// The password-protected download of a job's result as the page's script
+// makes it: a form body, the page's CSRF token in X-CSRF-Token and the
+// cookie it came with, from a principal the browser proves by itself (the
+// anonymous one). Without the token, or with another cookie, it is refused
+// for CSRF.
+func TestUIPasswordDownloadCSRF(t *testing.T) {
+	base := newUIJobsServer(t, &auth.Config{Anonymous: &auth.Principal{Roles: []string{"admin"}}})
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	browser := client(t)
+	browser.Jar = jar
+
+	// The page: its token, and the cookie that goes with it.
+	resp, body := do(t, browser, "GET", base+"/ui/datasets/sealed", nil)
+	m := metaCSRF.FindSubmatch(body)
+	if resp.StatusCode != 200 || m == nil || !bytes.Contains(body, []byte(`data-encryption="optional"`)) {
+		t.Fatalf("form: %s, token %q", resp.Status, m)
+	}
+	token := string(m[1])
+	u, _ := url.Parse(base)
+	if cs := jar.Cookies(u); len(cs) != 1 || cs[0].Value != token {
+		t.Fatalf("cookies %v, page token %q", cs, token)
+	}
+
+	// The job, posted as the script posts it.
+	resp, body = do(t, browser, "POST", base+"/v1/datasets/sealed/jobs", map[string]any{"format": "xlsx", "params": map[string]any{}}, "X-CSRF-Token", token)
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("job: %s %s", resp.Status, body)
+	}
+	var j jobs.Job
+	json.Unmarshal(body, &j)
+	j = waitJob(t, browser, base, j.ID, nil)
+	dl := base + "/v1/jobs/" + j.ID + "/download"
+	password := url.Values{"password": {"correct horse 42"}}
+
+	wantCSRF := func(name string, resp *http.Response, body []byte) {
+		t.Helper()
+		if e := decodeError(t, body); resp.StatusCode != http.StatusForbidden || e.Error.Code != "csrf" || e.Error.Field != "csrf_token" {
+			t.Errorf("%s: %s %s, want 403 csrf", name, resp.Status, body)
+		}
+	}
+	// No token, a wrong one, or the page's token without its cookie.
+	resp, body = do(t, browser, "POST", dl, password)
+	wantCSRF("no token", resp, body)
+	resp, body = do(t, browser, "POST", dl, password, "X-CSRF-Token", token[:len(token)-2]+"xx")
+	wantCSRF("wrong token", resp, body)
+	resp, body = do(t, client(t), "POST", dl, password, "X-CSRF-Token", token)
+	wantCSRF("no cookie", resp, body)
+	other := client(t)
+	other.Jar, _ = cookiejar.New(nil)
+	do(t, other, "GET", base+"/ui/datasets/sealed", nil) // another browser's cookie
+	resp, body = do(t, other, "POST", dl, password, "X-CSRF-Token", token)
+	wantCSRF("another cookie", resp, body)
+
+	// The script's request: the encrypted workbook, with its length.
+	for _, tc := range []struct {
+		name   string
+		form   url.Values
+		header []string
+	}{
+		{"header", password, []string{"X-CSRF-Token", token}},
+		{"form field", url.Values{"password": password["password"], "csrf_token": {token}}, nil},
+	} {
+		resp, body = do(t, browser, "POST", dl, tc.form, tc.header...)
+		if resp.StatusCode != 200 || resp.ContentLength != int64(len(body)) || !bytes.HasPrefix(body, []byte{0xd0, 0xcf, 0x11, 0xe0}) {
+			t.Errorf("%s: %s, %d bytes (Content-Length %d), starts %x", tc.name, resp.Status, len(body), resp.ContentLength, body[:min(8, len(body))])
+		}
+		if cd := resp.Header.Get("Content-Disposition"); !strings.HasPrefix(cd, "attachment;") {
+			t.Errorf("%s: Content-Disposition %q", tc.name, cd)
+		}
 	}
 }
 
