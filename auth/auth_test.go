@@ -1,7 +1,11 @@
 package auth_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
 	"errors"
 	"net/http/httptest"
 	"net/netip"
@@ -9,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -52,7 +57,37 @@ func TestStore(t *testing.T) {
 					t.Errorf("Lookup(%q): %v", bad, err)
 				}
 			}
-			// The store holds no token in clear.
+			// The store holds no token in clear: its row has the SHA-256 of
+			// the secret, and neither the token nor its secret; nor has
+			// any file of an SQLite store.
+			secret := tok[len("exd_"+id+"_"):]
+			sum := sha256.Sum256([]byte(secret))
+			row := storedRow(t, u, id)
+			if !slices.Contains(row, hex.EncodeToString(sum[:])) {
+				t.Errorf("stored row %q lacks the secret's SHA-256", row)
+			}
+			for _, col := range row {
+				if strings.Contains(col, secret) || strings.Contains(col, tok) {
+					t.Errorf("stored row holds the token in clear: %q", row)
+				}
+			}
+			if path, ok := strings.CutPrefix(u, "sqlite:"); ok {
+				files, _ := filepath.Glob(path + "*") // the database, its WAL and shared memory
+				hashFound := false
+				for _, f := range files {
+					b, err := os.ReadFile(f)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if bytes.Contains(b, []byte(secret)) {
+						t.Errorf("%s holds the token's secret", filepath.Base(f))
+					}
+					hashFound = hashFound || bytes.Contains(b, []byte(hex.EncodeToString(sum[:])))
+				}
+				if !hashFound {
+					t.Errorf("no file of %v holds the hash: the test reads the wrong files", files)
+				}
+			}
 			list, err := s.List(ctx)
 			if err != nil {
 				t.Fatal(err)
@@ -77,6 +112,42 @@ func TestStore(t *testing.T) {
 			}
 		})
 	}
+}
+
+// storedRow reads the token store's row of id, every column as text.
+func storedRow(t *testing.T, url, id string) []string {
+	t.Helper()
+	driver, dsn := "pgx", url
+	if path, ok := strings.CutPrefix(url, "sqlite:"); ok {
+		driver, dsn = "sqlite", path
+	}
+	db, err := sql.Open(driver, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query(`SELECT * FROM exportd_tokens WHERE id = '` + id + `'`) // id is hex
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	cols, _ := rows.Columns()
+	if !rows.Next() {
+		t.Fatalf("no stored row for %s (%v)", id, rows.Err())
+	}
+	vals := make([]sql.NullString, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	if err := rows.Scan(ptrs...); err != nil {
+		t.Fatal(err)
+	}
+	out := make([]string, len(cols))
+	for i, v := range vals {
+		out[i] = v.String
+	}
+	return out
 }
 
 func flip(c byte) string {
