@@ -10,16 +10,19 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"github.com/xuri/excelize/v2"
 
@@ -27,7 +30,8 @@ import (
 )
 
 // uiExtraDataset is added to the demo's datasets: parameters with rules
-// to break (the demo's own have none a form can violate).
+// to break (the demo's own have none a form can violate), and a row limit
+// below its 4,300 members.
 const uiExtraDataset = `
   member_lookup:
     title: 회원 찾기
@@ -47,6 +51,7 @@ const uiExtraDataset = `
       - {name: email, header: 이메일, type: string}
       - {name: branch, header: 지점, type: string}
     filename: 회원찾기
+    row_limit: 1000
 `
 
 // uiServer is exportd serving the demo data.
@@ -347,8 +352,30 @@ func TestUIBrowser(t *testing.T) {
 		if msg := text(t, ctx, "#err-name"); msg != "longer than 5 characters" {
 			t.Errorf("name message %q", msg)
 		}
+		// The browser itself submitted the form: the page is the server's
+		// answer at the form's action (the script would have asked
+		// /check and stayed on the form).
+		loc, err := chromedp.Run(c, chromedp.Location())
+		if u, _ := url.Parse(loc); err != nil || u == nil || u.Path != "/ui/datasets/member_lookup/download" || u.Query().Get("name") != "가나다라마바" {
+			t.Errorf("at %q (%v), want the form's action: scripts ran", loc, err)
+		}
 		// A good one: the form's GET is redirected to the stream.
 		// (Values in the form's URL pre-fill it; SetValue needs scripts.)
+		var (
+			mu        sync.Mutex
+			requested []string
+		)
+		lctx, stop := context.WithCancel(ctx)
+		defer stop()
+		if err := chromedp.Listen(lctx, func(ev any) {
+			if e, ok := ev.(*network.EventRequestWillBeSent); ok {
+				mu.Lock()
+				requested = append(requested, e.Request.URL)
+				mu.Unlock()
+			}
+		}); err != nil {
+			t.Fatal(err)
+		}
 		path := download(t, ctx, dl, chromedp.Steps(
 			chromedp.Navigate(srv.URL+"/ui/datasets/member_lookup?from_id=11&to_id=20"),
 			chromedp.Click(chromedp.CSS("#download"), chromedp.NodeVisible),
@@ -356,6 +383,59 @@ func TestUIBrowser(t *testing.T) {
 		rows := sheetRows(t, path)
 		if len(rows) != 11 || rows[1][0] != "11" || rows[10][0] != "20" {
 			t.Errorf("rows %v", rows)
+		}
+		// The download went through the form's action and its redirect,
+		// never through the script's check.
+		mu.Lock()
+		defer mu.Unlock()
+		submitted := false
+		for _, r := range requested {
+			u, err := url.Parse(r)
+			if err != nil {
+				continue
+			}
+			switch u.Path {
+			case "/ui/datasets/member_lookup/download":
+				submitted = submitted || u.Query().Get("from_id") == "11"
+			case "/ui/datasets/member_lookup/check":
+				t.Errorf("the script checked the form: %s", r)
+			}
+		}
+		if !submitted {
+			t.Errorf("no request to the form's action among %q", requested)
+		}
+	})
+
+	t.Run("too large", func(t *testing.T) {
+		c := within(t, ctx, 2*time.Minute)
+		// 1,500 members and a row limit of 1,000: the check counts them
+		// (SQLite has no estimate) and the page offers the job.
+		if err := chromedp.Do(c,
+			chromedp.Navigate(srv.URL+"/ui/datasets/member_lookup?from_id=1&to_id=1500"),
+			chromedp.Click(chromedp.CSS("#download"), chromedp.NodeVisible),
+			chromedp.WaitVisible(chromedp.CSS("#notice")),
+		); err != nil {
+			t.Fatal(err)
+		}
+		if msg := text(t, ctx, "#notice"); !strings.Contains(msg, "백그라운드에서 준비하세요") || !strings.Contains(msg, "more than 1000 rows") {
+			t.Errorf("notice %q", msg)
+		}
+		state, err := chromedp.Run(c, chromedp.Evaluate[string](
+			`location.pathname + "|" + document.getElementById("background").className + "|" + document.activeElement.id`))
+		if err != nil || state != "/ui/datasets/member_lookup|suggested|background" {
+			t.Errorf("page|background class|focus = %q (%v), want the form with the background button suggested and focused", state, err)
+		}
+		// The job it offers has every row.
+		if err := chromedp.Do(c,
+			chromedp.Click(chromedp.CSS("#background"), chromedp.NodeVisible),
+			chromedp.WaitVisible(chromedp.CSS("#job-download")),
+		); err != nil {
+			t.Fatalf("job: %v (status %q)", err, text(t, ctx, "#job-status"))
+		}
+		os.Remove(filepath.Join(dl, "회원찾기.xlsx")) // the download without JavaScript had the name
+		rows := sheetRows(t, download(t, ctx, dl, chromedp.Click(chromedp.CSS("#job-download"), chromedp.NodeVisible)))
+		if want := countMembers(t, srv.DB, "id BETWEEN 1 AND 1500"); want <= 1000 || len(rows) != want+1 || rows[1][0] != "1" {
+			t.Errorf("job's file: %d rows (want %d + header)", len(rows), want)
 		}
 	})
 
