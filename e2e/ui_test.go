@@ -14,6 +14,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -499,38 +501,117 @@ func TestUIBrowser(t *testing.T) {
 	})
 }
 
+// uiPacedDataset is added to the e2e datasets: 2,000 rows, each 2 ms
+// apart, which the planner counts exactly (generate_series with constant
+// bounds), so a job runs for seconds with a known total.
+const uiPacedDataset = `
+  paced:
+    title: 천천히
+    sql: SELECT n, pg_sleep(0.002)::text AS s FROM generate_series(1, 2000) AS n
+    columns: [{name: n, type: int}, {name: s, type: string}]
+`
+
 // On PostgreSQL the source estimates the rows, so the progress bar shows
 // a percentage and the time left.
 func TestUIJobProgressPostgres(t *testing.T) {
 	ctx, dl := newBrowser(t)
+	pg := pgURL(t)
 	dir := t.TempDir()
-	e := startExportd(t, "--jobs", "--jobs-secret", "ui-test-secret-0123456789",
-		"--jobs-storage", "file://"+filepath.Join(dir, "results"), "--jobs-poll", "100ms")
-	const rows = 500_000
-	c := within(t, ctx, 3*time.Minute)
-	if err := chromedp.Do(c,
-		chromedp.Navigate(fmt.Sprintf("%s/ui/datasets/accounts?rows=%d", e.URL, rows)),
-		chromedp.Click(chromedp.CSS("#background"), chromedp.NodeVisible),
-	); err != nil {
+	cfg := filepath.Join(dir, "datasets.yaml")
+	yaml := strings.Replace(datasetsYAML, "${EXPORTD_E2E_PG}", pg, 1) + uiPacedDataset
+	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	// A picture while it runs (not a timing assertion).
-	status, _ := chromedp.Run(c, chromedp.Poll[string](
-		`(s => s.includes("남은 시간") || !document.getElementById("job-download").hidden ? s : "")(document.getElementById("job-status").textContent)`,
-		chromedp.WithPollingInterval(20*time.Millisecond)))
-	if strings.Contains(status, "남은 시간") {
-		t.Logf("running: %s", status)
-		screenshot(t, ctx, "ui-progress")
-	}
-	if err := chromedp.Do(c, chromedp.WaitVisible(chromedp.CSS("#job-download"))); err != nil {
-		t.Fatalf("job did not finish: %v (status %q)", err, text(t, ctx, "#job-status"))
-	}
-	status = text(t, ctx, "#job-status")
-	if !strings.HasPrefix(status, "완료 · 500,000 / ") || !strings.Contains(status, "행 · 100%") {
-		t.Errorf("status %q (want the estimated total and 100%%)", status)
-	}
-	path := download(t, ctx, dl, chromedp.Click(chromedp.CSS("#job-download"), chromedp.NodeVisible))
-	if out, err := exec.Command(buildTool(t, "xlsxcheck", "./e2e/xlsxcheck"), "-rows", fmt.Sprint(rows), path).CombinedOutput(); err != nil {
-		t.Errorf("xlsxcheck: %v: %s", err, out)
-	}
+	e := startNode(t, "exportd", cfg, "--jobs-storage", "file://"+filepath.Join(dir, "results"), "--jobs-poll", "100ms")
+
+	t.Run("accounts", func(t *testing.T) {
+		const rows = 500_000
+		c := within(t, ctx, 3*time.Minute)
+		if err := chromedp.Do(c,
+			chromedp.Navigate(fmt.Sprintf("%s/ui/datasets/accounts?rows=%d", e.URL, rows)),
+			chromedp.Click(chromedp.CSS("#background"), chromedp.NodeVisible),
+		); err != nil {
+			t.Fatal(err)
+		}
+		// A picture while it runs (the paced job below asserts the
+		// running state).
+		status, _ := chromedp.Run(c, chromedp.Poll[string](
+			`(s => s.includes("남은 시간") || !document.getElementById("job-download").hidden ? s : "")(document.getElementById("job-status").textContent)`,
+			chromedp.WithPollingInterval(20*time.Millisecond)))
+		if strings.Contains(status, "남은 시간") {
+			t.Logf("running: %s", status)
+			screenshot(t, ctx, "ui-progress")
+		}
+		if err := chromedp.Do(c, chromedp.WaitVisible(chromedp.CSS("#job-download"))); err != nil {
+			t.Fatalf("job did not finish: %v (status %q)", err, text(t, ctx, "#job-status"))
+		}
+		status = text(t, ctx, "#job-status")
+		if !strings.HasPrefix(status, "완료 · 500,000 / ") || !strings.Contains(status, "행 · 100%") {
+			t.Errorf("status %q (want the estimated total and 100%%)", status)
+		}
+		path := download(t, ctx, dl, chromedp.Click(chromedp.CSS("#job-download"), chromedp.NodeVisible))
+		if out, err := exec.Command(buildTool(t, "xlsxcheck", "./e2e/xlsxcheck"), "-rows", fmt.Sprint(rows), path).CombinedOutput(); err != nil {
+			t.Errorf("xlsxcheck: %v: %s", err, out)
+		}
+	})
+
+	// The paced job lasts seconds and its progress is saved and sent
+	// several times a second, so the page shows it running: every state
+	// the page shows is recorded (a MutationObserver, not a poll that
+	// could miss one), and one of them has a percentage below 100 and the
+	// time left.
+	t.Run("running", func(t *testing.T) {
+		c := within(t, ctx, 2*time.Minute)
+		if err := chromedp.Do(c,
+			chromedp.Navigate(e.URL+"/ui/datasets/paced"),
+			chromedp.WaitVisible(chromedp.CSS("#background")),
+		); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := chromedp.Run(c, chromedp.Evaluate[bool](`(() => {
+			window.seen = [];
+			const bar = document.getElementById("job-bar"), status = document.getElementById("job-status");
+			new MutationObserver(() => window.seen.push(bar.value + "|" + status.textContent))
+				.observe(document.getElementById("job"), {subtree: true, childList: true, characterData: true});
+			return true;
+		})()`)); err != nil {
+			t.Fatal(err)
+		}
+		if err := chromedp.Do(c,
+			chromedp.Click(chromedp.CSS("#background"), chromedp.NodeVisible),
+			chromedp.WaitVisible(chromedp.CSS("#job-download")),
+		); err != nil {
+			t.Fatalf("job did not finish: %v (status %q)", err, text(t, ctx, "#job-status"))
+		}
+		seen, err := chromedp.Run(c, chromedp.Evaluate[[]string](`window.seen`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		running := regexp.MustCompile(`^([0-9.]+)\|진행 중 · ([0-9,]+) / 2,000행 · ([0-9]+)%(?: · [^·]+)? · 남은 시간 약 [0-9]+(?:초|분 [0-9]+초)$`)
+		mid := ""
+		for _, s := range seen {
+			m := running.FindStringSubmatch(s)
+			if m == nil {
+				continue
+			}
+			bar, _ := strconv.ParseFloat(m[1], 64)
+			pct, _ := strconv.Atoi(m[3])
+			if pct >= 1 && pct <= 99 && bar >= float64(pct) && bar < 100 {
+				mid = s
+				break
+			}
+		}
+		if mid == "" {
+			t.Errorf("no running state with a percentage below 100 and the time left among %q", seen)
+		} else {
+			t.Logf("running: %s (%d states seen)", mid, len(seen))
+		}
+		if len(seen) == 0 || !strings.HasPrefix(seen[len(seen)-1], "100|완료 · 2,000 / 2,000행 · 100%") {
+			t.Errorf("states seen %q, want the last one done at 100%%", seen)
+		}
+		rows := sheetRows(t, download(t, ctx, dl, chromedp.Click(chromedp.CSS("#job-download"), chromedp.NodeVisible)))
+		if len(rows) != 2001 || rows[2000][0] != "2000" {
+			t.Errorf("%d rows", len(rows))
+		}
+	})
 }
