@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -123,6 +122,9 @@ func run(t *testing.T, newBackend func(*testing.T) backend) {
 		{"PruneRefusesBrokenChain", testPruneRefusesBrokenChain},
 		{"KeyRotation", testKeyRotation},
 		{"Export", testExport},
+		{"LogAmongText", testLogAmongText},
+		{"LogUnreadable", testLogUnreadable},
+		{"LogWriteFails", testLogWriteFails},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newBackend(t)) })
 	}
@@ -167,7 +169,7 @@ func record(i int) *audit.Record {
 func fill(t *testing.T, b backend, name string, n int) (*audit.Store, *syncBuffer) {
 	t.Helper()
 	log := &syncBuffer{}
-	s := b.open(t, name, audit.Options{Keys: keys(t), Logger: slog.New(slog.NewJSONHandler(log, nil))})
+	s := b.open(t, name, audit.Options{Keys: keys(t), Log: log})
 	for i := 1; i <= n; i++ {
 		if err := s.Append(t.Context(), record(i)); err != nil {
 			t.Fatal(err)
@@ -182,7 +184,7 @@ func testConcurrentAppend(t *testing.T, b backend) {
 	var stores []*audit.Store
 	for range nodes {
 		// the same trail through two pools: two nodes
-		stores = append(stores, b.open(t, "shared", audit.Options{Keys: keys(t), Logger: slog.New(slog.NewJSONHandler(log, nil))}))
+		stores = append(stores, b.open(t, "shared", audit.Options{Keys: keys(t), Log: log}))
 	}
 	var wg sync.WaitGroup
 	errs := make(chan error, nodes*workers)
@@ -212,9 +214,9 @@ func testConcurrentAppend(t *testing.T, b backend) {
 	if sum.Records != total || sum.First != 1 || sum.Last != total {
 		t.Fatalf("summary %+v, want %d records 1…%d", sum, total, total)
 	}
-	n, err := stores[1].VerifyAgainstLog(t.Context(), strings.NewReader(log.String()))
-	if err != nil || n != total {
-		t.Fatalf("VerifyAgainstLog = %d, %v; want %d", n, err, total)
+	ls, err := stores[1].VerifyAgainstLog(t.Context(), strings.NewReader(log.String()))
+	if err != nil || ls.Compared != total || ls.Logged != total {
+		t.Fatalf("VerifyAgainstLog = %+v, %v; want %d compared", ls, err, total)
 	}
 }
 
@@ -294,7 +296,7 @@ func testTruncate(t *testing.T, b backend) {
 
 func testPrune(t *testing.T, b backend) {
 	log := &syncBuffer{}
-	s := b.open(t, "prune", audit.Options{Keys: keys(t), Logger: slog.New(slog.NewJSONHandler(log, nil))})
+	s := b.open(t, "prune", audit.Options{Keys: keys(t), Log: log})
 	now := time.Now()
 	for i := 1; i <= 10; i++ {
 		r := record(i)
@@ -323,8 +325,8 @@ func testPrune(t *testing.T, b backend) {
 	if sum, err := s.Verify(t.Context()); err != nil || sum.Last != 11 {
 		t.Fatalf("Verify = %+v, %v", sum, err)
 	}
-	if n, err := s.VerifyAgainstLog(t.Context(), strings.NewReader(log.String())); err != nil || n != 6 {
-		t.Fatalf("VerifyAgainstLog = %d, %v", n, err)
+	if ls, err := s.VerifyAgainstLog(t.Context(), strings.NewReader(log.String())); err != nil || ls.Compared != 6 || ls.Pruned != 5 || ls.Logged != 11 {
+		t.Fatalf("VerifyAgainstLog = %+v, %v; want 6 compared, 5 pruned", ls, err)
 	}
 	// nothing more to prune
 	if n, err := s.PruneExpired(t.Context(), now); err != nil || n != 0 {

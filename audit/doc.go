@@ -14,8 +14,9 @@
 // id. Someone who can write the database but does not hold the key cannot
 // edit, delete, insert or reorder a record without [Store.Verify] naming
 // the first record at which the chain breaks. Each record is also written
-// as one JSON log line carrying its MAC, against which
-// [Store.VerifyAgainstLog] finds the newest records cut off. [Store.Prune]
+// as one JSON line carrying its MAC (Options.Log; JSON whatever else is
+// written there), against which [Store.VerifyAgainstLog] finds the newest
+// records cut off. [Store.Prune]
 // removes records past the retention (two years by default) and leaves a
 // signed checkpoint the remaining chain verifies from. [Store.Export]
 // writes the monthly review file (XLSX or CSV).

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"regexp"
@@ -45,11 +46,17 @@ type Options struct {
 	// Keys sign new records and verify the chain. A Store without keys can
 	// only read (Export).
 	Keys Keys
-	// Logger, when set, receives each appended record as one log line
-	// (message "export audit", the record under the key "audit", with its
-	// MAC). With slog.NewJSONHandler that is one JSON line that
-	// [Store.VerifyAgainstLog] reads back.
-	Logger *slog.Logger
+	// Log, when set, receives each appended record as one JSON line,
+	// whatever else is written there (such as a server's text-format log
+	// on the same stderr):
+	//
+	//	{"time":"…","level":"INFO","msg":"export audit","audit":{…,"seq":7,…,"mac":"…"}}
+	//
+	// the record with its seq and MAC, in a single Write. It is the line
+	// [Store.VerifyAgainstLog] reads back, and is written at every log
+	// level. Ship it to another system (journald, a log collector): it is
+	// what finds the newest records cut off.
+	Log io.Writer
 	// Retention is how long PruneExpired keeps records; DefaultRetention
 	// when zero.
 	Retention time.Duration
@@ -70,7 +77,7 @@ type Store struct {
 	head      string // head and checkpoint (one row)
 	index     string
 	keys      Keys
-	log       *slog.Logger
+	log       slog.Handler // JSON lines on Options.Log; nil without one
 	retention time.Duration
 }
 
@@ -144,7 +151,10 @@ func New(ctx context.Context, db *sql.DB, dialect Dialect, opts Options) (*Store
 	base := t[strings.LastIndexByte(t, '.')+1:]
 	s := &Store{
 		db: db, dialect: dialect, table: t, head: t + "_head", index: base + "_time",
-		keys: opts.Keys, log: opts.Logger, retention: opts.Retention,
+		keys: opts.Keys, retention: opts.Retention,
+	}
+	if opts.Log != nil {
+		s.log = slog.NewJSONHandler(opts.Log, nil)
 	}
 	if s.retention <= 0 {
 		s.retention = DefaultRetention
@@ -349,10 +359,16 @@ func (s *Store) readHead(ctx context.Context, q querier, forUpdate bool) (headRo
 	return h, nil
 }
 
+// ErrNotLogged is wrapped by the error of an Append that stored the record
+// but could not write its log line (Options.Log): the record is in the
+// trail, with its Seq and MAC set.
+var ErrNotLogged = errors.New("audit: record stored but not logged")
+
 // Append adds r to the trail: it fills r.Seq, r.KeyID, r.PrevMAC and r.MAC
-// (and r.Time when zero), stores it, and then logs it (Options.Logger). It
-// normalizes r first (see Record). Appending is a short write transaction;
-// concurrent appends, from this process or other nodes, wait their turn.
+// (and r.Time when zero), stores it, and then writes its log line
+// (Options.Log; an error there wraps ErrNotLogged). It normalizes r first
+// (see Record). Appending is a short write transaction; concurrent
+// appends, from this process or other nodes, wait their turn.
 func (s *Store) Append(ctx context.Context, r *Record) error {
 	if err := r.normalize(); err != nil {
 		return err
@@ -387,7 +403,11 @@ func (s *Store) Append(ctx context.Context, r *Record) error {
 		return err
 	}
 	if s.log != nil {
-		s.log.LogAttrs(ctx, slog.LevelInfo, logMessage, slog.Any(logKey, r))
+		line := slog.NewRecord(time.Now(), slog.LevelInfo, logMessage, 0)
+		line.AddAttrs(slog.Any(logKey, r))
+		if err := s.log.Handle(ctx, line); err != nil {
+			return fmt.Errorf("%w: record %d: %w", ErrNotLogged, r.Seq, err)
+		}
 	}
 	return nil
 }

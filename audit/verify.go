@@ -155,21 +155,52 @@ func (s *Store) verifyCheckpoint(ck Checkpoint) error {
 	return nil
 }
 
+// LogSummary describes a comparison of the trail with a log.
+type LogSummary struct {
+	Lines    int // lines read
+	Logged   int // audit records found in the log
+	Compared int // of those, found in the trail with the same MAC
+	Pruned   int // of those, at or before the checkpoint: pruned, not compared
+}
+
+// ErrNoLogRecords is returned by VerifyAgainstLog when the log holds no
+// audit record: comparing nothing proves nothing (the wrong file, or a log
+// whose audit lines were not written as JSON).
+var ErrNoLogRecords = errors.New("the log holds no audit record")
+
+// ErrBadLogLine is wrapped by the error of VerifyAgainstLog when lines of
+// the log name an audit record but are not one: a log written in text
+// format, or a line cut or edited.
+var ErrBadLogLine = errors.New("log lines look like audit records but are not JSON audit lines")
+
 // VerifyAgainstLog compares the trail with the log lines of its records
-// (Options.Logger with a slog JSON handler; other lines are skipped): each
-// logged record newer than the checkpoint must be in the store with the
-// same MAC. It finds what Verify cannot: the newest records deleted
-// together with a rewound head row. It returns the number of logged records
-// compared, or a *ChainError naming the first record that is missing or
-// differs. Records stored but not logged (a crash between the commit and
-// the log line) are not an error.
-func (s *Store) VerifyAgainstLog(ctx context.Context, log io.Reader) (int, error) {
-	logged := map[int64]MAC{}
-	sc := bufio.NewScanner(log)
-	sc.Buffer(nil, 16<<20)
-	for sc.Scan() {
-		line := sc.Bytes()
-		if !bytes.Contains(line, []byte(`"`+logMessage+`"`)) {
+// (Options.Log): each logged record newer than the checkpoint must be in
+// the store with the same MAC. It finds what Verify cannot: the newest
+// records deleted together with a rewound head row. Records stored but
+// not logged (a crash between the commit and the log line, a rotated log)
+// are not an error.
+//
+// The log may hold other lines (a server's log, in text or JSON): they are
+// skipped. A line may carry a prefix before its JSON object (a timestamp,
+// journalctl's short output). A line naming an audit record ("export
+// audit") that is not one is not skipped silently: after the comparison
+// it is an error wrapping ErrBadLogLine, with the line's number. A log
+// without any audit record is ErrNoLogRecords. A record that is missing
+// or differs is a *ChainError naming the first one.
+func (s *Store) VerifyAgainstLog(ctx context.Context, log io.Reader) (LogSummary, error) {
+	var (
+		sum     LogSummary
+		logged  = map[int64]MAC{}
+		bad     []int // line numbers
+		twice   *ChainError
+		marker  = []byte(`"` + logMessage + `"`)
+		scanner = bufio.NewScanner(log)
+	)
+	scanner.Buffer(nil, 16<<20)
+	for scanner.Scan() {
+		sum.Lines++
+		line := scanner.Bytes()
+		if !bytes.Contains(line, marker) {
 			continue
 		}
 		var l struct {
@@ -179,15 +210,23 @@ func (s *Store) VerifyAgainstLog(ctx context.Context, log io.Reader) (int, error
 				MAC MAC   `json:"mac"`
 			} `json:"audit"`
 		}
-		if json.Unmarshal(line, &l) != nil || l.Msg != logMessage || l.Audit == nil || l.Audit.Seq <= 0 {
+		i := bytes.IndexByte(line, '{')
+		if i < 0 || json.Unmarshal(line[i:], &l) != nil || l.Msg != logMessage || l.Audit == nil || l.Audit.Seq <= 0 || len(l.Audit.MAC) != 32 {
+			bad = append(bad, sum.Lines)
 			continue
+		}
+		if prev, ok := logged[l.Audit.Seq]; ok && !hmac.Equal(prev, l.Audit.MAC) && twice == nil {
+			twice = &ChainError{Seq: l.Audit.Seq, Reason: "logged twice with different MACs"}
 		}
 		logged[l.Audit.Seq] = l.Audit.MAC
 	}
-	if err := sc.Err(); err != nil {
-		return 0, fmt.Errorf("audit: read log: %w", err)
+	if err := scanner.Err(); err != nil {
+		return sum, fmt.Errorf("audit: read log: %w", err)
 	}
-	n := 0
+	sum.Logged = len(logged)
+	if twice != nil {
+		return sum, twice
+	}
 	err := s.locked(ctx, true, func(q querier) error {
 		h, err := s.readHead(ctx, q, false)
 		if err != nil {
@@ -214,7 +253,7 @@ func (s *Store) VerifyAgainstLog(ctx context.Context, log io.Reader) (int, error
 				return &ChainError{Seq: seq, Reason: "MAC differs from the log's"}
 			}
 			delete(logged, seq)
-			n++
+			sum.Compared++
 		}
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("audit: read records: %w", err)
@@ -223,6 +262,8 @@ func (s *Store) VerifyAgainstLog(ctx context.Context, log io.Reader) (int, error
 		for seq := range logged {
 			if seq > h.ck.Seq {
 				missing = append(missing, seq)
+			} else {
+				sum.Pruned++
 			}
 		}
 		if len(missing) > 0 {
@@ -231,7 +272,19 @@ func (s *Store) VerifyAgainstLog(ctx context.Context, log io.Reader) (int, error
 		}
 		return nil
 	})
-	return n, err
+	switch {
+	case err != nil:
+		return sum, err
+	case len(bad) > 0:
+		more := ""
+		if len(bad) > 1 {
+			more = fmt.Sprintf(" and %d more", len(bad)-1)
+		}
+		return sum, fmt.Errorf("audit: %w: line %d%s (a log in text format? audit lines are JSON, %s)", ErrBadLogLine, bad[0], more, `"msg":"export audit"`)
+	case sum.Logged == 0:
+		return sum, fmt.Errorf("audit: %w (%d lines read)", ErrNoLogRecords, sum.Lines)
+	}
+	return sum, nil
 }
 
 // Prune deletes the records older than before and writes a signed

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -139,14 +140,34 @@ func privacyBackends() []privacyBackend {
 
 func newPrivacyFixture(t *testing.T, b privacyBackend, withJobs bool) *privacyFixture {
 	t.Helper()
+	return newPrivacyFixtureWith(t, b, privacyOptions{jobs: withJobs})
+}
+
+// privacyOptions change the server of newPrivacyFixtureWith.
+type privacyOptions struct {
+	jobs     bool
+	datasets string                             // more datasets, appended to privacyYAML's ({people} is the people table)
+	log      io.Writer                          // the server's and the jobs' text log and the trail's JSON lines; discarded when nil
+	server   func(dir string, c *server.Config) // last changes to the server's Config
+}
+
+func newPrivacyFixtureWith(t *testing.T, b privacyBackend, o privacyOptions) *privacyFixture {
+	t.Helper()
 	dir := t.TempDir()
 	srcURL, people, auditURL, auditTable, adb := b.setup(t, dir)
 	if err := os.WriteFile(filepath.Join(dir, "audit.key"), []byte(strings.Repeat("ab", 32)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cfgPath := filepath.Join(dir, "datasets.yaml")
-	if err := os.WriteFile(cfgPath, fmt.Appendf(nil, privacyYAML, srcURL, people), 0o644); err != nil {
+	yaml := fmt.Sprintf(privacyYAML, srcURL, people) + strings.ReplaceAll(o.datasets, "{people}", people)
+	if err := os.WriteFile(cfgPath, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
+	}
+	logger := discardLogger()
+	if o.log == nil {
+		o.log = io.Discard
+	} else {
+		logger = slog.New(slog.NewTextHandler(o.log, nil)) // serve's default, --log-format text
 	}
 	cfg, err := exportd.LoadConfig(cfgPath)
 	if err != nil {
@@ -166,13 +187,13 @@ func newPrivacyFixture(t *testing.T, b privacyBackend, withJobs bool) *privacyFi
 	if err != nil {
 		t.Fatal(err)
 	}
-	trail, err := audit.Open(t.Context(), auditURL, audit.Options{Keys: keys, Table: auditTable, Logger: discardLogger()})
+	trail, err := audit.Open(t.Context(), auditURL, audit.Options{Keys: keys, Table: auditTable, Log: o.log})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { trail.Close() })
 	var m *jobs.Manager
-	if withJobs {
+	if o.jobs {
 		q, err := jobs.OpenQueue(t.Context(), "sqlite:"+filepath.Join(dir, "jobs.db"))
 		if err != nil {
 			t.Fatal(err)
@@ -182,7 +203,7 @@ func newPrivacyFixture(t *testing.T, b privacyBackend, withJobs bool) *privacyFi
 			t.Fatal(err)
 		}
 		m, err = jobs.New(jobs.Config{Datasets: cfg, Sources: map[string]exportd.Source{"main": src}, Queue: q, Storage: st,
-			LinkSecret: linkSecret, PollInterval: 50 * time.Millisecond, Logger: discardLogger()})
+			LinkSecret: linkSecret, PollInterval: 50 * time.Millisecond, Logger: logger})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -199,6 +220,10 @@ func newPrivacyFixture(t *testing.T, b privacyBackend, withJobs bool) *privacyFi
 		c.Auth = auth.New(auth.Config{Tokens: tokens, LinkSecret: linkSecret})
 		c.Audit = trail
 		c.Jobs = m
+		c.Logger = logger
+		if o.server != nil {
+			o.server(dir, c)
+		}
 	})
 	return &privacyFixture{url: srv.URL, trail: trail, tokens: tokens, db: adb, table: auditTable, keyDir: dir}
 }

@@ -22,7 +22,7 @@ type auditVerifyCmd struct {
 	DB      string   `help:"Audit database URL: sqlite:PATH or postgres://…" required:"" placeholder:"URL"`
 	KeyFile string   `help:"File of the HMAC key(s): hex or base64, one a line, the newest last." required:"" type:"path" placeholder:"FILE"`
 	Table   string   `help:"Table of the records." default:"exportd_audit"`
-	Log     []string `help:"JSON log file(s) of the records, to find the newest records cut off; repeat for rotated files." type:"path" placeholder:"FILE"`
+	Log     []string `help:"Log file(s) holding the records' JSON lines (privacy.audit.log, or the server's log), to find the newest records cut off; repeat for rotated files. Fails when they hold no audit record, or lines that look like one but cannot be read." type:"path" placeholder:"FILE"`
 }
 
 func (c *auditVerifyCmd) Run(ctx context.Context) error {
@@ -39,16 +39,26 @@ func (c *auditVerifyCmd) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Against the log: every file is read; one without an audit record
+	// (just rotated) is fine as long as another has some.
+	var logged audit.LogSummary
 	for _, path := range c.Log {
 		f, err := os.Open(path)
 		if err != nil {
 			return usageError{err}
 		}
-		_, err = s.VerifyAgainstLog(ctx, f)
+		ls, err := s.VerifyAgainstLog(ctx, f)
 		f.Close()
-		if err != nil {
+		if err != nil && !errors.Is(err, audit.ErrNoLogRecords) {
 			return fmt.Errorf("%s: %w", path, err)
 		}
+		logged.Logged += ls.Logged
+		logged.Compared += ls.Compared
+		logged.Pruned += ls.Pruned
+	}
+	if len(c.Log) > 0 && logged.Logged == 0 {
+		return fmt.Errorf("%s: %w: nothing was compared (is it the server's log? each record is a JSON line with %s)",
+			strings.Join(c.Log, ", "), audit.ErrNoLogRecords, `"msg":"export audit"`)
 	}
 	detail := ""
 	switch {
@@ -60,7 +70,10 @@ func (c *auditVerifyCmd) Run(ctx context.Context) error {
 		detail = fmt.Sprintf(" (1–%d pruned under a signed checkpoint)", sum.Checkpoint)
 	}
 	if len(c.Log) > 0 {
-		detail += "; the log agrees"
+		detail += fmt.Sprintf("; the log agrees: %d logged records compared", logged.Compared)
+		if logged.Pruned > 0 {
+			detail += fmt.Sprintf(" (%d more logged before the checkpoint)", logged.Pruned)
+		}
 	}
 	fmt.Printf("%d records OK%s\n", sum.Records, detail)
 	return nil

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"sync"
@@ -33,19 +34,23 @@ func openAudit(ctx context.Context, cfg *exportd.Config, sc *server.Config, log 
 	if err != nil {
 		return nil, usageError{fmt.Errorf("privacy.audit.key_file: %w", err)}
 	}
-	// Each record is one JSON log line carrying its MAC (for
-	// `exportd audit verify --log`): in its own file when privacy.audit.log
-	// names one, else in the server's log.
-	alog := log
-	var logFile *os.File
+	// Each record is also one JSON line carrying its MAC (for `exportd
+	// audit verify --log`), whatever --log-format and --log-level say: in
+	// privacy.audit.log when it names a file, else on stderr among the
+	// server's log lines (newLogger writes there too; writes to one
+	// *os.File do not interleave).
+	var (
+		auditLog io.Writer = os.Stderr
+		logFile  *os.File
+	)
 	if pc.AuditLog != "" {
 		logFile, err = os.OpenFile(pc.AuditLog, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 		if err != nil {
 			return nil, usageError{fmt.Errorf("privacy.audit.log: %w", err)}
 		}
-		alog = slog.New(slog.NewJSONHandler(logFile, nil))
+		auditLog = logFile
 	}
-	st, err := audit.Open(ctx, pc.AuditDB, audit.Options{Keys: keys, Logger: alog, Retention: pc.Retention})
+	st, err := audit.Open(ctx, pc.AuditDB, audit.Options{Keys: keys, Log: auditLog, Retention: pc.Retention})
 	if err != nil {
 		if logFile != nil {
 			logFile.Close()

@@ -5,13 +5,17 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -136,5 +140,145 @@ func TestAuditTrailEndToEnd(t *testing.T) {
 		if code != 1 || !strings.Contains(stderr, tc.want) {
 			t.Errorf("%s: exit %d, %q; want 1 naming %s", tc.name, code, stderr, tc.want)
 		}
+	}
+}
+
+// The audit records of `exportd serve` without privacy.audit.log are JSON
+// lines on stderr among the server's text log (--log-format text, the
+// default), at any --log-level; `audit verify --log` reads them back from
+// that log and says how many it compared. A log without audit records, or
+// with records it cannot read (a text-format audit line), fails instead of
+// agreeing after comparing nothing; the newest records cut off (with the
+// head row rewound) are found against it.
+func TestAuditServerLog(t *testing.T) {
+	dir := t.TempDir()
+	db, err := sql.Open("sqlite", filepath.Join(dir, "people.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Exec(`CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT)`)
+	db.Exec(`INSERT INTO people VALUES (1, '김민준'), (2, '이서연')`)
+	db.Close()
+	os.WriteFile(filepath.Join(dir, "audit.key"), []byte(strings.Repeat("cd", 32)+"\n"), 0o600)
+	cfgPath := filepath.Join(dir, "datasets.yaml")
+	os.WriteFile(cfgPath, []byte(strings.Replace(privacyDatasets, "audit: {key_file: audit.key, log: audit.jsonl}", "audit: {key_file: audit.key}", 1)), 0o644)
+
+	for _, level := range []string{"info", "error"} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		logf, err := os.OpenFile(filepath.Join(dir, "serve.log"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(exportdBin, "serve", "--config", cfgPath, "--addr", addr, "--log-level", level)
+		cmd.Dir, cmd.Stderr = dir, logf
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		c := &http.Client{Transport: &http.Transport{DisableCompression: true}}
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			resp, err := c.Get("http://" + addr + "/healthz")
+			if err == nil {
+				resp.Body.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("serve did not start: %v", err)
+			}
+		}
+		for _, q := range []string{"", "&columns=nope"} { // an export and a denial
+			resp, err := c.Get("http://" + addr + "/v1/datasets/people/export.csv?purpose=audit&purpose_text=분기+감사+표본+확인+요청" + q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		c.CloseIdleConnections()
+		cmd.Process.Signal(syscall.SIGTERM)
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("serve --log-level %s: %v", level, err)
+		}
+		logf.Close()
+	}
+
+	log, err := os.ReadFile(filepath.Join(dir, "serve.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text, audits, textAudit []string
+	for line := range strings.SplitSeq(strings.TrimSpace(string(log)), "\n") {
+		switch {
+		case !strings.Contains(line, `"export audit"`):
+			text = append(text, line)
+		case json.Valid([]byte(line)):
+			audits = append(audits, line)
+			var l struct {
+				Audit audit.Record `json:"audit"`
+			}
+			json.Unmarshal([]byte(line), &l)
+			textAudit = append(textAudit, fmt.Sprintf("time=%s level=INFO msg=%q audit=\"%+v\"", l.Audit.Time.Format(time.RFC3339), "export audit", l.Audit))
+		default:
+			t.Errorf("an audit line that is not JSON: %s", line)
+		}
+	}
+	if len(audits) != 4 || !strings.Contains(strings.Join(text, "\n"), "level=INFO msg=serving") {
+		t.Fatalf("%d audit lines, want 4, among text lines:\n%s", len(audits), log)
+	}
+
+	key := filepath.Join(dir, "audit.key")
+	trail := "sqlite:" + filepath.Join(dir, "exportd-audit.db")
+	write := func(name string, lines []string) string {
+		path := filepath.Join(dir, name)
+		os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600)
+		return path
+	}
+	out, stderr, code := run(t, dir, "audit", "verify", "--db", trail, "--key-file", key, "--log", "serve.log")
+	if code != 0 || !strings.Contains(out, "4 records OK") || !strings.Contains(out, "the log agrees: 4 logged records compared") {
+		t.Fatalf("verify --log serve.log: exit %d, %q %q", code, out, stderr)
+	}
+	// rotated: an empty current file beside the older one is fine
+	out, _, code = run(t, dir, "audit", "verify", "--db", trail, "--key-file", key, "--log", write("empty.log", nil), "--log", "serve.log")
+	if code != 0 || !strings.Contains(out, "4 logged records compared") {
+		t.Errorf("verify with an empty log beside: exit %d, %q", code, out)
+	}
+	for _, tc := range []struct {
+		name  string
+		lines []string
+		want  string
+	}{
+		{"text only", text, "holds no audit record"},
+		{"empty", nil, "holds no audit record"},
+		{"text-format audit lines", append(append([]string{}, text...), textAudit...), "look like audit records"},
+		{"one audit line in text", append(append([]string{}, audits[:3]...), textAudit[3]), "line 4"},
+	} {
+		_, stderr, code := run(t, dir, "audit", "verify", "--db", trail, "--key-file", key, "--log", write("case.log", tc.lines))
+		if code != 1 || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%s: exit %d, %q; want 1 saying %q", tc.name, code, stderr, tc.want)
+		}
+	}
+
+	// The newest record deleted and the head rewound: the chain alone
+	// verifies, the log does not.
+	db, err = sql.Open("sqlite", filepath.Join(dir, "exportd-audit.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{`DELETE FROM exportd_audit WHERE seq = 4`, `UPDATE exportd_audit_head SET seq = 3, mac = (SELECT mac FROM exportd_audit WHERE seq = 3)`} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	if out, stderr, code := run(t, dir, "audit", "verify", "--db", trail, "--key-file", key); code != 0 || !strings.Contains(out, "3 records OK") {
+		t.Fatalf("verify without the log: exit %d, %q %q", code, out, stderr)
+	}
+	_, stderr, code = run(t, dir, "audit", "verify", "--db", trail, "--key-file", key, "--log", "serve.log")
+	if code != 1 || !strings.Contains(stderr, "record 4") || !strings.Contains(stderr, "not in the store") {
+		t.Errorf("verify --log after cutting off record 4: exit %d, %q", code, stderr)
 	}
 }
