@@ -17,9 +17,10 @@ type Outcome string
 
 // The outcomes of an export attempt.
 const (
-	OutcomeOK     Outcome = "ok"     // allowed, and the file was sent in full
-	OutcomeDenied Outcome = "denied" // refused: no right to the dataset, a forbidden column, no purpose…
-	OutcomeFailed Outcome = "failed" // allowed, but the export failed (Error says why); the file is incomplete
+	OutcomeOK      Outcome = "ok"      // allowed, and the file was sent in full
+	OutcomePartial Outcome = "partial" // allowed, and the byte range asked for (HTTP Range: a resumed download) was sent in full; Params say which
+	OutcomeDenied  Outcome = "denied"  // refused: no right to the dataset, a forbidden column, no purpose…
+	OutcomeFailed  Outcome = "failed"  // allowed, but the export failed or was cut short (Error says why); Bytes and SHA256 are of what was sent
 )
 
 // OutcomeOf returns OutcomeOK for a nil error and OutcomeFailed otherwise;
@@ -70,8 +71,8 @@ type Record struct {
 	Purpose   Purpose         `json:"purpose"`
 	Format    string          `json:"format"` // xlsx, csv, tsv, jsonl
 	Rows      int64           `json:"rows"`   // rows written
-	Bytes     int64           `json:"bytes"`  // bytes sent
-	SHA256    string          `json:"sha256"` // hex SHA-256 of the bytes sent (see NewDigest); empty when none were
+	Bytes     int64           `json:"bytes"`  // bytes sent (of a range, the range's; cut short, those that left)
+	SHA256    string          `json:"sha256"` // hex SHA-256 of exactly the bytes counted in Bytes (see NewDigest); empty when none were
 	Outcome   Outcome         `json:"outcome"`
 	Error     string          `json:"error,omitempty"` // why it was denied or failed
 
@@ -99,9 +100,9 @@ func (r *Record) normalize() error {
 	r.Roles = cleanList(r.Roles, clean)
 	r.Columns = cleanList(r.Columns, clean)
 	switch r.Outcome {
-	case OutcomeOK, OutcomeDenied, OutcomeFailed:
+	case OutcomeOK, OutcomePartial, OutcomeDenied, OutcomeFailed:
 	default:
-		return fmt.Errorf("audit: outcome %q (want ok, denied or failed)", r.Outcome)
+		return fmt.Errorf("audit: outcome %q (want ok, partial, denied or failed)", r.Outcome)
 	}
 	if len(r.Params) == 0 {
 		r.Params = json.RawMessage("{}")

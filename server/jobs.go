@@ -347,5 +347,5 @@ func (s *Server) downloadJob(w http.ResponseWriter, r *http.Request) {
 		s.log.Info("job download", append(auditAttrs(r), "job", id, "owner", res.Job.Owner(), "signed", signed,
 			"bytes", res.Size(), "sha256", res.Job.SHA256, "client", remoteIP(r, s.cfg.TrustedProxies))...)
 	}
-	http.ServeContent(w, r, "", res.ModTime(), res)
+	s.serveJobResult(w, r, res) // http.ServeContent; a personal dataset's download is audited as sent (privacy.go)
 }

@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"mime"
 	"net/http"
@@ -94,10 +95,16 @@ func principalRoles(ctx context.Context) []string {
 // needs a purpose (400 naming purpose or purpose_text; a signed link's
 // purpose, which the host application collected, takes precedence); the
 // columns asked for must exist (400) and be visible to the principal's
-// roles (403 naming columns). A password in the query string is refused
-// (it would be logged by every proxy).
+// roles (403 naming columns). A password among the parameters (a query
+// string, a job's) is refused first: it would be logged by every proxy,
+// and stored with the job.
 func (s *Server) takePrivacy(ctx context.Context, d *exportd.Dataset, q url.Values) (*privacyRequest, error) {
 	pr := &privacyRequest{purpose: audit.Purpose{Category: strings.TrimSpace(q.Get(keyPurpose)), Text: strings.TrimSpace(q.Get(keyPurposeText))}}
+	if q.Has(keyPassword) {
+		return pr, &Error{Status: http.StatusBadRequest, Code: "bad_parameter", Field: keyPassword,
+			Message: "never put a password in a URL or a job's parameters (proxies log them, the job would store it): " +
+				"a password-protected workbook is a background job's, and its password is sent in the body of POST /v1/jobs/{id}/download"}
+	}
 	if p := auth.From(ctx); p != nil && p.Link != nil && (p.Link.Purpose != "" || p.Link.PurposeText != "") {
 		pr.purpose = audit.Purpose{Category: strings.TrimSpace(p.Link.Purpose), Text: strings.TrimSpace(p.Link.PurposeText)}
 	}
@@ -157,12 +164,34 @@ func (s *Server) auditRecord(r *http.Request, d string, f exportd.Format, params
 	if p := auth.From(r.Context()); p != nil {
 		rec.Principal, rec.Roles = p.Name, p.Roles
 	}
+	if m, ok := params.(map[string]string); ok {
+		params = redactPassword(m)
+	}
 	if params != nil {
 		if b, err := json.Marshal(params); err == nil {
 			rec.Params = b
 		}
 	}
 	return rec
+}
+
+// redacted stands for a password sent where none belongs (a job's
+// parameters, a query string): the trail and its log show that one was
+// sent, never what it was.
+const redacted = "(redacted)"
+
+// redactPassword returns params with the value of a password key
+// replaced (a copy; params itself when it has none).
+func redactPassword(params map[string]string) map[string]string {
+	if _, ok := params[keyPassword]; !ok {
+		return params
+	}
+	out := make(map[string]string, len(params))
+	for k, v := range params {
+		out[k] = v
+	}
+	out[keyPassword] = redacted
+	return out
 }
 
 // appendAudit appends rec to the trail; a failure is logged (the export
@@ -175,8 +204,12 @@ func (s *Server) appendAudit(ctx context.Context, rec *audit.Record) {
 	ctx = context.WithoutCancel(ctx)
 	if err := s.cfg.Audit.Append(ctx, rec); err != nil {
 		s.metrics.auditErrors.Inc()
-		s.log.Error("audit append failed: the export is NOT in the audit trail", "dataset", rec.Dataset,
-			"principal", rec.Principal, "outcome", string(rec.Outcome), "error", err.Error())
+		msg := "audit append failed: the export is NOT in the audit trail"
+		if errors.Is(err, audit.ErrNotLogged) {
+			msg = "audit log line not written: the record is in the trail, but not in its log"
+		}
+		s.log.Error(msg, "dataset", rec.Dataset, "principal", rec.Principal, "outcome", string(rec.Outcome),
+			"seq", rec.Seq, "error", err.Error())
 	}
 }
 
@@ -221,7 +254,7 @@ func (s *Server) auditDeniedPath(r *http.Request, err error) {
 			params[k] = strings.Join(v, ",")
 		}
 	}
-	if b, err := json.Marshal(params); err == nil {
+	if b, err := json.Marshal(redactPassword(params)); err == nil {
 		rec.Params = b
 	}
 	rec.Outcome, rec.Error = audit.OutcomeDenied, fmt.Sprintf("%d %s", toError(err).Status, err.Error())
@@ -256,11 +289,11 @@ const minPasswordLength = 8
 const PasswordHeader = "X-Exportd-Password"
 
 // personalDownload handles the privacy rules of a job's download and
-// reports whether it has answered the request. A personal dataset's
-// download is audited (the digest of the stored file, which the job
-// recorded, on each download). A password-protected workbook (POST with a
-// password) is encrypted here, from the finished result, into a temporary
-// file, then sent with Content-Length.
+// reports whether it has answered the request: a refusal (audited for a
+// personal dataset), or a password-protected workbook (POST with a
+// password), encrypted here from the finished result into a temporary
+// file, then sent with Content-Length and audited with the digest of the
+// encrypted bytes sent. Any other download is left to serveJobResult.
 //
 // Why encrypted workbooks are background jobs only: the compound file's
 // header holds the package's size, so nothing can be sent before the
@@ -296,11 +329,7 @@ func (s *Server) personalDownload(w http.ResponseWriter, r *http.Request, res *j
 		return refuse(&Error{Status: http.StatusConflict, Code: "encryption_required", Field: keyPassword,
 			Message: d.Name + " is downloaded as a password-protected workbook only: POST the password (or password=generate) to this URL"})
 	case !post:
-		if d.Personal && r.Method == http.MethodGet {
-			rec.SHA256, rec.Bytes, rec.Outcome = res.Job.SHA256, res.Size(), audit.OutcomeOK
-			s.appendAudit(r.Context(), rec)
-		}
-		return false
+		return false // served, and audited as sent, by serveJobResult
 	}
 
 	password, err := postedPassword(r)
@@ -344,34 +373,215 @@ func (s *Server) personalDownload(w http.ResponseWriter, r *http.Request, res *j
 	if shown != "" {
 		h.Set(PasswordHeader, shown)
 	}
-	// The record is appended before the last byte leaves, so that no
-	// client holds a complete file the trail does not show; a failure to
-	// send that byte is recorded after it.
+	// Audited as sent (see sentWriter): the record is appended before the
+	// last byte leaves.
 	rec.Format = string(f) + "+password"
-	h256 := sha256.New()
-	size := ew.Size()
-	n, err := io.CopyN(io.MultiWriter(w, h256), tmp, size-1)
-	var last [1]byte
-	if err == nil {
-		_, err = io.ReadFull(tmp, last[:])
-		h256.Write(last[:])
-		n++
+	sw := newSentWriter(w, func(sw *sentWriter) {
+		rec.Outcome = audit.OutcomeOK
+		rec.SHA256, rec.Bytes = sw.sum(), sw.n
+		s.appendAudit(r.Context(), rec)
+	})
+	if _, err := io.Copy(sw, tmp); err != nil && sw.err == nil {
+		sw.err = err // reading the temporary file
 	}
-	rec.SHA256, rec.Bytes, rec.Outcome = hex.EncodeToString(h256.Sum(nil)), n, audit.OutcomeOf(err)
-	if err != nil {
-		rec.Error = err.Error()
-	}
-	s.appendAudit(r.Context(), rec)
-	if err == nil {
-		if _, err := w.Write(last[:]); err != nil {
-			fail := *rec
-			fail.Time, fail.Seq, fail.MAC, fail.PrevMAC, fail.KeyID = time.Time{}, 0, nil, nil, ""
-			fail.Outcome, fail.Error, fail.Bytes = audit.OutcomeFailed, "the last byte was not sent: "+err.Error(), size-1
-			s.appendAudit(r.Context(), &fail)
-		}
-	}
+	s.auditSendFailure(w, r, sw, rec)
 	return true
 }
+
+// serveJobResult sends a job's result with http.ServeContent (Range,
+// If-Range, ETag, Last-Modified). A GET of a personal dataset's result is
+// audited with what the response carried, not what is stored:
+//
+//   - the whole file: outcome ok, its size and digest;
+//   - a range (206, a resumed download): outcome partial, the bytes and
+//     digest of the response body, with the range ("bytes 100-199/1234", or
+//     the Range header of several ranges) and the stored file's digest in
+//     the record's parameters (range, file_sha256);
+//   - cut short (the client left, storage failed): outcome failed, with the
+//     count and digest of the bytes that left;
+//   - no file at all (304, 412, 416): outcome failed, nothing sent.
+//
+// As for a password-protected download, the record of a complete response
+// is appended before its last byte leaves, so that no client holds a
+// complete response the trail does not show.
+func (s *Server) serveJobResult(w http.ResponseWriter, r *http.Request, res *jobs.Result) {
+	d, ok := s.cfg.Datasets.Dataset(res.Job.Dataset)
+	if !ok || !d.Personal || r.Method != http.MethodGet || s.cfg.Audit == nil {
+		http.ServeContent(w, r, "", res.ModTime(), res)
+		return
+	}
+	rec := s.jobRecord(r, d, res)
+	rec.Time = time.Now()
+	describe := func(sw *sentWriter) {
+		rec.SHA256, rec.Bytes, rec.Outcome = sw.sum(), sw.n, audit.OutcomeOK
+		if sw.status == http.StatusPartialContent {
+			rng := sw.Header().Get("Content-Range")
+			if rng == "" {
+				rng = r.Header.Get("Range") // several ranges: multipart/byteranges
+			}
+			setParams(rec, "range", rng, "file_sha256", res.Job.SHA256)
+			rec.Outcome = audit.OutcomePartial
+		}
+	}
+	sw := newSentWriter(w, func(sw *sentWriter) {
+		describe(sw)
+		s.appendAudit(r.Context(), rec)
+	})
+	http.ServeContent(sw, r, "", res.ModTime(), res)
+	switch {
+	case sw.held:
+		s.auditSendFailure(w, r, sw, rec)
+	case sw.status != http.StatusOK && sw.status != http.StatusPartialContent:
+		rec.Outcome = audit.OutcomeFailed
+		rec.Error = fmt.Sprintf("%d %s: the file was not sent", sw.status, http.StatusText(sw.status))
+		s.appendAudit(r.Context(), rec)
+	case sw.n == sw.size:
+		describe(sw) // an empty body, or one of unknown length
+		s.appendAudit(r.Context(), rec)
+	default:
+		describe(sw)
+		rec.Outcome, rec.Error = audit.OutcomeFailed, sw.cutShort()
+		s.appendAudit(r.Context(), rec)
+	}
+}
+
+// auditSendFailure finishes the audit of a response sent through sw whose
+// record (rec) the hold-back appended, or was to append: when the response
+// failed before its last byte, rec is appended now as failed with the
+// bytes that left; when it failed at the last byte, or the response could
+// not be flushed to the client, a second record says so.
+func (s *Server) auditSendFailure(w http.ResponseWriter, r *http.Request, sw *sentWriter, rec *audit.Record) {
+	if !sw.held {
+		rec.SHA256, rec.Bytes = sw.sum(), sw.n
+		rec.Outcome, rec.Error = audit.OutcomeFailed, sw.cutShort()
+		s.appendAudit(r.Context(), rec)
+		return
+	}
+	why := ""
+	if sw.err != nil {
+		why = "the last byte was not sent: " + sw.err.Error()
+	} else if err := http.NewResponseController(w).Flush(); err != nil {
+		why = "the response did not reach the client: " + err.Error()
+	}
+	if why == "" {
+		return
+	}
+	fail := *rec
+	fail.Time, fail.Seq, fail.MAC, fail.PrevMAC, fail.KeyID = time.Time{}, 0, nil, nil, ""
+	fail.Outcome, fail.Error = audit.OutcomeFailed, why
+	if sw.err != nil {
+		fail.SHA256, fail.Bytes = sw.before, sw.n
+	}
+	s.appendAudit(r.Context(), &fail)
+}
+
+// setParams adds key-value pairs to rec's parameters (a JSON object of
+// strings).
+func setParams(rec *audit.Record, kv ...string) {
+	m := map[string]string{}
+	json.Unmarshal(rec.Params, &m)
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	if b, err := json.Marshal(m); err == nil {
+		rec.Params = b
+	}
+}
+
+// sentWriter is the ResponseWriter of an audited download: it counts and
+// hashes the body bytes the ResponseWriter accepted (the exact bytes sent),
+// and, when the body's length is known (Content-Length), holds back its
+// last byte until beforeLast has run with the count and digest the body
+// has once that byte is sent: the audit record of a complete response is
+// in the trail before the client has all of it.
+type sentWriter struct {
+	http.ResponseWriter
+	beforeLast func(*sentWriter) // called once, before the last byte of a body of known length
+
+	status int       // the response's status; 0 before WriteHeader
+	size   int64     // the body's length (Content-Length); -1 when unknown
+	n      int64     // body bytes accepted (with held: the last byte included)
+	h      hash.Hash // SHA-256 of those bytes
+	held   bool      // beforeLast has run
+	before string    // with held: the digest without the last byte
+	err    error     // the first error sending the body
+}
+
+func newSentWriter(w http.ResponseWriter, beforeLast func(*sentWriter)) *sentWriter {
+	return &sentWriter{ResponseWriter: w, beforeLast: beforeLast, size: -1, h: sha256.New()}
+}
+
+// WriteHeader notes the status and the body's length.
+func (w *sentWriter) WriteHeader(code int) {
+	if w.status == 0 && code >= 200 {
+		w.status = code
+		if v, err := strconv.ParseInt(w.Header().Get("Content-Length"), 10, 64); err == nil {
+			w.size = v
+		}
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Write writes p, holding back the body's last byte until beforeLast has
+// run.
+func (w *sentWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	k := w.size - 1 - w.n // bytes before the last one
+	if w.held || w.size <= 0 || k < 0 || k >= int64(len(p)) {
+		return w.write(p)
+	}
+	n, err := w.write(p[:k])
+	if err != nil {
+		return n, err
+	}
+	w.before = w.sum()
+	w.h.Write(p[k : k+1])
+	w.n++
+	w.held = true
+	w.beforeLast(w)
+	if _, err := w.ResponseWriter.Write(p[k : k+1]); err != nil {
+		w.n--
+		w.err = err
+		return n, err
+	}
+	if rest := p[k+1:]; len(rest) > 0 { // beyond Content-Length: net/http refuses it
+		m, err := w.write(rest)
+		return n + 1 + m, err
+	}
+	return n + 1, nil
+}
+
+func (w *sentWriter) write(p []byte) (int, error) {
+	n, err := w.ResponseWriter.Write(p)
+	w.h.Write(p[:n])
+	w.n += int64(n)
+	if err != nil && w.err == nil {
+		w.err = err
+	}
+	return n, err
+}
+
+// sum returns the hex SHA-256 of the body bytes sent; empty when none were.
+func (w *sentWriter) sum() string {
+	if w.n == 0 {
+		return ""
+	}
+	return hex.EncodeToString(w.h.Sum(nil))
+}
+
+// cutShort describes a body that did not leave in full.
+func (w *sentWriter) cutShort() string {
+	msg := fmt.Sprintf("cut short: %d of %d bytes sent", w.n, w.size)
+	if w.err != nil {
+		msg += ": " + w.err.Error()
+	}
+	return msg
+}
+
+// Unwrap returns the ResponseWriter (for http.ResponseController).
+func (w *sentWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // postedPassword reads the password of a POST: the form field password or
 // the JSON body {"password": "…"}; "generate" asks for one.
