@@ -235,7 +235,7 @@ func TestJobSurvivesKill9(t *testing.T) {
 	flags := []string{"--jobs-storage", "file://" + t.TempDir(), "--jobs-timeout", "20s", "--jobs-rescue-after", "25s", "--jobs-poll", "200ms"}
 	n := startNode(t, "node", cfg, flags...)
 	var j e2eJob
-	if code := getJSON(t, "POST", n.URL+"/v1/datasets/slow/jobs", []byte(`{"format": "csv", "params": {"rows": 40000}}`), &j); code != 202 {
+	if code := getJSON(t, "POST", n.URL+"/v1/datasets/slow/jobs", []byte(`{"format": "csv", "params": {"rows": 20000}}`), &j); code != 202 {
 		t.Fatalf("submit: %d", code)
 	}
 	killedAt := time.Time{}
@@ -249,7 +249,7 @@ func TestJobSurvivesKill9(t *testing.T) {
 		t.Errorf("the job was not interrupted: attempt %d", done.Attempt)
 	}
 	code, got := downloadStatus(t, n.URL, j.ID)
-	if code != 200 || !bytes.Equal(got, directCSV(t, cfg, 40000)) {
+	if code != 200 || !bytes.Equal(got, directCSV(t, cfg, 20000)) {
 		t.Fatalf("download %d: %d bytes, not the direct export's", code, len(got))
 	}
 }
@@ -282,7 +282,7 @@ func TestJobsTwoNodes(t *testing.T) {
 	base := startNginx(t, a.Addr+"; server "+b.Addr)
 
 	var j e2eJob
-	if code := getJSON(t, "POST", base+"/v1/datasets/slow/jobs", []byte(`{"format": "csv", "params": {"rows": 40000}}`), &j); code != 202 {
+	if code := getJSON(t, "POST", base+"/v1/datasets/slow/jobs", []byte(`{"format": "csv", "params": {"rows": 20000}}`), &j); code != 202 {
 		t.Fatalf("submit through nginx: %d", code)
 	}
 	var victim, survivor *node
@@ -301,7 +301,7 @@ func TestJobsTwoNodes(t *testing.T) {
 		t.Fatalf("the job was not finished by the other node (attempt %d)", done.Attempt)
 	}
 	t.Logf("job %s: started on %s, finished on %s", j.ID, victim.name, survivor.name)
-	want := directCSV(t, cfg, 40000)
+	want := directCSV(t, cfg, 20000)
 	victim.start(t) // back, to show that either node serves the result
 	for name, u := range map[string]string{"nginx": base, "a": a.URL, "b": b.URL} {
 		if code, got := downloadStatus(t, u, j.ID); code != 200 || !bytes.Equal(got, want) {
