@@ -8,8 +8,11 @@
 // flight (same principal, dataset, bound parameters and format) join one
 // job. An attempt writes its result under a key of its own and commits it
 // only when the export succeeded, so a partial file is never served; a
-// failed attempt is retried with backoff, and a job whose node died runs
-// again elsewhere once RescueAfter has passed.
+// failed attempt is retried with backoff (Config.RetryBackoff), and a job
+// whose node died runs again elsewhere once RescueAfter has passed. A new
+// attempt counts its rows from 0 again: progress goes forward as
+// (Job.Attempt, Job.Rows). Once the retention sweep has deleted a result,
+// its job shows "expired".
 //
 //	q, _ := jobs.OpenQueue(ctx, "sqlite:exportd-jobs.db")
 //	st, _ := storage.Open(ctx, "file:///var/lib/exportd/results")

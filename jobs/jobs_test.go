@@ -28,8 +28,10 @@ import (
 	"github.com/exportd/exportd/jobs"
 	"github.com/exportd/exportd/jobs/storage"
 	"github.com/exportd/exportd/jobs/storage/storagetest"
+	"github.com/exportd/exportd/postgres"
 	"github.com/exportd/exportd/server"
 	"github.com/exportd/exportd/server/servertest"
+	"github.com/exportd/exportd/sourcetest"
 	"github.com/exportd/exportd/sqlite"
 )
 
@@ -49,6 +51,13 @@ datasets:
       - {name: price, type: float}
       - {name: made, type: date}
     filename: 품목_{min}
+  flaky:
+    # Fails at id 25000 (malformed JSON) while fail_once has a row: the
+    # test's transient error, after rows were read.
+    sql: |
+      SELECT CASE WHEN id = 25000 AND EXISTS (SELECT 1 FROM fail_once) THEN json(id || '}') ELSE id END AS id, name
+      FROM items ORDER BY items.id
+    columns: [{name: id, type: int}, {name: name, type: string}]
   endless:
     sql: |
       WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n)
@@ -63,8 +72,9 @@ const itemRows = 30000
 const principalHeader = "X-Test-Principal"
 
 type fixture struct {
-	cfg *exportd.Config
-	src exportd.Source
+	cfg     *exportd.Config
+	sources map[string]exportd.Source
+	path    string // the SQLite database of connection main
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -78,6 +88,7 @@ func newFixture(t *testing.T) *fixture {
 	defer db.Close()
 	for _, s := range []string{
 		`CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL, price REAL NOT NULL, made TEXT NOT NULL)`,
+		`CREATE TABLE fail_once (x INTEGER)`,
 		fmt.Sprintf(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < %d)
 			INSERT INTO items SELECT i, '품목 "' || i || '", 메모', i * 1.25, date('2024-01-01', '+' || (i %% 400) || ' days') FROM n`, itemRows),
 	} {
@@ -94,12 +105,29 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { src.Close() })
-	return &fixture{cfg: cfg, src: src}
+	return &fixture{cfg: cfg, sources: map[string]exportd.Source{"main": src}, path: path}
+}
+
+// exec runs statements on the fixture's SQLite database (waiting for
+// running queries to end).
+func (f *fixture) exec(t *testing.T, stmts ...string) {
+	t.Helper()
+	db, err := sql.Open("sqlite", f.path+"?_pragma=busy_timeout(60000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, s := range stmts {
+		if _, err := db.Exec(s); err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+	}
 }
 
 // env is a server with jobs on one queue and one storage.
 type env struct {
 	*servertest.Server
+	f     *fixture
 	m     *jobs.Manager
 	store storage.Storage
 	owner string // a principal of this run (the PostgreSQL queue is shared)
@@ -122,10 +150,13 @@ func (f *fixture) start(t *testing.T, queueURL, storageURL string) *env {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
 	m, err := jobs.New(jobs.Config{
-		Datasets: f.cfg, Sources: map[string]exportd.Source{"main": f.src},
+		Datasets: f.cfg, Sources: f.sources,
 		Queue: q, Storage: st, LinkSecret: []byte("0123456789abcdef0123456789abcdef"),
 		Workers: 2, ResultTTL: time.Hour, ProgressInterval: 20 * time.Millisecond,
 		PollInterval: 50 * time.Millisecond, Logger: log,
+		// Retries come soon, and often enough for the retry test to
+		// succeed even if it is slow to make its source work again.
+		RetryBackoff: 300 * time.Millisecond, MaxAttempts: 5,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -143,10 +174,10 @@ func (f *fixture) start(t *testing.T, queueURL, storageURL string) *env {
 		st.Close()
 	})
 	srv := servertest.Start(t, server.Config{
-		Datasets: f.cfg, Sources: map[string]exportd.Source{"main": f.src}, Logger: log, Jobs: m,
+		Datasets: f.cfg, Sources: f.sources, Logger: log, Jobs: m,
 		Principal: func(r *http.Request) string { return r.Header.Get(principalHeader) },
 	})
-	return &env{Server: srv, m: m, store: st, owner: "alice-" + randHex(4)}
+	return &env{Server: srv, f: f, m: m, store: st, owner: "alice-" + randHex(4)}
 }
 
 func randHex(n int) string {
@@ -306,13 +337,82 @@ func TestS3Storage(t *testing.T) {
 	suite(t, e)
 }
 
+// TestJobsEstimate runs a job on a PostgreSQL source, an Estimator: the
+// job reports the planner's estimate of its rows as total_rows.
+func TestJobsEstimate(t *testing.T) {
+	pg := sourcetest.IntegrationURL(t, "EXPORTD_POSTGRES_URL")
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, pg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	const rows = 200000
+	table := sourcetest.UniqueName("exportd_jobs")
+	for _, s := range []string{
+		fmt.Sprintf("CREATE TABLE %s AS SELECT i AS id, 'row ' || i AS s FROM generate_series(1, %d) i", table, rows),
+		"ANALYZE " + table,
+	} {
+		if _, err := conn.Exec(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		c, err := pgx.Connect(context.Background(), pg)
+		if err != nil {
+			t.Errorf("drop table: %v", err)
+			return
+		}
+		defer c.Close(context.Background())
+		c.Exec(context.Background(), "DROP TABLE "+table)
+	})
+	dir := t.TempDir()
+	cfg, err := exportd.ParseConfig(filepath.Join(dir, "datasets.yaml"), fmt.Appendf(nil, `
+connections:
+  pg: {url: %q}
+datasets:
+  series:
+    sql: SELECT id, s FROM %s ORDER BY id
+    columns: [{name: id, type: int}, {name: s, type: string}]
+`, pg, table))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := postgres.Open(ctx, pg, exportd.SourceOptions{Location: cfg.Location})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { src.Close() })
+	f := &fixture{cfg: cfg, sources: map[string]exportd.Source{"pg": src}}
+	for name, queue := range queues(t) {
+		t.Run(name, func(t *testing.T) {
+			e := f.start(t, queue(t), "file://"+t.TempDir())
+			j := e.submit(t, e.owner, "series", map[string]any{"format": "csv"})
+			running := 0
+			done := followMonotonic(t, e, j.ID, rows, func(p jobs.Job) {
+				if p.State == jobs.StateRunning && p.Rows > 0 {
+					running++
+					if p.TotalRows == nil || *p.TotalRows <= 0 {
+						t.Errorf("running at %d rows without an estimate: total_rows %v", p.Rows, p.TotalRows)
+					}
+				}
+			})
+			// The planner's estimate after ANALYZE: about right.
+			if done.TotalRows == nil || *done.TotalRows < rows/2 || *done.TotalRows > rows*2 {
+				t.Fatalf("total_rows %v, want about %d", done.TotalRows, rows)
+			}
+			t.Logf("%d running events; estimate %d", running, *done.TotalRows)
+		})
+	}
+}
+
 func suite(t *testing.T, e *env) {
 	t.Run("csv is the direct download's bytes", func(t *testing.T) {
 		j := e.submit(t, e.owner, "items", map[string]any{"format": "csv", "params": map[string]any{"min": 5}})
 		if j.State != jobs.StateQueued && j.State != jobs.StateRunning {
 			t.Fatalf("new job is %s", j.State)
 		}
-		done := followMonotonic(t, e, j.ID, itemRows-4)
+		done := followMonotonic(t, e, j.ID, itemRows-4, nil)
 		resp, job := e.do(t, "", "GET", done.DownloadURL, nil) // a signed link needs no principal
 		if resp.StatusCode != 200 {
 			t.Fatalf("download: %d %s", resp.StatusCode, job)
@@ -421,7 +521,7 @@ func suite(t *testing.T, e *env) {
 		t.Run("expired results are deleted", func(t *testing.T) {
 			// Another job, so the others keep theirs.
 			k := e.submit(t, e.owner, "items", map[string]any{"format": "csv", "params": map[string]any{"min": itemRows}})
-			kd := followMonotonic(t, e, k.ID, 1)
+			kd := followMonotonic(t, e, k.ID, 1, nil)
 			if r, _ := e.do(t, "", "GET", kd.DownloadURL, nil); r.StatusCode != 200 {
 				t.Fatalf("download: %d", r.StatusCode)
 			}
@@ -433,12 +533,38 @@ func suite(t *testing.T, e *env) {
 			if r.StatusCode != http.StatusGone {
 				t.Errorf("download after the sweep: %d %s", r.StatusCode, b)
 			}
+			if r, b := e.do(t, e.owner, "GET", "/v1/jobs/"+k.ID+"/download", nil); r.StatusCode != http.StatusGone {
+				t.Errorf("owner's download after the sweep: %d %s", r.StatusCode, b)
+			}
+			// The job says so, though its own expiry is an hour away.
+			r, b = e.do(t, e.owner, "GET", "/v1/jobs/"+k.ID, nil)
+			var got jobs.Job
+			if err := json.Unmarshal(b, &got); err != nil || r.StatusCode != 200 {
+				t.Fatalf("job after the sweep: %d %s", r.StatusCode, b)
+			}
+			if got.State != jobs.StateExpired || got.DownloadURL != "" || got.ExpiresAt == nil || got.ExpiresAt.After(time.Now()) {
+				t.Errorf("job after the sweep: %s", b)
+			}
+			_, b = e.do(t, e.owner, "GET", "/v1/jobs", nil)
+			var list struct{ Jobs []jobs.Job }
+			json.Unmarshal(b, &list)
+			for _, lj := range list.Jobs {
+				if lj.ID == k.ID && lj.State != jobs.StateExpired {
+					t.Errorf("listed after the sweep as %s", lj.State)
+				}
+			}
+			if !containsJob(list.Jobs, k.ID) {
+				t.Errorf("the list lacks the expired job: %s", b)
+			}
+			if ev := e.events(t, e.owner, k.ID, nil); len(ev) != 1 || ev[0].State != jobs.StateExpired {
+				t.Errorf("events after the sweep: %+v", ev)
+			}
 		})
 	})
 
 	t.Run("xlsx has the direct download's content", func(t *testing.T) {
 		j := e.submit(t, e.owner, "items", map[string]any{"format": "xlsx"})
-		done := followMonotonic(t, e, j.ID, itemRows)
+		done := followMonotonic(t, e, j.ID, itemRows, nil)
 		_, job := e.do(t, "", "GET", done.DownloadURL, nil)
 		_, direct := e.do(t, e.owner, "GET", "/v1/datasets/items/export.xlsx", nil)
 		sameWorkbook(t, job, direct)
@@ -492,6 +618,66 @@ func suite(t *testing.T, e *env) {
 		})
 	})
 
+	t.Run("a failed attempt is retried", func(t *testing.T) {
+		// While fail_once has a row, an attempt fails at id 25000, after
+		// rows were written. The row is deleted once the first attempt is
+		// seen reading or failed (the deletion waits for a running query
+		// to end, so that attempt fails anyway); a later one succeeds.
+		e.f.exec(t, "INSERT INTO fail_once VALUES (1)")
+		t.Cleanup(func() { e.f.exec(t, "DELETE FROM fail_once") })
+		j := e.submit(t, e.owner, "flaky", map[string]any{"format": "csv"})
+		fixed, reset := false, false
+		var prev jobs.Job
+		done := followMonotonic(t, e, j.ID, itemRows, func(p jobs.Job) {
+			if !fixed && (p.Rows > 0 || p.Error != "") {
+				fixed = true
+				e.f.exec(t, "DELETE FROM fail_once")
+			}
+			reset = reset || p.Rows < prev.Rows
+			prev = p
+		})
+		t.Logf("succeeded at attempt %d; a retry's reset seen: %v", done.Attempt, reset)
+		if done.Attempt < 2 {
+			t.Fatalf("succeeded at attempt %d", done.Attempt)
+		}
+		_, got := e.do(t, "", "GET", done.DownloadURL, nil)
+		_, direct := e.do(t, e.owner, "GET", "/v1/datasets/flaky/export.csv", nil)
+		if !bytes.Equal(got, direct) || bytes.Count(got, []byte("\n")) != itemRows+1 {
+			t.Errorf("result of %d bytes, %d lines; the direct download has %d bytes", len(got), bytes.Count(got, []byte("\n")), len(direct))
+		}
+		// The failed attempts left nothing in the storage.
+		var keys []string
+		for info, err := range e.store.List(context.Background(), "results/"+j.ID+"/") {
+			if err != nil {
+				t.Fatal(err)
+			}
+			keys = append(keys, info.Key)
+		}
+		if want := fmt.Sprintf("results/%s/%d.csv", j.ID, done.Attempt); len(keys) != 1 || keys[0] != want {
+			t.Errorf("stored %v, want only %s", keys, want)
+		}
+	})
+
+	t.Run("events come at most a few a second", func(t *testing.T) {
+		// The job changes all the time (progress every 20 ms); the stream
+		// samples it.
+		j := e.submit(t, e.owner, "endless", map[string]any{"format": "jsonl"})
+		start := time.Now()
+		cancelled := false
+		list := e.events(t, e.owner, j.ID, func(jobs.Job) {
+			if !cancelled && time.Since(start) > 3*time.Second {
+				cancelled = true
+				e.cancel(t, e.owner, j)
+			}
+		})
+		elapsed := time.Since(start)
+		rate := float64(len(list)) / elapsed.Seconds()
+		if len(list) < 3 || rate > 10 {
+			t.Errorf("%d events in %v: %.1f a second", len(list), elapsed.Round(time.Millisecond), rate)
+		}
+		forward(t, list)
+	})
+
 	t.Run("bad requests", func(t *testing.T) {
 		for _, tc := range []struct {
 			path   string
@@ -527,17 +713,13 @@ func (e *env) cancel(t *testing.T, who string, j jobs.Job) {
 	}
 }
 
-// followMonotonic follows a job's events to its end and checks that its
-// rows never go down and end at rows.
-func followMonotonic(t *testing.T, e *env, id string, rows int64) jobs.Job {
+// followMonotonic follows a job's events to its end, calling each (if
+// set) with every job, and checks that its progress never goes back and
+// that it succeeds with rows.
+func followMonotonic(t *testing.T, e *env, id string, rows int64, each func(jobs.Job)) jobs.Job {
 	t.Helper()
-	var prev int64
-	list := e.events(t, e.owner, id, func(j jobs.Job) {
-		if j.Rows < prev {
-			t.Errorf("rows went down: %d after %d", j.Rows, prev)
-		}
-		prev = j.Rows
-	})
+	list := e.events(t, e.owner, id, each)
+	forward(t, list)
 	end := list[len(list)-1]
 	if end.State != jobs.StateSucceeded || end.Rows != rows || end.DownloadURL == "" {
 		t.Fatalf("job ended %s with %d rows (want %d), error %q, link %q", end.State, end.Rows, rows, end.Error, end.DownloadURL)
@@ -546,6 +728,18 @@ func followMonotonic(t *testing.T, e *env, id string, rows int64) jobs.Job {
 		t.Errorf("times missing: %+v", end)
 	}
 	return end
+}
+
+// forward checks that progress never goes back: rows grow within an
+// attempt, and a retry (attempt one higher) may start again from 0.
+func forward(t *testing.T, list []jobs.Job) {
+	t.Helper()
+	for i := 1; i < len(list); i++ {
+		a, b := list[i-1], list[i]
+		if b.Attempt < a.Attempt || (b.Attempt == a.Attempt && b.Rows < a.Rows) {
+			t.Errorf("progress went back: attempt %d, %d rows after attempt %d, %d rows", b.Attempt, b.Rows, a.Attempt, a.Rows)
+		}
+	}
 }
 
 func containsJob(list []jobs.Job, id string) bool {

@@ -4,14 +4,19 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"math/rand/v2"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/exportd/exportd"
 	"github.com/exportd/exportd/format"
@@ -165,6 +170,20 @@ func (m *Manager) fail(ctx context.Context, job *river.Job[exportArgs], out *out
 	return river.JobCancel(err)
 }
 
+// retryPolicy schedules the next attempt of a failed job: base × n⁴
+// after its n-th failure, ±10 % so that jobs failing together do not all
+// retry together. It is River's default policy with base configurable
+// (Config.RetryBackoff).
+type retryPolicy struct{ base time.Duration }
+
+var _ river.ClientRetryPolicy = retryPolicy{}
+
+func (p retryPolicy) NextRetry(job *rivertype.JobRow) time.Time {
+	n := float64(len(job.Errors) + 1) // the failure being scheduled is not in Errors yet
+	d := float64(p.base) * n * n * n * n * (0.9 + 0.2*rand.Float64())
+	return time.Now().UTC().Add(time.Duration(min(d, float64(math.MaxInt64/2))))
+}
+
 // sweepArgs is the periodic retention job: it deletes results past their
 // time. Only the leader node inserts it.
 type sweepArgs struct{}
@@ -186,7 +205,9 @@ func (w *sweepWorker) Work(ctx context.Context, _ *river.Job[sweepArgs]) error {
 
 // Sweep deletes the results committed more than ResultTTL before now, and
 // files a crashed writer left (a directory's temporary files) older than
-// RescueAfter. It returns how many objects it deleted.
+// RescueAfter. A result's job is marked before its file is deleted, so
+// that it shows "expired" from then on (see Job.ExpiresAt). It returns
+// how many objects it deleted.
 func (m *Manager) Sweep(ctx context.Context, now time.Time) (int, error) {
 	n := 0
 	var errs []error
@@ -198,6 +219,13 @@ func (m *Manager) Sweep(ctx context.Context, now time.Time) (int, error) {
 		age := now.Sub(info.ModTime)
 		partial := strings.HasSuffix(info.Key, ".tmp")
 		if (!partial && age >= m.cfg.ResultTTL) || (partial && age >= m.cfg.RescueAfter) {
+			if !partial {
+				// Past its time, the file goes even if the job cannot be
+				// marked.
+				if err := m.markDeleted(ctx, info.Key); err != nil {
+					errs = append(errs, err)
+				}
+			}
 			if err := m.cfg.Storage.Delete(ctx, info.Key); err != nil {
 				errs = append(errs, err)
 				continue
@@ -206,4 +234,32 @@ func (m *Manager) Sweep(ctx context.Context, now time.Time) (int, error) {
 		}
 	}
 	return n, errors.Join(errs...)
+}
+
+// markDeleted records in the job whose result is key (results/{job}/…)
+// that the result is deleted now. Keys of no job, or not its committed
+// result, are left alone.
+func (m *Manager) markDeleted(ctx context.Context, key string) error {
+	id, _, _ := strings.Cut(strings.TrimPrefix(key, resultPrefix), "/")
+	n, err := strconv.ParseInt(id, 10, 64)
+	if err != nil {
+		return nil
+	}
+	row, err := m.client.JobGet(ctx, n)
+	if errors.Is(err, rivertype.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("job %d: mark expired: %w", n, err)
+	}
+	var out output
+	if err := json.Unmarshal(row.Output(), &out); err != nil || out.Result == nil || out.Result.Key != key || out.Result.Deleted != nil {
+		return nil
+	}
+	deleted := time.Now().UTC()
+	out.Result.Deleted = &deleted
+	if _, err := m.client.JobUpdate(ctx, n, &river.JobUpdateParams{Output: out}); err != nil {
+		return fmt.Errorf("job %d: mark expired: %w", n, err)
+	}
+	return nil
 }
