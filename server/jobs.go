@@ -258,7 +258,13 @@ const jobEventsEvery = 250 * time.Millisecond
 // "progress" (data: the job's JSON) each time the job changed, at most
 // four a second, and a last event "done" at its final state, after which
 // the stream ends. A comment line every 15 s keeps proxies from timing
-// out while a job waits.
+// out while a job waits. A retry shows as the job's attempt going up and
+// its rows starting again from 0 (see jobs.Job.Rows).
+//
+// When the server begins to shut down, the stream ends within a tick,
+// without "done": it would otherwise hold the shutdown for its whole
+// grace period, and a browser's EventSource (or the UI, which then
+// polls) asks again, reaching another node. Downloads are not cut.
 func (s *Server) jobEvents(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	owner, id := s.cfg.Principal(r), r.PathValue("id")
@@ -305,6 +311,9 @@ func (s *Server) jobEvents(w http.ResponseWriter, r *http.Request) {
 		case <-s.streams.Done(): // shutting down: the client reconnects elsewhere
 			return
 		case <-tick.C:
+		}
+		if s.draining.Load() {
+			return
 		}
 		if j, err = s.cfg.Jobs.Get(ctx, owner, id); err != nil {
 			return
