@@ -267,6 +267,12 @@ func TestPinnedParameters(t *testing.T) {
 	if !strings.Contains(f.log.String(), `"outcome":"pinned_parameter"`) {
 		t.Errorf("the refused export is not in the log:\n%s", f.log.String())
 	}
+	// A refusal's log line shows the query as given, but never a password
+	// put in it by mistake.
+	f.wantStatus(t, "/v1/datasets/branch_members/export.csv?password=hunter2-in-url&branch="+url.QueryEscape("서울"), 403, "pinned_parameter", "branch", bearer(busan)...)
+	if l := f.log.String(); strings.Contains(l, "hunter2") || !strings.Contains(l, `"branch":"서울"`) {
+		t.Errorf("the refusal's log line has the password or lacks the query:\n%s", l)
+	}
 }
 
 func TestHeaderTrust(t *testing.T) {

@@ -117,8 +117,13 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 			s.auditDenied(r, req.d, req.format, flatten(req.rawParams), req.privacy, err)
 		}
 		if e := toError(err); e.Status == http.StatusForbidden {
-			// A denied export is in the audit log too.
-			s.log.Info("export", append(auditAttrs(r), "dataset", r.PathValue("name"), "params", r.URL.RawQuery,
+			// A denied export is in the audit log too, with the query as
+			// given but without a password put in it by mistake.
+			var params map[string]string
+			if req != nil {
+				params = flatten(req.rawParams)
+			}
+			s.log.Info("export", append(auditAttrs(r), "dataset", r.PathValue("name"), "params", params,
 				"client", s.cfg.ClientKey(r), "outcome", e.Code, "status", e.Status, "error", err.Error())...)
 		}
 		s.writeError(w, r, err)
