@@ -72,8 +72,8 @@ type Config struct {
 	RetryAfter time.Duration
 	// ClientKey names the client a request comes from, for the
 	// per-client limit. Nil means the remote IP address, taken from
-	// X-Real-IP (then the last X-Forwarded-For entry) when the request
-	// comes from one of TrustedProxies; with Auth, an authenticated
+	// X-Real-IP or X-Forwarded-For when the request comes from one of
+	// TrustedProxies (see remoteIP); with Auth, an authenticated
 	// principal's name (anonymous requests still by address).
 	ClientKey func(r *http.Request) string
 	// TrustedProxies are the addresses whose X-Real-IP and X-Forwarded-For
@@ -358,29 +358,58 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
-// remoteIP returns the client's IP address: the connection's peer, or the
-// address a trusted proxy names in X-Real-IP or X-Forwarded-For.
+// remoteIP returns the client's IP address: the connection's peer, or,
+// when the peer is one of the trusted proxies, the address the proxies
+// name. X-Real-IP is taken when it names an untrusted address (a proxy
+// that sets it to its own peer, as the shipped nginx config does);
+// otherwise X-Forwarded-For is read from the right, skipping the trusted
+// proxies that appended to it, so that behind a chain of proxies the
+// client is the first address none of them vouches for. Entries left of
+// that are the client's own claims and are not believed.
 func remoteIP(r *http.Request, trusted []netip.Prefix) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		host = r.RemoteAddr
 	}
-	addr, err := netip.ParseAddr(host)
-	if err != nil || len(trusted) == 0 {
+	isTrusted := func(s string) bool {
+		addr, err := netip.ParseAddr(s)
+		if err != nil {
+			return false
+		}
+		addr = addr.Unmap()
+		for _, p := range trusted {
+			if p.Contains(addr) {
+				return true
+			}
+		}
+		return false
+	}
+	if len(trusted) == 0 || !isTrusted(host) {
 		return host
 	}
-	addr = addr.Unmap()
-	for _, p := range trusted {
-		if p.Contains(addr) {
-			if v := strings.TrimSpace(r.Header.Get("X-Real-IP")); v != "" {
-				return v
+	realIP := strings.TrimSpace(r.Header.Get("X-Real-IP"))
+	if realIP != "" && !isTrusted(realIP) {
+		return realIP
+	}
+	var hops []string
+	for _, v := range r.Header.Values("X-Forwarded-For") {
+		for hop := range strings.SplitSeq(v, ",") {
+			if hop = strings.TrimSpace(hop); hop != "" {
+				hops = append(hops, hop)
 			}
-			if v := r.Header.Get("X-Forwarded-For"); v != "" {
-				parts := strings.Split(v, ",")
-				return strings.TrimSpace(parts[len(parts)-1])
-			}
-			break
 		}
+	}
+	for i := len(hops) - 1; i >= 0; i-- {
+		if !isTrusted(hops[i]) {
+			return hops[i]
+		}
+	}
+	// Every address is a trusted proxy: the farthest one named.
+	switch {
+	case len(hops) > 0:
+		return hops[0]
+	case realIP != "":
+		return realIP
 	}
 	return host
 }
