@@ -40,6 +40,7 @@ type localPrivacy struct {
 	plan    mask.Plan
 	planned bool         // plan applies
 	trail   *audit.Store // nil unless the dataset is personal
+	logFile *os.File     // privacy.audit.log, when the trail has one
 	rec     audit.Record
 	dig     *lockedDigest
 }
@@ -76,8 +77,20 @@ func (c *exportCmd) localPrivacy(ctx context.Context) (*localPrivacy, error) {
 		if err != nil {
 			return nil, usageError{fmt.Errorf("dataset %s holds personal data, and its export is recorded in the audit trail: privacy.audit.key_file: %w", d.Name, err)}
 		}
-		lp.trail, err = audit.Open(ctx, cfg.Privacy.AuditDB, audit.Options{Keys: keys, Retention: cfg.Privacy.Retention})
+		// The record's JSON line goes to privacy.audit.log, as the
+		// server's do, so `audit verify --log` sees local exports too.
+		// Without that file the command prints no line (the terminal is
+		// the operator's, not a log).
+		opts := audit.Options{Keys: keys, Retention: cfg.Privacy.Retention}
+		if cfg.Privacy.AuditLog != "" {
+			if lp.logFile, err = os.OpenFile(cfg.Privacy.AuditLog, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600); err != nil {
+				return nil, usageError{fmt.Errorf("privacy.audit.log: %w", err)}
+			}
+			opts.Log = lp.logFile
+		}
+		lp.trail, err = audit.Open(ctx, cfg.Privacy.AuditDB, opts)
 		if err != nil {
+			lp.close()
 			return nil, fmt.Errorf("privacy.audit.db: %w", err)
 		}
 		lp.rec = audit.Record{Principal: localUser(), Roles: c.Roles, Client: "local:" + hostname(), Dataset: d.Name,
@@ -178,8 +191,14 @@ func (lp *localPrivacy) record(ctx context.Context, st exportd.Stats, exportErr 
 }
 
 func (lp *localPrivacy) close() {
-	if lp != nil && lp.trail != nil {
+	if lp == nil {
+		return
+	}
+	if lp.trail != nil {
 		lp.trail.Close()
+	}
+	if lp.logFile != nil {
+		lp.logFile.Close()
 	}
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/sha256"
 	"encoding/csv"
+	"encoding/json"
 	"encoding/hex"
 	"os"
 	"path/filepath"
@@ -125,5 +126,62 @@ func TestExportPersonalLocal(t *testing.T) {
 	ab, _ := os.ReadFile(filepath.Join(dir, "acc.csv"))
 	if !strings.HasPrefix(strings.TrimPrefix(string(ab), "\ufeff"), "id,category\n1,standard\n") {
 		t.Errorf("accounts with --columns: %.60q", ab)
+	}
+}
+
+// With privacy.audit.log set, a local export's record (and a refusal's)
+// is one JSON line in that file too, and `audit verify --log` compares
+// the trail with it.
+func TestExportPersonalLocalAuditLog(t *testing.T) {
+	dir, cfg := demo(t)
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withLog := strings.Replace(string(b), "  audit:\n    key_file: audit.key\n", "  audit:\n    key_file: audit.key\n    log: audit.log\n", 1)
+	if withLog == string(b) {
+		t.Fatal("the demo's privacy.audit block has changed: update this test")
+	}
+	if err := os.WriteFile(cfg, []byte(withLog), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	base := []string{"export", "--config", cfg, "--dataset", "member_scores", "--roles", "support", "-q", "-o", "x.csv"}
+	if _, stderr, code := run(t, dir, append(base, "--purpose", "member_support")...); code != 2 {
+		t.Fatalf("refusal: exit %d: %s", code, stderr)
+	}
+	if _, stderr, code := run(t, dir, append(base, "--purpose", "member_support", "--purpose-text", "회원 문의 응대를 위한 확인")...); code != 0 {
+		t.Fatalf("export: exit %d: %s", code, stderr)
+	}
+	demoDir := filepath.Dir(cfg)
+	log, err := os.ReadFile(filepath.Join(demoDir, "audit.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var outcomes []string
+	for _, l := range strings.Split(strings.TrimSpace(string(log)), "\n") {
+		var rec struct {
+			Msg    string `json:"msg"`
+			Record struct {
+				Outcome, Principal, Client string
+			} `json:"audit"`
+		}
+		if err := json.Unmarshal([]byte(l), &rec); err != nil {
+			t.Fatalf("audit log line %q: %v", l, err)
+		}
+		if rec.Msg != "export audit" {
+			t.Errorf("audit log line %q: not an audit record", l)
+		}
+		outcomes = append(outcomes, rec.Record.Outcome)
+		if rec.Record.Principal != localUser() || !strings.HasPrefix(rec.Record.Client, "local:") {
+			t.Errorf("record %+v: want the OS user and local:HOST", rec.Record)
+		}
+	}
+	if strings.Join(outcomes, ",") != "denied,ok" {
+		t.Errorf("audit log outcomes %v, want denied then ok:\n%s", outcomes, log)
+	}
+	out, stderr, code := run(t, dir, "audit", "verify", "--db", "sqlite:"+filepath.Join(demoDir, "exportd-audit.db"),
+		"--key-file", filepath.Join(demoDir, "audit.key"), "--log", filepath.Join(demoDir, "audit.log"))
+	if code != 0 || !strings.Contains(out+stderr, "2") {
+		t.Errorf("audit verify --log: exit %d\n%s%s", code, out, stderr)
 	}
 }
