@@ -3,8 +3,8 @@ package main
 import (
 	"crypto/sha256"
 	"encoding/csv"
-	"encoding/json"
 	"encoding/hex"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
