@@ -38,6 +38,7 @@ type jobFlags struct {
 	JobsRescue     time.Duration `name:"jobs-rescue-after" help:"A job running this long is taken to be on a dead node and runs again; must exceed --jobs-timeout (0: timeout + 5m)." default:"0"`
 	JobsPoll       time.Duration `help:"How often to look for new jobs (and, on SQLite, cancellations)." default:"1s"`
 	JobsMaxAttempt int           `name:"jobs-max-attempts" help:"Attempts of a failing job (with backoff)." default:"3"`
+	JobsBackoff    time.Duration `name:"jobs-retry-backoff" help:"Wait before a failed job's first retry; the n-th retry waits n⁴ times as long (1s: 1s, 16s, 81s…)." default:"1s"`
 
 	// demo makes up a secret when none is given (exportd demo).
 	demo bool
@@ -80,7 +81,7 @@ func (f *jobFlags) start(ctx context.Context, configPath string, sc *server.Conf
 	m, err := jobs.New(jobs.Config{
 		Datasets: sc.Datasets, Sources: sc.Sources, Queue: q, Storage: st, LinkSecret: []byte(secret),
 		Workers: f.JobsWorkers, ResultTTL: f.JobsTTL, JobTimeout: f.JobsTimeout, RescueAfter: f.JobsRescue,
-		MaxAttempts: f.JobsMaxAttempt, PollInterval: f.JobsPoll, Logger: log,
+		MaxAttempts: f.JobsMaxAttempt, RetryBackoff: f.JobsBackoff, PollInterval: f.JobsPoll, Logger: log,
 	})
 	if err != nil {
 		st.Close()
