@@ -58,13 +58,21 @@ const uiExtraDataset = `
 
 // uiServer is exportd serving the demo data.
 type uiServer struct {
-	URL string
-	DB  string // the demo database
+	URL    string
+	DB     string // the demo database
+	Config string // its datasets file
 }
 
 // startUIServer prepares the demo data (rows accounts) and serves it with
 // `exportd serve`.
 func startUIServer(t *testing.T, rows int) *uiServer {
+	t.Helper()
+	return startUIServerWith(t, rows, "")
+}
+
+// startUIServerWith is startUIServer with more datasets (YAML indented as
+// uiExtraDataset) and more flags for `exportd serve`.
+func startUIServerWith(t *testing.T, rows int, datasets string, flags ...string) *uiServer {
 	t.Helper()
 	bin := exportdBin(t)
 	dir := t.TempDir()
@@ -81,7 +89,7 @@ func startUIServer(t *testing.T, rows int) *uiServer {
 	if !ok {
 		t.Fatalf("no datasets block in\n%s", b)
 	}
-	yaml := before + "\ndatasets:" + uiExtraDataset + after
+	yaml := before + "\ndatasets:" + uiExtraDataset + datasets + after
 	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -90,8 +98,9 @@ func startUIServer(t *testing.T, rows int) *uiServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "serve", "--config", cfg, "--addr", addr,
-		"--jobs", "--jobs-secret", "ui-test-secret-0123456789", "--jobs-storage", "file://"+filepath.Join(dir, "results"), "--jobs-poll", "100ms")
+	args := []string{"serve", "--config", cfg, "--addr", addr,
+		"--jobs", "--jobs-secret", "ui-test-secret-0123456789", "--jobs-storage", "file://" + filepath.Join(dir, "results"), "--jobs-poll", "100ms"}
+	cmd := exec.Command(bin, append(args, flags...)...)
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
@@ -106,7 +115,7 @@ func startUIServer(t *testing.T, rows int) *uiServer {
 			t.Logf("exportd log:\n%s", tail(string(b), 4000))
 		}
 	})
-	s := &uiServer{URL: "http://" + addr, DB: filepath.Join(dir, "demo.db")}
+	s := &uiServer{URL: "http://" + addr, DB: filepath.Join(dir, "demo.db"), Config: cfg}
 	waitHTTP(t, s.URL+"/healthz")
 	return s
 }
