@@ -343,7 +343,7 @@ func TestCSRF(t *testing.T) {
 	// With jobs, so that a request past the check reaches the handler.
 	f := newAuthFixtureWith(t, func(c *auth.Config) { c.Anonymous = &auth.Principal{Roles: []string{"admin"}} },
 		func(dir string, cfg *exportd.Config, src exportd.Source, c *server.Config) {
-			c.Jobs = startJobs(t, dir, cfg, src)
+			c.Jobs = startJobs(t, dir, cfg, src, nil)
 		})
 	anon := &auth.Principal{Name: auth.AnonymousName, Roles: []string{"admin"}, Via: auth.ViaAnonymous}
 	tok := auth.CSRFToken([]byte("csrf-key"), anon, time.Now())

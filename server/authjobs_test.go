@@ -1,16 +1,12 @@
 package server_test
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/exportd/exportd"
-	"github.com/exportd/exportd/jobs"
-	"github.com/exportd/exportd/jobs/storage"
 	"github.com/exportd/exportd/server"
 )
 
@@ -19,28 +15,7 @@ import (
 // dataset is refused, and pinned parameters hold for jobs as for streams.
 func TestJobsAccessControl(t *testing.T) {
 	f := newAuthFixtureWith(t, nil, func(dir string, cfg *exportd.Config, src exportd.Source, c *server.Config) {
-		q, err := jobs.OpenQueue(context.Background(), "sqlite:"+filepath.Join(dir, "jobs.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		st, err := storage.Open(context.Background(), "file://"+filepath.Join(dir, "results"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		m, err := jobs.New(jobs.Config{Datasets: cfg, Sources: map[string]exportd.Source{"main": src}, Queue: q, Storage: st,
-			LinkSecret: linkSecret, PollInterval: 50 * time.Millisecond, Logger: discardLogger()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := m.Start(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			m.Stop(context.Background())
-			q.Close()
-			st.Close()
-		})
-		c.Jobs = m
+		c.Jobs = startJobs(t, dir, cfg, src, nil)
 	})
 	c := client(t)
 	admin := bearer(f.token(t, "kim-admin", []string{"admin"}, nil))

@@ -18,7 +18,6 @@ import (
 
 	"github.com/exportd/exportd"
 	"github.com/exportd/exportd/jobs"
-	"github.com/exportd/exportd/jobs/storage"
 	"github.com/exportd/exportd/server"
 	"github.com/exportd/exportd/server/servertest"
 	"github.com/exportd/exportd/sqlite"
@@ -68,27 +67,7 @@ func TestShutdownEndsJobEvents(t *testing.T) {
 	}
 	t.Cleanup(func() { src.Close() })
 	sources := map[string]exportd.Source{"main": src}
-	q, err := jobs.OpenQueue(context.Background(), "sqlite:"+filepath.Join(dir, "jobs.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := storage.Open(context.Background(), "file://"+filepath.Join(dir, "results"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := jobs.New(jobs.Config{Datasets: cfg, Sources: sources, Queue: q, Storage: st,
-		LinkSecret: linkSecret, PollInterval: 50 * time.Millisecond, Logger: discardLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		m.Stop(context.Background())
-		q.Close()
-		st.Close()
-	})
+	m := startJobs(t, dir, cfg, src, nil)
 	// Longer than the test waits for anything: a stream that lasted
 	// until the grace period is over fails it.
 	const grace = 50 * time.Second

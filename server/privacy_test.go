@@ -3,7 +3,6 @@ package server_test
 import (
 	"bytes"
 	"compress/gzip"
-	"context"
 	"crypto/sha256"
 	"database/sql"
 	"encoding/csv"
@@ -30,7 +29,6 @@ import (
 	"github.com/exportd/exportd/auth"
 	"github.com/exportd/exportd/connect"
 	"github.com/exportd/exportd/jobs"
-	"github.com/exportd/exportd/jobs/storage"
 	"github.com/exportd/exportd/server"
 	"github.com/exportd/exportd/sourcetest"
 )
@@ -194,27 +192,7 @@ func newPrivacyFixtureWith(t *testing.T, b privacyBackend, o privacyOptions) *pr
 	t.Cleanup(func() { trail.Close() })
 	var m *jobs.Manager
 	if o.jobs {
-		q, err := jobs.OpenQueue(t.Context(), "sqlite:"+filepath.Join(dir, "jobs.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		st, err := storage.Open(t.Context(), "file://"+filepath.Join(dir, "results"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		m, err = jobs.New(jobs.Config{Datasets: cfg, Sources: map[string]exportd.Source{"main": src}, Queue: q, Storage: st,
-			LinkSecret: linkSecret, PollInterval: 50 * time.Millisecond, Logger: logger})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := m.Start(t.Context()); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			m.Stop(context.Background())
-			q.Close()
-			st.Close()
-		})
+		m = startJobs(t, dir, cfg, src, logger)
 	}
 	srv := (&fixture{cfg: cfg, src: src}).start(t, func(c *server.Config) {
 		c.Auth = auth.New(auth.Config{Tokens: tokens, LinkSecret: linkSecret})

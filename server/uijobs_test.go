@@ -22,13 +22,11 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/exportd/exportd"
 	"github.com/exportd/exportd/auth"
 	"github.com/exportd/exportd/connect"
 	"github.com/exportd/exportd/jobs"
-	"github.com/exportd/exportd/jobs/storage"
 	"github.com/exportd/exportd/server"
 	"github.com/exportd/exportd/sourcetest"
 	"github.com/exportd/exportd/sqlite"
@@ -81,7 +79,7 @@ func newUIJobsServer(t *testing.T, ac *auth.Config) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { src.Close() })
-	m := startJobs(t, dir, cfg, src)
+	m := startJobs(t, dir, cfg, src, nil)
 	srv := (&fixture{cfg: cfg, src: src}).start(t, func(c *server.Config) {
 		c.Jobs = m
 		if ac != nil {
@@ -90,35 +88,6 @@ func newUIJobsServer(t *testing.T, ac *auth.Config) string {
 		}
 	})
 	return srv.URL
-}
-
-// startJobs runs background jobs of cfg's datasets on src (the
-// connection "main"), queued in SQLite and stored under dir, until the
-// test ends.
-func startJobs(t *testing.T, dir string, cfg *exportd.Config, src exportd.Source) *jobs.Manager {
-	t.Helper()
-	q, err := jobs.OpenQueue(context.Background(), "sqlite:"+filepath.Join(dir, "jobs.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := storage.Open(context.Background(), "file://"+filepath.Join(dir, "results"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := jobs.New(jobs.Config{Datasets: cfg, Sources: map[string]exportd.Source{"main": src}, Queue: q, Storage: st,
-		LinkSecret: linkSecret, PollInterval: 50 * time.Millisecond, Logger: discardLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		m.Stop(context.Background())
-		q.Close()
-		st.Close()
-	})
-	return m
 }
 
 // On SQLite (no row estimate) the UI's check counts the rows: the row

@@ -1,0 +1,45 @@
+package server_test
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/exportd/exportd"
+	"github.com/exportd/exportd/jobs"
+	"github.com/exportd/exportd/jobs/storage"
+)
+
+// startJobs runs background jobs of cfg's datasets on src (the
+// connection "main"), queued in SQLite and stored under dir, until the
+// test ends; log nil discards the manager's log.
+func startJobs(t *testing.T, dir string, cfg *exportd.Config, src exportd.Source, log *slog.Logger) *jobs.Manager {
+	t.Helper()
+	if log == nil {
+		log = discardLogger()
+	}
+	q, err := jobs.OpenQueue(context.Background(), "sqlite:"+filepath.Join(dir, "jobs.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := storage.Open(context.Background(), "file://"+filepath.Join(dir, "results"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := jobs.New(jobs.Config{Datasets: cfg, Sources: map[string]exportd.Source{"main": src}, Queue: q, Storage: st,
+		LinkSecret: linkSecret, PollInterval: 50 * time.Millisecond, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		m.Stop(context.Background())
+		q.Close()
+		st.Close()
+	})
+	return m
+}
