@@ -39,22 +39,37 @@ datasets:
     columns: [{name: id, type: int}, {name: name, personal: true, mask: name}]
 `
 
+// privacyDir makes a directory with a people table, an audit key and the
+// datasets file yaml, and returns it and the datasets file's path.
+func privacyDir(t *testing.T, yaml string) (dir, cfgPath string) {
+	t.Helper()
+	dir = t.TempDir()
+	db, err := sql.Open("sqlite", filepath.Join(dir, "people.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{`CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT)`, `INSERT INTO people VALUES (1, '김민준'), (2, '이서연')`} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	cfgPath = filepath.Join(dir, "datasets.yaml")
+	if err := os.WriteFile(filepath.Join(dir, "audit.key"), []byte(strings.Repeat("cd", 32)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfgPath, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir, cfgPath
+}
+
 // End to end: exports through the server as serve builds it (the trail of
 // the privacy: block, its JSON log), then `exportd audit verify` passes,
 // and fails naming the record after a record is edited, deleted or two
 // are swapped with plain SQL.
 func TestAuditTrailEndToEnd(t *testing.T) {
-	dir := t.TempDir()
-	db, err := sql.Open("sqlite", filepath.Join(dir, "people.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.Exec(`CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT)`)
-	db.Exec(`INSERT INTO people VALUES (1, '김민준'), (2, '이서연')`)
-	db.Close()
-	os.WriteFile(filepath.Join(dir, "audit.key"), []byte(strings.Repeat("cd", 32)+"\n"), 0o600)
-	cfgPath := filepath.Join(dir, "datasets.yaml")
-	os.WriteFile(cfgPath, []byte(privacyDatasets), 0o644)
+	dir, cfgPath := privacyDir(t, privacyDatasets)
 	cfg, err := exportd.LoadConfig(cfgPath)
 	if err != nil {
 		t.Fatal(err)
@@ -151,17 +166,7 @@ func TestAuditTrailEndToEnd(t *testing.T) {
 // agreeing after comparing nothing; the newest records cut off (with the
 // head row rewound) are found against it.
 func TestAuditServerLog(t *testing.T) {
-	dir := t.TempDir()
-	db, err := sql.Open("sqlite", filepath.Join(dir, "people.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.Exec(`CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT)`)
-	db.Exec(`INSERT INTO people VALUES (1, '김민준'), (2, '이서연')`)
-	db.Close()
-	os.WriteFile(filepath.Join(dir, "audit.key"), []byte(strings.Repeat("cd", 32)+"\n"), 0o600)
-	cfgPath := filepath.Join(dir, "datasets.yaml")
-	os.WriteFile(cfgPath, []byte(strings.Replace(privacyDatasets, "audit: {key_file: audit.key, log: audit.jsonl}", "audit: {key_file: audit.key}", 1)), 0o644)
+	dir, cfgPath := privacyDir(t, strings.Replace(privacyDatasets, "audit: {key_file: audit.key, log: audit.jsonl}", "audit: {key_file: audit.key}", 1))
 
 	for _, level := range []string{"info", "error"} {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -264,7 +269,7 @@ func TestAuditServerLog(t *testing.T) {
 
 	// The newest record deleted and the head rewound: the chain alone
 	// verifies, the log does not.
-	db, err = sql.Open("sqlite", filepath.Join(dir, "exportd-audit.db"))
+	db, err := sql.Open("sqlite", filepath.Join(dir, "exportd-audit.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
