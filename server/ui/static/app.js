@@ -213,6 +213,11 @@
       if (pct == null && total > 0) pct = Math.min(100, rows / total * 100);
       if (state === 'succeeded') pct = 100;
       var parts = [stateNames[state] || state];
+      // A retry writes the file again from its first row: say so, so the
+      // bar going back is not taken for a fault.
+      var attempt = first(j, ['attempt']);
+      if (attempt > 1 && !terminal[state]) parts.push((attempt - 1) + '차 재시도');
+      if (state === 'queued' && attempt >= 1 && j.error) parts.push('지난 시도 실패: ' + (typeof j.error === 'string' ? j.error : (j.error.message || '')));
       if (total > 0) parts.push(nf.format(rows) + ' / ' + nf.format(total) + '행');
       else if (rows) parts.push(nf.format(rows) + '행');
       if (pct != null) { bar.value = pct; parts.push(Math.floor(pct) + '%'); }
