@@ -128,134 +128,131 @@ func appendFreeEntry(b []byte) []byte {
 
 func sectorsFor(n int64) uint32 { return uint32((n + sectorSize - 1) / sectorSize) }
 
-// writeCompound writes the compound file around a package stream already in
-// f: pkgSectors sectors from sector 0 (file offset 512) hold the stream of
-// dir's large entry. It appends the mini stream, MiniFAT, directory, FAT and
-// DIFAT sectors after them and writes the header last, at offset 0. It
-// returns the file's size.
-func writeCompound(f io.WriterAt, dir []entry, pkgSectors uint32) (int64, error) {
-	// The mini stream: every stream shorter than the cutoff, each from a
-	// mini sector boundary.
-	var mini []byte
+// region is a run of contiguous sectors: every chain of the file is one.
+type region struct{ start, count uint32 }
+
+func (r region) contains(s uint32) bool { return s >= r.start && s < r.start+r.count }
+
+// layout is the sector map of a compound file whose every stream size is
+// known: the package stream (the one stream of the mini stream cutoff or
+// more), the mini stream, the MiniFAT, the directory, the FAT and the DIFAT,
+// each a region. newLayout counts the sectors of each; place puts them in
+// the file in an order of the caller's. The Writer places the package
+// first (its size is known only at Close); Encrypt places it after the
+// tables, so that the file can be written front to back.
+type layout struct {
+	dir                                       []entry
+	miniSectors                               uint32 // 64-byte mini sectors
+	pkg, mini, miniFAT, directory, fat, difat region
+	total                                     uint32 // sectors after the header
+}
+
+// newLayout counts the sectors of a compound file of the entries dir, the
+// large stream's (if any) pkgSectors long, and gives each small stream its
+// place in the mini stream (from its size: its data may come later).
+func newLayout(dir []entry, pkgSectors uint32) (*layout, error) {
+	l := &layout{dir: dir}
+	large := uint32(0)
 	for i := range dir {
 		e := &dir[i]
-		if e.typ != typeStream || e.size >= miniCutoff {
+		if e.typ != typeStream {
 			continue
 		}
-		e.start = uint32(len(mini) / miniSectorSize)
-		mini = append(mini, e.data...)
-		for len(mini)%miniSectorSize != 0 {
-			mini = append(mini, 0)
+		if e.size >= miniCutoff {
+			large += sectorsFor(int64(e.size))
+			continue
 		}
+		e.start = l.miniSectors
+		l.miniSectors += uint32((e.size + miniSectorSize - 1) / miniSectorSize)
 	}
-	miniSectors := uint32(len(mini) / miniSectorSize)
-	dir[0].size = uint64(len(mini))
-
-	// Sector map: package, mini stream, MiniFAT, directory, FAT, DIFAT.
-	miniStart := pkgSectors
-	miniCount := sectorsFor(int64(len(mini)))
-	miniFATStart := miniStart + miniCount
-	miniFATCount := (miniSectors + perSector - 1) / perSector
-	dirStart := miniFATStart + miniFATCount
-	dirCount := sectorsFor(int64(len(dir)) * entrySize)
-	fatStart := dirStart + dirCount
-	var fatCount, difatCount uint32
-	for fatCount = 1; ; fatCount++ {
-		difatCount = 0
-		if fatCount > headerDIFAT {
-			difatCount = (fatCount - headerDIFAT + perSector - 2) / (perSector - 1)
+	if large != pkgSectors { // one large stream, the package: cannot happen
+		return nil, fmt.Errorf("encrypt: %d sectors of large streams, %d laid out", large, pkgSectors)
+	}
+	dir[0].size = uint64(l.miniSectors) * miniSectorSize
+	l.pkg.count = pkgSectors
+	l.mini.count = sectorsFor(int64(dir[0].size))
+	l.miniFAT.count = (l.miniSectors + perSector - 1) / perSector
+	l.directory.count = sectorsFor(int64(len(dir)) * entrySize)
+	others := l.pkg.count + l.mini.count + l.miniFAT.count + l.directory.count
+	for l.fat.count = 1; ; l.fat.count++ {
+		l.difat.count = 0
+		if l.fat.count > headerDIFAT {
+			l.difat.count = (l.fat.count - headerDIFAT + perSector - 2) / (perSector - 1)
 		}
-		if (fatStart+fatCount+difatCount+perSector-1)/perSector <= fatCount {
+		if (others+l.fat.count+l.difat.count+perSector-1)/perSector <= l.fat.count {
 			break
 		}
 	}
-	difatStart := fatStart + fatCount
-	total := difatStart + difatCount
-	if total > 0xFFFFFFFA {
-		return 0, fmt.Errorf("encrypt: %d sectors do not fit a compound file", total)
+	l.total = others + l.fat.count + l.difat.count
+	if l.total > 0xFFFFFFFA {
+		return nil, fmt.Errorf("encrypt: %d sectors do not fit a compound file", l.total)
 	}
-	if miniSectors > 0 {
-		dir[0].start = miniStart
-	} else {
-		dir[0].start = endOfChain
-	}
-
 	tree(dir)
-	chains := [][2]uint32{
-		{0, pkgSectors},
-		{miniStart, miniCount},
-		{miniFATStart, miniFATCount},
-		{dirStart, dirCount},
-	}
-	fat := func(s uint32) uint32 {
-		for _, c := range chains {
-			if s >= c[0] && s < c[0]+c[1] {
-				if s+1 < c[0]+c[1] {
-					return s + 1
-				}
-				return endOfChain
-			}
-		}
-		switch {
-		case s >= fatStart && s < difatStart:
-			return fatSect
-		case s >= difatStart && s < total:
-			return difSect
-		}
-		return freeSect
-	}
+	return l, nil
+}
 
-	w := bufio.NewWriterSize(io.NewOffsetWriter(f, sectorSize*(1+int64(pkgSectors))), 64<<10)
-	var u32 [4]byte
-	put := func(v uint32) {
-		binary.LittleEndian.PutUint32(u32[:], v)
-		w.Write(u32[:])
+// place lays the regions out one after the other, in order (each of the
+// six once), and points the directory at them.
+func (l *layout) place(order ...*region) {
+	var s uint32
+	for _, r := range order {
+		r.start = s
+		s += r.count
 	}
-	pad := func(n int) {
-		for ; n%sectorSize != 0; n++ {
-			w.WriteByte(0)
+	l.dir[0].start = endOfChain
+	if l.miniSectors > 0 {
+		l.dir[0].start = l.mini.start
+	}
+	for i := range l.dir {
+		if e := &l.dir[i]; e.typ == typeStream && e.size >= miniCutoff {
+			e.start = l.pkg.start
 		}
 	}
-	w.Write(mini)
-	pad(len(mini))
-	for i := range miniFATCount * perSector {
-		switch {
-		case i >= miniSectors:
-			put(freeSect)
-		default:
-			put(miniChain(dir, i))
-		}
-	}
-	var d []byte
-	for i := range dir {
-		d = appendEntry(d, &dir[i])
-	}
-	for len(d)%sectorSize != 0 {
-		d = appendFreeEntry(d)
-	}
-	w.Write(d)
-	for s := range fatCount * perSector {
-		put(fat(s))
-	}
-	for i := range difatCount {
-		for j := range uint32(perSector - 1) {
-			k := headerDIFAT + i*(perSector-1) + j
-			if k < fatCount {
-				put(fatStart + k)
-			} else {
-				put(freeSect)
-			}
-		}
-		if i+1 < difatCount {
-			put(difatStart + i + 1)
-		} else {
-			put(endOfChain)
-		}
-	}
-	if err := w.Flush(); err != nil {
-		return 0, fmt.Errorf("encrypt: write compound file: %w", err)
-	}
+}
 
+// size is the file's size in bytes.
+func (l *layout) size() int64 { return sectorSize * (1 + int64(l.total)) }
+
+// fatEntry is the FAT entry of sector s.
+func (l *layout) fatEntry(s uint32) uint32 {
+	for _, c := range [...]region{l.pkg, l.mini, l.miniFAT, l.directory} {
+		if c.contains(s) {
+			if s+1 < c.start+c.count {
+				return s + 1
+			}
+			return endOfChain
+		}
+	}
+	switch {
+	case l.fat.contains(s):
+		return fatSect
+	case l.difat.contains(s):
+		return difSect
+	}
+	return freeSect
+}
+
+// sink writes a compound file's parts to a bufio.Writer: write errors
+// surface at its Flush, so the parts do not check them.
+type sink struct {
+	w   *bufio.Writer
+	u32 [4]byte
+}
+
+func (k *sink) put(v uint32) {
+	binary.LittleEndian.PutUint32(k.u32[:], v)
+	k.w.Write(k.u32[:])
+}
+
+// pad writes zeros from n bytes written to the end of their last sector.
+func (k *sink) pad(n int64) {
+	for ; n%sectorSize != 0; n++ {
+		k.w.WriteByte(0)
+	}
+}
+
+// writeHeader writes the 512-byte header.
+func (l *layout) writeHeader(k *sink) {
 	h := make([]byte, 0, sectorSize)
 	h = append(h, 0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1)
 	h = append(h, make([]byte, 16)...) // CLSID
@@ -266,33 +263,126 @@ func writeCompound(f io.WriterAt, dir []entry, pkgSectors uint32) (int64, error)
 	h = binary.LittleEndian.AppendUint16(h, 6)      // 64-byte mini sectors
 	h = append(h, make([]byte, 6)...)
 	h = binary.LittleEndian.AppendUint32(h, 0) // directory sectors: 0 in version 3
-	h = binary.LittleEndian.AppendUint32(h, fatCount)
-	h = binary.LittleEndian.AppendUint32(h, dirStart)
+	h = binary.LittleEndian.AppendUint32(h, l.fat.count)
+	h = binary.LittleEndian.AppendUint32(h, l.directory.start)
 	h = binary.LittleEndian.AppendUint32(h, 0) // transaction signature
 	h = binary.LittleEndian.AppendUint32(h, miniCutoff)
-	if miniFATCount > 0 {
-		h = binary.LittleEndian.AppendUint32(h, miniFATStart)
+	if l.miniFAT.count > 0 {
+		h = binary.LittleEndian.AppendUint32(h, l.miniFAT.start)
 	} else {
 		h = binary.LittleEndian.AppendUint32(h, endOfChain)
 	}
-	h = binary.LittleEndian.AppendUint32(h, miniFATCount)
-	if difatCount > 0 {
-		h = binary.LittleEndian.AppendUint32(h, difatStart)
+	h = binary.LittleEndian.AppendUint32(h, l.miniFAT.count)
+	if l.difat.count > 0 {
+		h = binary.LittleEndian.AppendUint32(h, l.difat.start)
 	} else {
 		h = binary.LittleEndian.AppendUint32(h, endOfChain)
 	}
-	h = binary.LittleEndian.AppendUint32(h, difatCount)
+	h = binary.LittleEndian.AppendUint32(h, l.difat.count)
 	for i := range uint32(headerDIFAT) {
-		if i < fatCount {
-			h = binary.LittleEndian.AppendUint32(h, fatStart+i)
+		if i < l.fat.count {
+			h = binary.LittleEndian.AppendUint32(h, l.fat.start+i)
 		} else {
 			h = binary.LittleEndian.AppendUint32(h, freeSect)
 		}
 	}
-	if _, err := f.WriteAt(h, 0); err != nil {
+	k.w.Write(h)
+}
+
+// writeFAT writes the FAT sectors, computed sector by sector, then the
+// DIFAT sectors (placed right after them).
+func (l *layout) writeFAT(k *sink) {
+	for s := range l.fat.count * perSector {
+		k.put(l.fatEntry(s))
+	}
+	for i := range l.difat.count {
+		for j := range uint32(perSector - 1) {
+			if n := headerDIFAT + i*(perSector-1) + j; n < l.fat.count {
+				k.put(l.fat.start + n)
+			} else {
+				k.put(freeSect)
+			}
+		}
+		if i+1 < l.difat.count {
+			k.put(l.difat.start + i + 1)
+		} else {
+			k.put(endOfChain)
+		}
+	}
+}
+
+// writeDirectory writes the directory sectors.
+func (l *layout) writeDirectory(k *sink) {
+	var d []byte
+	for i := range l.dir {
+		d = appendEntry(d, &l.dir[i])
+	}
+	for len(d)%sectorSize != 0 {
+		d = appendFreeEntry(d)
+	}
+	k.w.Write(d)
+}
+
+// writeMiniFAT writes the MiniFAT sectors.
+func (l *layout) writeMiniFAT(k *sink) {
+	for i := range l.miniFAT.count * perSector {
+		if i < l.miniSectors {
+			k.put(miniChain(l.dir, i))
+		} else {
+			k.put(freeSect)
+		}
+	}
+}
+
+// writeMini writes the mini stream's sectors: every stream shorter than
+// the cutoff, each from a mini sector boundary, as newLayout placed them.
+func (l *layout) writeMini(k *sink) error {
+	var n int64
+	for i := range l.dir {
+		e := &l.dir[i]
+		if e.typ != typeStream || e.size >= miniCutoff {
+			continue
+		}
+		if uint64(len(e.data)) != e.size || n != int64(e.start)*miniSectorSize {
+			return fmt.Errorf("encrypt: %s of %d bytes, laid out for %d", e.name, len(e.data), e.size) // cannot happen
+		}
+		k.w.Write(e.data)
+		n += int64(len(e.data))
+		for ; n%miniSectorSize != 0; n++ {
+			k.w.WriteByte(0)
+		}
+	}
+	k.pad(n)
+	return nil
+}
+
+// writeCompound writes the compound file around a package stream already in
+// f: pkgSectors sectors from sector 0 (file offset 512) hold the stream of
+// dir's large entry. It appends the mini stream, MiniFAT, directory, FAT and
+// DIFAT sectors after them and writes the header last, at offset 0. It
+// returns the file's size.
+func writeCompound(f io.WriterAt, dir []entry, pkgSectors uint32) (int64, error) {
+	l, err := newLayout(dir, pkgSectors)
+	if err != nil {
+		return 0, err
+	}
+	l.place(&l.pkg, &l.mini, &l.miniFAT, &l.directory, &l.fat, &l.difat)
+	k := &sink{w: bufio.NewWriterSize(io.NewOffsetWriter(f, sectorSize*(1+int64(pkgSectors))), bufSize)}
+	if err := l.writeMini(k); err != nil {
+		return 0, err
+	}
+	l.writeMiniFAT(k)
+	l.writeDirectory(k)
+	l.writeFAT(k)
+	if err := k.w.Flush(); err != nil {
+		return 0, fmt.Errorf("encrypt: write compound file: %w", err)
+	}
+	k = &sink{w: bufio.NewWriterSize(io.NewOffsetWriter(f, 0), sectorSize)}
+	l.writeHeader(k)
+	if err := k.w.Flush(); err != nil {
 		return 0, fmt.Errorf("encrypt: write compound file header: %w", err)
 	}
-	return sectorSize * (1 + int64(total)), nil
+	return l.size(), nil
 }
 
 // miniChain is the MiniFAT entry of mini sector s: the next mini sector of

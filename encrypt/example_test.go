@@ -1,6 +1,7 @@
 package encrypt_test
 
 import (
+	"bytes"
 	"fmt"
 	"log"
 	"os"
@@ -53,4 +54,23 @@ func ExampleGeneratePassword() {
 	p := encrypt.GeneratePassword()
 	fmt.Println(len(p), p[4] == '-', p[9] == '-', p[14] == '-')
 	// Output: 19 true true true
+}
+
+// Encrypt sends a finished workbook of known size, front to back: the
+// Content-Length first, then the bytes as they are encrypted.
+func ExampleEncrypt() {
+	plain := []byte("PK\x05\x06" + string(make([]byte, 18))) // a finished package: an empty ZIP
+	var out bytes.Buffer                                     // an http.ResponseWriter in a server
+	size := encrypt.EncryptedSize(int64(len(plain)))
+	fmt.Println("Content-Length:", size)
+	n, err := encrypt.Encrypt(&out, bytes.NewReader(plain), int64(len(plain)), encrypt.GeneratePassword())
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("written:", n, out.Len())
+	fmt.Printf("compound file: % x\n", out.Bytes()[:8])
+	// Output:
+	// Content-Length: 5120
+	// written: 5120 5120
+	// compound file: d0 cf 11 e0 a1 b1 1a e1
 }

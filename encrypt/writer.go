@@ -37,6 +37,8 @@ const (
 	// 512-byte header.
 	pkgOffset = sectorSize
 	bufSize   = 64 << 10
+	// maxSpinCount bounds the SpinCount option.
+	maxSpinCount = 10_000_000
 )
 
 // File is what a Writer writes the compound file to: an *os.File in
@@ -58,23 +60,52 @@ type options struct{ spinCount int }
 // guess; tests use them for speed.
 func SpinCount(n int) Option { return func(o *options) { o.spinCount = n } }
 
+// newOptions applies opts to the defaults and checks the result.
+func newOptions(opts []Option) (options, error) {
+	o := options{spinCount: DefaultSpinCount}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.spinCount < 0 || o.spinCount > maxSpinCount {
+		return o, fmt.Errorf("encrypt: spin count %d out of range", o.spinCount)
+	}
+	return o, nil
+}
+
 // Writer encrypts an OOXML package written to it into a compound file. See
 // the package documentation for the layout.
 type Writer struct {
-	f     File
-	keys  *agile
-	block cipher.Block
-	out   *bufio.Writer // ciphertext, after the stream's 8-byte size
-
-	seg     [segmentSize]byte // the current segment's plaintext
-	n       int               // bytes in seg
-	segNum  uint32            // segments encrypted so far
-	plain   int64             // package bytes written
-	ivInput [saltBytes + 4]byte
+	f    File
+	keys *agile
+	seg  segments      // writes to out
+	out  *bufio.Writer // ciphertext, after the stream's 8-byte size
 
 	size   int64
 	err    error
 	closed bool
+}
+
+// newKeys checks the password and options and derives the keys.
+func newKeys(password string, opts []Option) (*agile, cipher.Block, error) {
+	if password == "" {
+		return nil, nil, ErrEmptyPassword
+	}
+	if len(utf16.Encode([]rune(password))) > MaxPasswordLen {
+		return nil, nil, ErrPasswordTooLong
+	}
+	o, err := newOptions(opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	keys, err := newAgile(password, o.spinCount)
+	if err != nil {
+		return nil, nil, err
+	}
+	block, err := aes.NewCipher(keys.secretKey[:])
+	if err != nil {
+		return nil, nil, fmt.Errorf("encrypt: %w", err)
+	}
+	return keys, block, nil
 }
 
 // NewWriter returns a Writer that encrypts the package written to it with
@@ -82,30 +113,13 @@ type Writer struct {
 // (spinCount iterations of SHA-512, about 50 ms for Excel's 100,000) and not
 // kept. Close finishes the file and does not close f.
 func NewWriter(f File, password string, opts ...Option) (*Writer, error) {
-	o := options{spinCount: DefaultSpinCount}
-	for _, opt := range opts {
-		opt(&o)
-	}
-	if password == "" {
-		return nil, ErrEmptyPassword
-	}
-	if len(utf16.Encode([]rune(password))) > MaxPasswordLen {
-		return nil, ErrPasswordTooLong
-	}
-	if o.spinCount < 0 || o.spinCount > 10_000_000 {
-		return nil, fmt.Errorf("encrypt: spin count %d out of range", o.spinCount)
-	}
-	keys, err := newAgile(password, o.spinCount)
+	keys, block, err := newKeys(password, opts)
 	if err != nil {
 		return nil, err
 	}
-	block, err := aes.NewCipher(keys.secretKey[:])
-	if err != nil {
-		return nil, fmt.Errorf("encrypt: %w", err)
-	}
-	w := &Writer{f: f, keys: keys, block: block}
+	w := &Writer{f: f, keys: keys}
 	w.out = bufio.NewWriterSize(io.NewOffsetWriter(f, pkgOffset+8), bufSize)
-	copy(w.ivInput[:], keys.keySalt[:])
+	w.seg.init(keys, block, w.out)
 	return w, nil
 }
 
@@ -118,19 +132,45 @@ func (w *Writer) Write(p []byte) (int, error) {
 	if w.closed {
 		return 0, ErrClosed
 	}
-	if w.plain+int64(len(p)) > maxPackage {
+	if w.seg.plain+int64(len(p)) > maxPackage {
 		w.err = ErrTooLarge
 		return 0, w.err
 	}
+	n, err := w.seg.Write(p)
+	if err != nil {
+		w.err = fmt.Errorf("encrypt: write package: %w", err)
+	}
+	return n, w.err
+}
+
+// segments encrypts a package in 4096-byte segments and writes the
+// ciphertext to out: one segment of memory, whatever the package's size.
+type segments struct {
+	block   cipher.Block
+	out     io.Writer
+	seg     [segmentSize]byte // the current segment's plaintext
+	n       int               // bytes in seg
+	num     uint32            // segments encrypted so far
+	plain   int64             // package bytes written
+	ivInput [saltBytes + 4]byte
+}
+
+func (s *segments) init(keys *agile, block cipher.Block, out io.Writer) {
+	s.block, s.out = block, out
+	copy(s.ivInput[:], keys.keySalt[:])
+}
+
+// Write encrypts p, writing every segment it fills.
+func (s *segments) Write(p []byte) (int, error) {
 	written := 0
 	for len(p) > 0 {
-		c := copy(w.seg[w.n:], p)
-		w.n += c
-		w.plain += int64(c)
+		c := copy(s.seg[s.n:], p)
+		s.n += c
+		s.plain += int64(c)
 		written += c
 		p = p[c:]
-		if w.n == segmentSize {
-			if err := w.flushSegment(); err != nil {
+		if s.n == segmentSize {
+			if err := s.flush(); err != nil {
 				return written, err
 			}
 		}
@@ -138,36 +178,53 @@ func (w *Writer) Write(p []byte) (int, error) {
 	return written, nil
 }
 
-// cryptSegment encrypts b, the current segment padded to the block size,
-// in place: AES-256-CBC under the secret key, IV = SHA-512(keyData salt ‖
-// uint32le(segment))[:16] (MS-OFFCRYPTO 2.3.4.15).
-func (w *Writer) cryptSegment(b []byte) {
-	binary.LittleEndian.PutUint32(w.ivInput[saltBytes:], w.segNum)
-	iv := sha512.Sum512(w.ivInput[:])
+// last encrypts the current segment, zero-padded to the block size, in
+// place, and returns its ciphertext: AES-256-CBC under the secret key, IV =
+// SHA-512(keyData salt ‖ uint32le(segment))[:16] (MS-OFFCRYPTO 2.3.4.15).
+func (s *segments) last() []byte {
+	m := (s.n + aes.BlockSize - 1) / aes.BlockSize * aes.BlockSize
+	b := s.seg[:m]
+	clear(b[s.n:])
+	binary.LittleEndian.PutUint32(s.ivInput[saltBytes:], s.num)
+	iv := sha512.Sum512(s.ivInput[:])
 	// CBC by hand: cipher.NewCBCEncrypter would allocate a copy of the
 	// key schedule per segment.
 	prev := iv[:aes.BlockSize]
 	for i := 0; i < len(b); i += aes.BlockSize {
 		blk := b[i : i+aes.BlockSize]
 		subtle.XORBytes(blk, blk, prev)
-		w.block.Encrypt(blk, blk)
+		s.block.Encrypt(blk, blk)
 		prev = blk
 	}
-	w.segNum++
+	s.num++
+	s.n = 0
+	return b
 }
 
-// flushSegment encrypts the current segment, zero-padded to the block size,
-// and writes it.
-func (w *Writer) flushSegment() error {
-	m := (w.n + aes.BlockSize - 1) / aes.BlockSize * aes.BlockSize
-	clear(w.seg[w.n:m])
-	w.cryptSegment(w.seg[:m])
-	w.n = 0
-	if _, err := w.out.Write(w.seg[:m]); err != nil {
-		w.err = fmt.Errorf("encrypt: write package: %w", err)
-		return w.err
+// flush encrypts the current segment, if it holds anything, and writes it.
+func (s *segments) flush() error {
+	if s.n == 0 {
+		return nil
 	}
-	return nil
+	_, err := s.out.Write(s.last())
+	return err
+}
+
+// streamLen is the length of the EncryptedPackage stream of a package of
+// size bytes: its 8-byte size, then the package zero-padded to the AES
+// block.
+func streamLen(size int64) int64 {
+	return 8 + (size+aes.BlockSize-1)/aes.BlockSize*aes.BlockSize
+}
+
+// pkgEntry is the EncryptedPackage entry of a package of size bytes, and
+// the sectors of its stream when the stream is not in the mini stream.
+func pkgEntry(size int64) (entry, uint32) {
+	e := entry{name: "EncryptedPackage", typ: typeStream, size: uint64(streamLen(size))}
+	if size <= maxSmall {
+		return e, 0
+	}
+	return e, sectorsFor(streamLen(size))
 }
 
 // Close encrypts the last segment, computes the HMAC of the package stream
@@ -194,30 +251,24 @@ func (w *Writer) Close() error {
 func (w *Writer) Size() int64 { return w.size }
 
 func (w *Writer) finish() error {
+	plain := w.seg.plain
 	var sizeField [8]byte
-	binary.LittleEndian.PutUint64(sizeField[:], uint64(w.plain))
+	binary.LittleEndian.PutUint64(sizeField[:], uint64(plain))
 	mac := hmac.New(sha512.New, w.keys.hmacKey[:])
-	pkg := entry{name: "EncryptedPackage", typ: typeStream}
-	var pkgSectors uint32
-	if w.plain <= maxSmall {
-		// The whole package is in seg: the stream goes to the mini stream.
-		m := (w.n + aes.BlockSize - 1) / aes.BlockSize * aes.BlockSize
-		clear(w.seg[w.n:m])
-		w.cryptSegment(w.seg[:m])
-		pkg.data = append(sizeField[:], w.seg[:m]...)
-		pkg.size = uint64(len(pkg.data))
+	pkg, pkgSectors := pkgEntry(plain)
+	if pkgSectors == 0 {
+		// The whole package is in the segment: the stream goes to the
+		// mini stream.
+		pkg.data = append(sizeField[:], w.seg.last()...)
 		mac.Write(pkg.data)
 	} else {
-		if w.n > 0 {
-			if err := w.flushSegment(); err != nil {
-				return err
-			}
+		if err := w.seg.flush(); err != nil {
+			return fmt.Errorf("encrypt: write package: %w", err)
 		}
-		streamLen := 8 + (w.plain+aes.BlockSize-1)/aes.BlockSize*aes.BlockSize
-		pkgSectors = sectorsFor(streamLen)
+		n := streamLen(plain)
 		// Zero the rest of the last sector.
 		var zero [sectorSize]byte
-		if _, err := w.out.Write(zero[:int64(pkgSectors)*sectorSize-streamLen]); err != nil {
+		if _, err := w.out.Write(zero[:int64(pkgSectors)*sectorSize-n]); err != nil {
 			return fmt.Errorf("encrypt: write package: %w", err)
 		}
 		if err := w.out.Flush(); err != nil {
@@ -229,20 +280,15 @@ func (w *Writer) finish() error {
 		// The HMAC covers the whole stream, the size field first, so it
 		// can only be computed now: read the stream back.
 		buf := make([]byte, bufSize)
-		if _, err := io.CopyBuffer(mac, io.NewSectionReader(w.f, pkgOffset, streamLen), buf); err != nil {
+		if _, err := io.CopyBuffer(mac, io.NewSectionReader(w.f, pkgOffset, n), buf); err != nil {
 			return fmt.Errorf("encrypt: read package back for its HMAC: %w", err)
 		}
-		pkg.size = uint64(streamLen)
 	}
 	info, err := w.keys.encryptionInfo(mac.Sum(nil))
 	if err != nil {
 		return err
 	}
-	if len(info) >= miniCutoff {
-		return fmt.Errorf("encrypt: EncryptionInfo of %d bytes", len(info)) // cannot happen: ~1.4 KB
-	}
-	dir := directory(info, pkg)
-	size, err := writeCompound(w.f, dir, pkgSectors)
+	size, err := writeCompound(w.f, directory(info, pkg), pkgSectors)
 	if err != nil {
 		return err
 	}
