@@ -18,7 +18,6 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -291,19 +290,22 @@ const PasswordHeader = "X-Exportd-Password"
 // personalDownload handles the privacy rules of a job's download and
 // reports whether it has answered the request: a refusal (audited for a
 // personal dataset), or a password-protected workbook (POST with a
-// password), encrypted here from the finished result into a temporary
-// file, then sent with Content-Length and audited with the digest of the
-// encrypted bytes sent. Any other download is left to serveJobResult.
+// password), encrypted from the finished result as it is sent
+// (encrypt.Encrypt: the result's size gives every size in the file, so the
+// header, Content-Length and the first bytes leave at once, then the
+// segments as they are encrypted, without a temporary file) and audited
+// with the digest of the encrypted bytes sent. Any other download is left
+// to serveJobResult.
 //
 // Why encrypted workbooks are background jobs only: the compound file's
 // header holds the package's size, so nothing can be sent before the
 // whole workbook is built, and a direct download would leave the proxy
 // silent for as long as the query runs (504). As a job, the slow part
 // (the query) runs off the request; the download then only reads a
-// finished file and encrypts it at disk and AES speed (a 1M-row workbook
-// in about a second), far inside any proxy timeout. The password is typed
-// at download (never in the queue or the storage), or generated and shown
-// once in the X-Exportd-Password header.
+// finished file of known size and encrypts it at disk and AES speed,
+// sending as it goes. The password is typed at download (never in the
+// queue or the storage), or generated and shown once in the
+// X-Exportd-Password header.
 func (s *Server) personalDownload(w http.ResponseWriter, r *http.Request, res *jobs.Result) bool {
 	d, ok := s.cfg.Datasets.Dataset(res.Job.Dataset)
 	if !ok {
@@ -341,34 +343,14 @@ func (s *Server) personalDownload(w http.ResponseWriter, r *http.Request, res *j
 		password = encrypt.GeneratePassword()
 		shown = password
 	}
-	dir := s.cfg.TempDir
-	tmp, err := os.CreateTemp(dir, "exportd-encrypted-*.xlsx")
-	if err != nil {
-		return refuse(err)
-	}
-	defer func() {
-		tmp.Close()
-		os.Remove(tmp.Name())
-	}()
-	ew, err := encrypt.NewWriter(tmp, password)
-	password = ""
-	if err != nil {
-		return refuse(err)
-	}
-	if _, err := io.Copy(ew, res); err != nil {
-		ew.Close()
-		return refuse(fmt.Errorf("encrypt: %w", err))
-	}
-	if err := ew.Close(); err != nil {
-		return refuse(fmt.Errorf("encrypt: %w", err))
-	}
-	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
-		return refuse(err)
+	size := encrypt.EncryptedSize(res.Size())
+	if size < 0 {
+		return refuse(encrypt.ErrTooLarge)
 	}
 	h := w.Header()
 	h.Set("Content-Type", f.ContentType())
 	h.Set("Content-Disposition", contentDisposition(res.Job.FileName))
-	h.Set("Content-Length", strconv.FormatInt(ew.Size(), 10))
+	h.Set("Content-Length", strconv.FormatInt(size, 10))
 	h.Set("Cache-Control", "no-store")
 	if shown != "" {
 		h.Set(PasswordHeader, shown)
@@ -381,8 +363,18 @@ func (s *Server) personalDownload(w http.ResponseWriter, r *http.Request, res *j
 		rec.SHA256, rec.Bytes = sw.sum(), sw.n
 		s.appendAudit(r.Context(), rec)
 	})
-	if _, err := io.Copy(sw, tmp); err != nil && sw.err == nil {
-		sw.err = err // reading the temporary file
+	_, err = encrypt.Encrypt(sw, res, res.Size(), password)
+	password = ""
+	if err != nil && sw.status == 0 {
+		// Refused before a byte was written (the password): the
+		// response is still an error's to make.
+		for _, k := range []string{"Content-Type", "Content-Disposition", "Content-Length", "Cache-Control", PasswordHeader} {
+			h.Del(k)
+		}
+		return refuse(err)
+	}
+	if err != nil && sw.err == nil {
+		sw.err = err // reading the stored result
 	}
 	s.auditSendFailure(w, r, sw, rec)
 	return true

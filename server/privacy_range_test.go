@@ -220,7 +220,7 @@ func TestPrivacyClientAddress(t *testing.T) {
 // The password of a password-protected download, typed or generated, is
 // nowhere: not in the server's log, the audit records (and their log
 // lines), the job database, the stored result and its attributes, nor any
-// other file the server wrote; the temporary encrypted file is removed. A
+// other file the server wrote; no encrypted file is left in TempDir. A
 // password sent where none belongs (a URL, a job's parameters) is refused
 // and kept nowhere either.
 func TestPrivacyPasswordNowhere(t *testing.T) {

@@ -116,8 +116,9 @@ type Config struct {
 	// one record per export attempt of a personal dataset, allowed or
 	// denied. Required when Datasets has a personal dataset.
 	Audit *audit.Store
-	// TempDir holds password-protected workbooks while they are built;
-	// os.TempDir() when empty.
+	// TempDir is unused: password-protected workbooks are encrypted as
+	// they are sent (encrypt.Encrypt), with no temporary file. Kept so
+	// that configurations setting it still build.
 	TempDir string
 
 	// Principal names the owner of the jobs a request submits and sees.
