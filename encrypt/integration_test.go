@@ -324,11 +324,20 @@ func TestLibreOffice(t *testing.T) {
 	py := python3(t, "uno")
 	const password = "LibreOffice 비밀번호"
 	enc, plain, _ := exportBoth(t, 1000, password)
+	checkLibreOffice(t, py, enc, plain, password, "exportd_encrypt_test")
+}
+
+// checkLibreOffice opens the encrypted workbook enc with password in
+// LibreOffice (through py, a python3 with uno) and saves it as CSV: the
+// same CSV as plain's; a wrong password is refused. pipe names the UNO
+// connection.
+func checkLibreOffice(t *testing.T, py, enc, plain, password, pipe string) {
+	t.Helper()
 	wrong := enc + ".wrong.xlsx"
 	if err := os.Link(enc, wrong); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(py, "-c", libreofficeScript, t.TempDir(), "exportd_encrypt_test", enc, plain, wrong)
+	cmd := exec.Command(py, "-c", libreofficeScript, t.TempDir(), pipe, enc, plain, wrong)
 	cmd.Stdin = strings.NewReader(password + "\n\nnot the password")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
