@@ -100,27 +100,10 @@ datasets:
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { src.Close() })
-	q, err := jobs.OpenQueue(context.Background(), "sqlite:"+filepath.Join(dir, "jobs.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := storage.Open(context.Background(), "file://"+filepath.Join(dir, "results"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	gs := &gatedStorage{Storage: st, after: 128 << 10, gate: make(chan struct{})}
-	m, err := jobs.New(jobs.Config{Datasets: cfg, Sources: map[string]exportd.Source{"main": src}, Queue: q, Storage: gs,
-		LinkSecret: linkSecret, PollInterval: 50 * time.Millisecond, Logger: discardLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		m.Stop(context.Background())
-		q.Close()
-		st.Close()
+	var gs *gatedStorage
+	m := startJobsOn(t, dir, cfg, src, nil, func(st storage.Storage) storage.Storage {
+		gs = &gatedStorage{Storage: st, after: 128 << 10, gate: make(chan struct{})}
+		return gs
 	})
 	srv := (&fixture{cfg: cfg, src: src}).start(t, func(c *server.Config) { c.Jobs = m })
 	c := client(t)

@@ -17,6 +17,13 @@ import (
 // test ends; log nil discards the manager's log.
 func startJobs(t *testing.T, dir string, cfg *exportd.Config, src exportd.Source, log *slog.Logger) *jobs.Manager {
 	t.Helper()
+	return startJobsOn(t, dir, cfg, src, log, nil)
+}
+
+// startJobsOn is startJobs with the result storage seen through wrap
+// (nil: as it is).
+func startJobsOn(t *testing.T, dir string, cfg *exportd.Config, src exportd.Source, log *slog.Logger, wrap func(storage.Storage) storage.Storage) *jobs.Manager {
+	t.Helper()
 	if log == nil {
 		log = discardLogger()
 	}
@@ -28,7 +35,11 @@ func startJobs(t *testing.T, dir string, cfg *exportd.Config, src exportd.Source
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := jobs.New(jobs.Config{Datasets: cfg, Sources: map[string]exportd.Source{"main": src}, Queue: q, Storage: st,
+	var seen storage.Storage = st
+	if wrap != nil {
+		seen = wrap(st)
+	}
+	m, err := jobs.New(jobs.Config{Datasets: cfg, Sources: map[string]exportd.Source{"main": src}, Queue: q, Storage: seen,
 		LinkSecret: linkSecret, PollInterval: 50 * time.Millisecond, Logger: log})
 	if err != nil {
 		t.Fatal(err)
