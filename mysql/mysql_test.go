@@ -105,6 +105,11 @@ func fixture(t *testing.T, url string) sourcetest.Fixture {
 		}
 		return db
 	}
+	// One pool watches the process list for the whole test: a poll that
+	// connected afresh each time would add its own connection set-up to
+	// the time a cancelled query is seen gone.
+	monitor := db(t)
+	t.Cleanup(func() { monitor.Close() })
 	return sourcetest.Fixture{
 		Exec: func(t *testing.T, stmts ...string) {
 			t.Helper()
@@ -127,10 +132,8 @@ func fixture(t *testing.T, url string) sourcetest.Fixture {
 		Long: func(marker string) string { return fmt.Sprintf("SELECT SLEEP(30), '%s' AS marker", marker) },
 		Running: func(t *testing.T, marker string) bool {
 			t.Helper()
-			db := db(t)
-			defer db.Close()
 			var n int
-			err := db.QueryRowContext(t.Context(), `SELECT COUNT(*) FROM information_schema.PROCESSLIST
+			err := monitor.QueryRowContext(t.Context(), `SELECT COUNT(*) FROM information_schema.PROCESSLIST
 				WHERE ID <> CONNECTION_ID() AND INFO LIKE CONCAT('%', ?, '%')`, marker).Scan(&n)
 			if err != nil {
 				t.Fatal(err)
