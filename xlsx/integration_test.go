@@ -89,18 +89,28 @@ func TestCorpusOpenpyxl(t *testing.T) {
 	}
 }
 
+// convertToCSV converts the workbook at path to UTF-8 CSV with headless
+// LibreOffice (a private profile) and returns the directory of the CSV
+// file(s); more is appended to the filter's options (e.g. the sheet
+// option -1: one file per sheet).
+func convertToCSV(t *testing.T, soffice, path, more string) string {
+	t.Helper()
+	dir := t.TempDir()
+	profile := "file://" + filepath.Join(t.TempDir(), "lo-profile")
+	cmd := exec.Command(soffice, "--headless", "-env:UserInstallation="+profile,
+		"--convert-to", "csv:Text - txt - csv (StarCalc):44,34,76,1"+more, "--outdir", dir, path)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("soffice: %v\n%s", err, out)
+	}
+	return dir
+}
+
 // TestCorpusLibreOffice converts the corpus to CSV with headless
 // LibreOffice and compares every value as LibreOffice shows it.
 func TestCorpusLibreOffice(t *testing.T) {
 	soffice := tool(t, "soffice")
 	path := writeCorpusFile(t)
-	dir := t.TempDir()
-	profile := "file://" + filepath.Join(t.TempDir(), "lo-profile")
-	cmd := exec.Command(soffice, "--headless", "-env:UserInstallation="+profile,
-		"--convert-to", "csv:Text - txt - csv (StarCalc):44,34,76,1", "--outdir", dir, path)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("soffice: %v\n%s", err, out)
-	}
+	dir := convertToCSV(t, soffice, path, "")
 	data, err := os.ReadFile(filepath.Join(dir, "corpus.csv"))
 	if err != nil {
 		t.Fatalf("soffice wrote no CSV: %v", err)
@@ -242,13 +252,7 @@ json.dump([[ws.title, [["" if v is None else str(v) for v in row] for row in ws.
 func TestRolloverLibreOffice(t *testing.T) {
 	soffice := tool(t, "soffice")
 	path := writeRolloverFile(t)
-	dir := t.TempDir()
-	profile := "file://" + filepath.Join(t.TempDir(), "lo-profile")
-	cmd := exec.Command(soffice, "--headless", "-env:UserInstallation="+profile,
-		"--convert-to", "csv:Text - txt - csv (StarCalc):44,34,76,1,,0,false,true,false,false,false,-1", "--outdir", dir, path)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("soffice: %v\n%s", err, out)
-	}
+	dir := convertToCSV(t, soffice, path, ",,0,false,true,false,false,false,-1")
 	for name, want := range wantRollover() {
 		data, err := os.ReadFile(filepath.Join(dir, "rollover-"+name+".csv"))
 		if err != nil {
