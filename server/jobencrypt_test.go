@@ -3,12 +3,9 @@ package server_test
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
@@ -21,7 +18,6 @@ import (
 	"github.com/exportd/exportd/jobs"
 	"github.com/exportd/exportd/jobs/storage"
 	"github.com/exportd/exportd/server"
-	"github.com/exportd/exportd/sqlite"
 )
 
 // gatedStorage holds, once armed, the reads of the next result it opens
@@ -65,20 +61,6 @@ func (o *gatedObject) Read(p []byte) (int, error) {
 // the rest follows and the workbook decrypts to the plain one's rows.
 func TestJobDownloadEncryptedStreams(t *testing.T) {
 	dir := t.TempDir()
-	db, err := sql.Open("sqlite", filepath.Join(dir, "items.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range []string{
-		`CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL)`,
-		`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 30000) INSERT INTO items SELECT i, '이름 ' || i || ' ' || hex(randomblob(8)) FROM n`,
-	} {
-		if _, err := db.Exec(s); err != nil {
-			t.Fatal(err)
-		}
-	}
-	db.Close()
-	cfgPath := filepath.Join(dir, "datasets.yaml")
 	yaml := `
 connections:
   main: {url: "sqlite:items.db"}
@@ -88,18 +70,7 @@ datasets:
     columns: [{name: id, type: int}, {name: name, type: string}]
     encryption: optional
 `
-	if err := os.WriteFile(cfgPath, []byte(yaml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := exportd.LoadConfig(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, err := sqlite.Open(context.Background(), filepath.Join(dir, "items.db"), exportd.SourceOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { src.Close() })
+	cfg, src := itemsSource(t, dir, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 30000) INSERT INTO items SELECT i, '이름 ' || i || ' ' || hex(randomblob(8)) FROM n`, yaml)
 	var gs *gatedStorage
 	m := startJobsOn(t, dir, cfg, src, nil, func(st storage.Storage) storage.Storage {
 		gs = &gatedStorage{Storage: st, after: 128 << 10, gate: make(chan struct{})}

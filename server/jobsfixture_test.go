@@ -2,7 +2,9 @@ package server_test
 
 import (
 	"context"
+	"database/sql"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -10,6 +12,7 @@ import (
 	"github.com/exportd/exportd"
 	"github.com/exportd/exportd/jobs"
 	"github.com/exportd/exportd/jobs/storage"
+	"github.com/exportd/exportd/sqlite"
 )
 
 // startJobs runs background jobs of cfg's datasets on src (the
@@ -53,4 +56,36 @@ func startJobsOn(t *testing.T, dir string, cfg *exportd.Config, src exportd.Sour
 		st.Close()
 	})
 	return m
+}
+
+// itemsSource creates dir/items.db with an items (id, name) table filled
+// by fill (an INSERT … SELECT), writes yaml as dir/datasets.yaml and
+// returns the loaded config and a source on the database, closed when
+// the test ends.
+func itemsSource(t *testing.T, dir, fill, yaml string) (*exportd.Config, exportd.Source) {
+	t.Helper()
+	db, err := sql.Open("sqlite", filepath.Join(dir, "items.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{`CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL)`, fill} {
+		if _, err := db.Exec(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	cfgPath := filepath.Join(dir, "datasets.yaml")
+	if err := os.WriteFile(cfgPath, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := exportd.LoadConfig(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := sqlite.Open(context.Background(), filepath.Join(dir, "items.db"), exportd.SourceOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { src.Close() })
+	return cfg, src
 }

@@ -9,7 +9,6 @@ package server_test
 
 import (
 	"bytes"
-	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
@@ -29,7 +28,6 @@ import (
 	"github.com/exportd/exportd/jobs"
 	"github.com/exportd/exportd/server"
 	"github.com/exportd/exportd/sourcetest"
-	"github.com/exportd/exportd/sqlite"
 )
 
 const uiJobsYAML = `
@@ -53,32 +51,7 @@ datasets:
 func newUIJobsServer(t *testing.T, ac *auth.Config) string {
 	t.Helper()
 	dir := t.TempDir()
-	db, err := sql.Open("sqlite", filepath.Join(dir, "items.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range []string{
-		`CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL)`,
-		`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1500) INSERT INTO items SELECT i, '이름' || i FROM n`,
-	} {
-		if _, err := db.Exec(s); err != nil {
-			t.Fatal(err)
-		}
-	}
-	db.Close()
-	cfgPath := filepath.Join(dir, "datasets.yaml")
-	if err := os.WriteFile(cfgPath, []byte(uiJobsYAML), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := exportd.LoadConfig(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, err := sqlite.Open(context.Background(), filepath.Join(dir, "items.db"), exportd.SourceOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { src.Close() })
+	cfg, src := itemsSource(t, dir, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1500) INSERT INTO items SELECT i, '이름' || i FROM n`, uiJobsYAML)
 	m := startJobs(t, dir, cfg, src, nil)
 	srv := (&fixture{cfg: cfg, src: src}).start(t, func(c *server.Config) {
 		c.Jobs = m
