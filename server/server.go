@@ -116,10 +116,6 @@ type Config struct {
 	// one record per export attempt of a personal dataset, allowed or
 	// denied. Required when Datasets has a personal dataset.
 	Audit *audit.Store
-	// TempDir is unused: password-protected workbooks are encrypted as
-	// they are sent (encrypt.Encrypt), with no temporary file. Kept so
-	// that configurations setting it still build.
-	TempDir string
 
 	// Principal names the owner of the jobs a request submits and sees.
 	// Nil means the authenticated principal's name (see PrincipalName),
