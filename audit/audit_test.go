@@ -125,6 +125,8 @@ func run(t *testing.T, newBackend func(*testing.T) backend) {
 		{"LogAmongText", testLogAmongText},
 		{"LogUnreadable", testLogUnreadable},
 		{"LogWriteFails", testLogWriteFails},
+		{"Started", testStarted},
+		{"MigrateRef", testMigrateRef},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newBackend(t)) })
 	}

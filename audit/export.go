@@ -28,6 +28,7 @@ var ReviewColumns = []exportd.Column{
 	{Name: "rows", Header: "행 수 (Rows)", Type: exportd.TypeInt, Format: "#,##0", Width: 10},
 	{Name: "bytes", Header: "크기 (Bytes)", Type: exportd.TypeInt, Format: "#,##0", Width: 12},
 	{Name: "outcome", Header: "결과 (Outcome)", Width: 10},
+	{Name: "ref", Header: "시작 기록 (Started record)", Type: exportd.TypeInt, Width: 10},
 	{Name: "error", Header: "오류 (Error)", Width: 30},
 	{Name: "sha256", Header: "SHA-256", Width: 20},
 	{Name: "key_id", Header: "키 (Key ID)", Width: 10},
@@ -39,7 +40,8 @@ var ReviewColumns = []exportd.Column{
 // so that Excel reads the Korean labels), one row per record in seq order
 // under a header row of ReviewColumns. Times are shown in from's location
 // (e.g. Asia/Seoul), without zone. Lists (roles, columns) are joined with
-// ", ". It returns the number of records written. Export does not verify
+// ", ". An outcome record shows the seq of the started record it completes
+// (ref). It returns the number of records written. Export does not verify
 // the chain: run Verify first for a verified review.
 func (s *Store) Export(ctx context.Context, from, to time.Time, w io.Writer, f exportd.Format) (int64, error) {
 	if f != exportd.FormatXLSX && f != exportd.FormatCSV {
@@ -53,6 +55,10 @@ func (s *Store) Export(ctx context.Context, from, to time.Time, w io.Writer, f e
 	var n int64
 	row := make([]exportd.Value, len(ReviewColumns))
 	err = s.Records(ctx, from, to, func(r *Record) error {
+		ref := exportd.Null()
+		if r.Ref != 0 {
+			ref = exportd.Int(r.Ref)
+		}
 		row = append(row[:0],
 			exportd.Int(r.Seq),
 			exportd.DateTime(r.Time.In(loc)),
@@ -68,6 +74,7 @@ func (s *Store) Export(ctx context.Context, from, to time.Time, w io.Writer, f e
 			exportd.Int(r.Rows),
 			exportd.Int(r.Bytes),
 			exportd.String(string(r.Outcome)),
+			ref,
 			exportd.String(r.Error),
 			exportd.String(r.SHA256),
 			exportd.String(r.KeyID),

@@ -32,12 +32,14 @@ func testExport(t *testing.T, b backend) {
 		r := record(i)
 		r.Time = at
 		switch i {
+		case 1: // a record of intent, completed by record 4
+			r.Outcome, r.Rows, r.Bytes, r.SHA256 = audit.OutcomeStarted, 0, 0, ""
 		case 2:
 			r.Outcome, r.Error, r.Rows, r.Bytes, r.SHA256 = audit.OutcomeDenied, `column "phone": not allowed`, 0, 0, ""
 			r.Columns = nil
 			r.Purpose.Text = "=cmd|' /C calc'!A0, \"quoted\"\n두 줄"
 		case 3:
-			r.Outcome, r.Error = audit.OutcomeFailed, "context canceled"
+			r.Outcome, r.Error, r.Ref = audit.OutcomeFailed, "context canceled", 2
 			r.Roles = []string{"admin"}
 		}
 		if err := s.Append(t.Context(), r); err != nil {
@@ -48,12 +50,16 @@ func testExport(t *testing.T, b backend) {
 		}
 	}
 	wantRow := func(r *audit.Record) []string {
+		ref := ""
+		if r.Ref != 0 {
+			ref = strconv.FormatInt(r.Ref, 10)
+		}
 		return []string{
 			strconv.FormatInt(r.Seq, 10),
 			r.Time.In(seoul).Format(time.DateTime),
 			r.Principal, strings.Join(r.Roles, ", "), r.Client, r.Dataset, string(r.Params),
 			strings.Join(r.Columns, ", "), r.Purpose.Category, r.Purpose.Text, r.Format,
-			strconv.FormatInt(r.Rows, 10), strconv.FormatInt(r.Bytes, 10), string(r.Outcome), r.Error,
+			strconv.FormatInt(r.Rows, 10), strconv.FormatInt(r.Bytes, 10), string(r.Outcome), ref, r.Error,
 			r.SHA256, r.KeyID, r.MAC.String(),
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -21,6 +22,15 @@ const (
 	OutcomePartial Outcome = "partial" // allowed, and the byte range asked for (HTTP Range: a resumed download) was sent in full; Params say which
 	OutcomeDenied  Outcome = "denied"  // refused: no right to the dataset, a forbidden column, no purpose…
 	OutcomeFailed  Outcome = "failed"  // allowed, but the export failed or was cut short (Error says why); Bytes and SHA256 are of what was sent
+
+	// OutcomeStarted is a record of intent: an allowed export about to
+	// send its first byte (who, roles, client, dataset, params, columns,
+	// purpose, format; Rows, Bytes and SHA256 empty). The record of its
+	// outcome (ok, partial or failed) follows with Ref set to the started
+	// record's Seq. A started record without one is what Verify reports
+	// as started without outcome: the export may have sent data whose
+	// end was never recorded.
+	OutcomeStarted Outcome = "started"
 )
 
 // OutcomeOf returns OutcomeOK for a nil error and OutcomeFailed otherwise;
@@ -75,6 +85,7 @@ type Record struct {
 	SHA256    string          `json:"sha256"` // hex SHA-256 of exactly the bytes counted in Bytes (see NewDigest); empty when none were
 	Outcome   Outcome         `json:"outcome"`
 	Error     string          `json:"error,omitempty"` // why it was denied or failed
+	Ref       int64           `json:"ref,omitempty"`   // on an outcome record, the Seq of the started record it completes; 0 otherwise
 
 	Seq     int64  `json:"seq"`      // position in the chain, from 1, without gaps
 	KeyID   string `json:"key_id"`   // the key of the MAC (see Keys)
@@ -101,8 +112,18 @@ func (r *Record) normalize() error {
 	r.Columns = cleanList(r.Columns, clean)
 	switch r.Outcome {
 	case OutcomeOK, OutcomePartial, OutcomeDenied, OutcomeFailed:
+	case OutcomeStarted:
+		if r.Rows != 0 || r.Bytes != 0 || r.SHA256 != "" {
+			return errors.New("audit: a started record has no rows, bytes or sha256 yet")
+		}
+		if r.Ref != 0 {
+			return errors.New("audit: a started record completes no other (ref must be 0)")
+		}
 	default:
-		return fmt.Errorf("audit: outcome %q (want ok, partial, denied or failed)", r.Outcome)
+		return fmt.Errorf("audit: outcome %q (want started, ok, partial, denied or failed)", r.Outcome)
+	}
+	if r.Ref < 0 {
+		return fmt.Errorf("audit: ref %d", r.Ref)
 	}
 	if len(r.Params) == 0 {
 		r.Params = json.RawMessage("{}")
@@ -127,15 +148,26 @@ func cleanList(l []string, clean func(string) string) []string {
 	return out
 }
 
-const canonicalTag = "exportd-audit-record-v1\x00"
+const (
+	canonicalTag    = "exportd-audit-record-v1\x00"
+	canonicalRefTag = "exportd-audit-record-v2\x00" // v1 and the ref after the seq
+)
 
 // canonical appends the canonical encoding of r's content (every field but
 // PrevMAC and MAC) to b: a version tag, then each field in a fixed order,
 // integers as 8 bytes big-endian, strings and lists length-prefixed (so no
-// two different records encode alike).
+// two different records encode alike). A record with a Ref has a tag of
+// its own and the Ref after its Seq; one without encodes as records did
+// before refs existed, so that those keep verifying.
 func (r *Record) canonical(b []byte) []byte {
-	b = append(b, canonicalTag...)
-	b = binary.BigEndian.AppendUint64(b, uint64(r.Seq))
+	if r.Ref != 0 {
+		b = append(b, canonicalRefTag...)
+		b = binary.BigEndian.AppendUint64(b, uint64(r.Seq))
+		b = binary.BigEndian.AppendUint64(b, uint64(r.Ref))
+	} else {
+		b = append(b, canonicalTag...)
+		b = binary.BigEndian.AppendUint64(b, uint64(r.Seq))
+	}
 	b = appendStr(b, r.KeyID)
 	b = binary.BigEndian.AppendUint64(b, uint64(r.Time.UnixMicro()))
 	b = appendStr(b, r.Principal)

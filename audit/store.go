@@ -76,6 +76,8 @@ type Store struct {
 	table     string // records
 	head      string // head and checkpoint (one row)
 	index     string
+	refIndex  string
+	columns   string // recordColumns, with "0" for the ref of a read-only trail made before refs
 	keys      Keys
 	log       slog.Handler // JSON lines on Options.Log; nil without one
 	retention time.Duration
@@ -150,8 +152,8 @@ func New(ctx context.Context, db *sql.DB, dialect Dialect, opts Options) (*Store
 	}
 	base := t[strings.LastIndexByte(t, '.')+1:]
 	s := &Store{
-		db: db, dialect: dialect, table: t, head: t + "_head", index: base + "_time",
-		keys: opts.Keys, retention: opts.Retention,
+		db: db, dialect: dialect, table: t, head: t + "_head", index: base + "_time", refIndex: base + "_ref",
+		columns: recordColumns, keys: opts.Keys, retention: opts.Retention,
 	}
 	if opts.Log != nil {
 		s.log = slog.NewJSONHandler(opts.Log, nil)
@@ -163,6 +165,10 @@ func New(ctx context.Context, db *sql.DB, dialect Dialect, opts Options) (*Store
 		var n int64
 		if err := db.QueryRowContext(ctx, "SELECT count(*) FROM "+s.head).Scan(&n); err != nil {
 			return nil, fmt.Errorf("audit: no trail in %s: %w", t, err)
+		}
+		if _, err := db.ExecContext(ctx, "SELECT ref FROM "+s.table+" WHERE 1 = 0"); err != nil {
+			// a trail written before refs: read it as it is, every ref 0
+			s.columns = strings.TrimSuffix(recordColumns, "ref") + "0"
 		}
 		return s, nil
 	}
@@ -180,7 +186,7 @@ func (s *Store) Close() error {
 	return nil
 }
 
-const recordColumns = "seq, time_us, principal, roles, client, dataset, params, cols, purpose_category, purpose, format, row_count, byte_count, sha256, outcome, error, key_id, prev_mac, mac"
+const recordColumns = "seq, time_us, principal, roles, client, dataset, params, cols, purpose_category, purpose, format, row_count, byte_count, sha256, outcome, error, key_id, prev_mac, mac, ref"
 
 func (s *Store) init(ctx context.Context) error {
 	stmts := []string{
@@ -203,7 +209,8 @@ func (s *Store) init(ctx context.Context) error {
 	error            TEXT NOT NULL,
 	key_id           TEXT NOT NULL,
 	prev_mac         TEXT NOT NULL,
-	mac              TEXT NOT NULL
+	mac              TEXT NOT NULL,
+	ref              BIGINT NOT NULL DEFAULT 0
 )`,
 		`CREATE INDEX IF NOT EXISTS ` + s.index + ` ON ` + s.table + ` (time_us)`,
 		`CREATE TABLE IF NOT EXISTS ` + s.head + ` (
@@ -231,8 +238,40 @@ func (s *Store) init(ctx context.Context) error {
 				return fmt.Errorf("audit: create tables: %w", err)
 			}
 		}
+		if err := s.addRef(ctx, q); err != nil {
+			return fmt.Errorf("audit: add the ref column: %w", err)
+		}
+		if _, err := q.ExecContext(ctx, `CREATE INDEX IF NOT EXISTS `+s.refIndex+` ON `+s.table+` (ref) WHERE ref <> 0`); err != nil {
+			return fmt.Errorf("audit: create tables: %w", err)
+		}
 		return nil
 	})
+}
+
+// addRef adds the ref column to a trail created before it existed. The
+// records already there get ref 0, which their MACs do not cover: they
+// verify as before.
+func (s *Store) addRef(ctx context.Context, q querier) error {
+	if s.dialect == PostgreSQL {
+		_, err := q.ExecContext(ctx, "ALTER TABLE "+s.table+" ADD COLUMN IF NOT EXISTS ref BIGINT NOT NULL DEFAULT 0")
+		return err
+	}
+	rows, err := q.QueryContext(ctx, "SELECT * FROM "+s.table+" WHERE 1 = 0")
+	if err != nil {
+		return err
+	}
+	cols, err := rows.Columns()
+	rows.Close()
+	if err != nil {
+		return err
+	}
+	for _, c := range cols {
+		if strings.EqualFold(c, "ref") {
+			return nil
+		}
+	}
+	_, err = q.ExecContext(ctx, "ALTER TABLE "+s.table+" ADD COLUMN ref BIGINT NOT NULL DEFAULT 0")
+	return err
 }
 
 // querier is a *sql.Tx or a *sql.Conn.
@@ -359,6 +398,11 @@ func (s *Store) readHead(ctx context.Context, q querier, forUpdate bool) (headRo
 	return h, nil
 }
 
+// ErrCompleted is wrapped by the error of an Append whose Ref names a
+// started record that already has its outcome record: an append retried
+// after it had in fact been stored.
+var ErrCompleted = errors.New("audit: the started record already has its outcome")
+
 // ErrNotLogged is wrapped by the error of an Append that stored the record
 // but could not write its log line (Options.Log): the record is in the
 // trail, with its Seq and MAC set.
@@ -369,6 +413,13 @@ var ErrNotLogged = errors.New("audit: record stored but not logged")
 // (Options.Log; an error there wraps ErrNotLogged). It normalizes r first
 // (see Record). Appending is a short write transaction; concurrent
 // appends, from this process or other nodes, wait their turn.
+//
+// A record with a Ref completes the started record ([OutcomeStarted]) of
+// that Seq: Append refuses a Ref that names no started record, and one
+// whose started record already has its outcome (wrapping ErrCompleted).
+// A personal export appends its started record before its first byte and
+// its outcome record, with Ref set to the started record's Seq, after the
+// last.
 func (s *Store) Append(ctx context.Context, r *Record) error {
 	if err := r.normalize(); err != nil {
 		return err
@@ -385,12 +436,17 @@ func (s *Store) Append(ctx context.Context, r *Record) error {
 		if err != nil {
 			return err
 		}
+		if r.Ref != 0 {
+			if err := s.checkRef(ctx, q, h, r.Ref); err != nil {
+				return err
+			}
+		}
 		r.Seq, r.PrevMAC = h.seq+1, h.mac
 		r.MAC = computeMAC(key, r, r.PrevMAC)
-		if _, err := q.ExecContext(ctx, "INSERT INTO "+s.table+" ("+recordColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		if _, err := q.ExecContext(ctx, "INSERT INTO "+s.table+" ("+recordColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 			r.Seq, r.Time.UnixMicro(), r.Principal, string(roles), r.Client, r.Dataset, string(r.Params), string(cols),
 			r.Purpose.Category, r.Purpose.Text, r.Format, r.Rows, r.Bytes, r.SHA256, string(r.Outcome), r.Error,
-			r.KeyID, r.PrevMAC.String(), r.MAC.String()); err != nil {
+			r.KeyID, r.PrevMAC.String(), r.MAC.String(), r.Ref); err != nil {
 			return fmt.Errorf("audit: insert: %w", err)
 		}
 		if _, err := q.ExecContext(ctx, "UPDATE "+s.head+" SET seq = ?, mac = ? WHERE id = 1", r.Seq, r.MAC.String()); err != nil {
@@ -408,6 +464,34 @@ func (s *Store) Append(ctx context.Context, r *Record) error {
 		if err := s.log.Handle(ctx, line); err != nil {
 			return fmt.Errorf("%w: record %d: %w", ErrNotLogged, r.Seq, err)
 		}
+	}
+	return nil
+}
+
+// checkRef checks, in Append's transaction, that ref names a started
+// record that has no outcome record yet.
+func (s *Store) checkRef(ctx context.Context, q querier, h headRow, ref int64) error {
+	if ref > h.seq {
+		return fmt.Errorf("audit: ref %d: no such record (the newest is %d)", ref, h.seq)
+	}
+	if ref <= h.ck.Seq {
+		return nil // pruned meanwhile: nothing left to check it against
+	}
+	var outcome string
+	switch err := q.QueryRowContext(ctx, "SELECT outcome FROM "+s.table+" WHERE seq = ?", ref).Scan(&outcome); {
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("audit: ref %d: no such record", ref)
+	case err != nil:
+		return fmt.Errorf("audit: read record %d: %w", ref, err)
+	case Outcome(outcome) != OutcomeStarted:
+		return fmt.Errorf("audit: ref %d: not a started record (outcome %q)", ref, outcome)
+	}
+	var done int64
+	if err := q.QueryRowContext(ctx, "SELECT count(*) FROM "+s.table+" WHERE ref = ?", ref).Scan(&done); err != nil {
+		return fmt.Errorf("audit: read outcome of record %d: %w", ref, err)
+	}
+	if done > 0 {
+		return fmt.Errorf("%w: record %d", ErrCompleted, ref)
 	}
 	return nil
 }
@@ -434,7 +518,7 @@ func scanRecord(rows *sql.Rows) (Record, error) {
 	)
 	if err := rows.Scan(&r.Seq, &us, &r.Principal, &roles, &r.Client, &r.Dataset, &params, &cols,
 		&r.Purpose.Category, &r.Purpose.Text, &r.Format, &r.Rows, &r.Bytes, &r.SHA256, &outcome, &r.Error,
-		&r.KeyID, &prev, &mac); err != nil {
+		&r.KeyID, &prev, &mac, &r.Ref); err != nil {
 		return Record{}, fmt.Errorf("audit: read record: %w", err)
 	}
 	r.Time = time.UnixMicro(us).UTC()
@@ -466,7 +550,7 @@ func scanRecord(rows *sql.Rows) (Record, error) {
 // order. It does not verify them.
 func (s *Store) Records(ctx context.Context, from, to time.Time, fn func(*Record) error) error {
 	return s.locked(ctx, true, func(q querier) error {
-		rows, err := q.QueryContext(ctx, "SELECT "+recordColumns+" FROM "+s.table+" WHERE time_us >= ? AND time_us < ? ORDER BY seq",
+		rows, err := q.QueryContext(ctx, "SELECT "+s.columns+" FROM "+s.table+" WHERE time_us >= ? AND time_us < ? ORDER BY seq",
 			from.UnixMicro(), to.UnixMicro())
 		if err != nil {
 			return fmt.Errorf("audit: read records: %w", err)

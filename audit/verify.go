@@ -3,12 +3,14 @@ package audit
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"time"
 )
@@ -39,6 +41,13 @@ type Summary struct {
 	First      int64 // seq of the first record (0 when none)
 	Last       int64 // seq of the last record (0 when none)
 	Checkpoint int64 // seq of the checkpoint the chain starts from (0: nothing pruned)
+
+	// StartedWithoutOutcome are the started records ([OutcomeStarted])
+	// that no outcome record completes, in seq order: exports that were
+	// allowed and may have sent data, but whose end is not recorded (still
+	// running, or the process died, or the outcome could not be written).
+	// They are facts to review, not a broken chain.
+	StartedWithoutOutcome []Record
 }
 
 // Verify checks the whole chain, from the checkpoint to the newest record,
@@ -57,6 +66,11 @@ type Summary struct {
 //   - deleted newest records with the head row left as it was: "missing" at
 //     the first deleted seq. Someone who also rewinds the head row to an
 //     older record goes unnoticed here: [Store.VerifyAgainstLog] finds it.
+//
+// A started record ([OutcomeStarted]) that no outcome record completes is
+// not an error: it is listed in Summary.StartedWithoutOutcome. An outcome
+// record whose Ref names no started record awaiting its outcome is (it can
+// only be written around Append).
 //
 // Verify reads a consistent snapshot; appends go on meanwhile.
 func (s *Store) Verify(ctx context.Context) (Summary, error) {
@@ -92,12 +106,13 @@ func (s *Store) verify(ctx context.Context, q querier, h headRow, upTo int64) (S
 	if err := s.verifyCheckpoint(h.ck); err != nil {
 		return sum, nil, err
 	}
-	rows, err := q.QueryContext(ctx, "SELECT "+recordColumns+" FROM "+s.table+" WHERE seq <= ? ORDER BY seq", upTo)
+	rows, err := q.QueryContext(ctx, "SELECT "+s.columns+" FROM "+s.table+" WHERE seq <= ? ORDER BY seq", upTo)
 	if err != nil {
 		return sum, nil, fmt.Errorf("audit: read records: %w", err)
 	}
 	defer rows.Close()
 	want, prev := h.ck.Seq+1, h.ck.MAC
+	open := map[int64]Record{} // started records awaiting their outcome
 	for rows.Next() {
 		r, err := scanRecord(rows)
 		if err != nil {
@@ -123,6 +138,15 @@ func (s *Store) verify(ctx context.Context, q querier, h headRow, upTo int64) (S
 			// the MAC covers the chained value, not the stored column
 			return sum, nil, &ChainError{Seq: r.Seq, Reason: "prev_mac column edited"}
 		}
+		switch {
+		case r.Outcome == OutcomeStarted:
+			open[r.Seq] = r
+		case r.Ref > h.ck.Seq:
+			if _, ok := open[r.Ref]; !ok || r.Ref >= r.Seq {
+				return sum, nil, &ChainError{Seq: r.Seq, Reason: fmt.Sprintf("completes record %d, which is not a started record awaiting its outcome", r.Ref)}
+			}
+			delete(open, r.Ref)
+		}
 		if sum.First == 0 {
 			sum.First = r.Seq
 		}
@@ -135,6 +159,10 @@ func (s *Store) verify(ctx context.Context, q querier, h headRow, upTo int64) (S
 	if sum.Records == 0 {
 		sum.Last = h.ck.Seq
 	}
+	for _, r := range open {
+		sum.StartedWithoutOutcome = append(sum.StartedWithoutOutcome, r)
+	}
+	slices.SortFunc(sum.StartedWithoutOutcome, func(a, b Record) int { return cmp.Compare(a.Seq, b.Seq) })
 	return sum, prev, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,7 +15,7 @@ import (
 )
 
 type auditCmd struct {
-	Verify auditVerifyCmd `cmd:"" help:"Check the audit trail's chain; exit 1 naming the first broken record."`
+	Verify auditVerifyCmd `cmd:"" help:"Check the audit trail's chain; exit 1 naming the first broken record. Lists exports started without an outcome record (exit 0)."`
 	Export auditExportCmd `cmd:"" help:"Write the review file of the audit records of a period (e.g. a month)."`
 }
 
@@ -76,7 +77,24 @@ func (c *auditVerifyCmd) Run(ctx context.Context) error {
 		}
 	}
 	fmt.Printf("%d records OK%s\n", sum.Records, detail)
+	printStartedWithoutOutcome(os.Stdout, sum.StartedWithoutOutcome)
 	return nil
+}
+
+// printStartedWithoutOutcome lists the exports that were allowed and
+// started but whose outcome is not recorded (still running, or the process
+// died, or the outcome could not be written): facts for the reviewer, not
+// a broken chain, so verify still exits 0.
+func printStartedWithoutOutcome(w io.Writer, recs []audit.Record) {
+	if len(recs) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "%d started without outcome (allowed exports whose end is not recorded: still running, or interrupted):\n", len(recs))
+	for _, r := range recs {
+		fmt.Fprintf(w, "  record %d started without outcome: %s %s (%s) from %s, dataset %s, %s, purpose %s: %q\n",
+			r.Seq, r.Time.Format(time.RFC3339), r.Principal, strings.Join(r.Roles, ","), r.Client, r.Dataset, r.Format,
+			r.Purpose.Category, r.Purpose.Text)
+	}
 }
 
 type auditExportCmd struct {

@@ -103,3 +103,44 @@ func TestAuditVerifyAndExport(t *testing.T) {
 		t.Errorf("bad key file: exit %d, want 2", code)
 	}
 }
+
+// An export whose record of intent has no outcome record is listed by
+// verify, record by record, with who, what and why; it is a fact to review,
+// not tampering: exit 0.
+func TestAuditVerifyStartedWithoutOutcome(t *testing.T) {
+	dir := t.TempDir()
+	url, keyFile := auditTrail(t, dir, 2)
+	keys, err := audit.LoadKeys(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := audit.Open(t.Context(), url, audit.Options{Keys: keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	intent := func(who string) *audit.Record {
+		return &audit.Record{Principal: who, Roles: []string{"support"}, Client: "10.0.0.9", Dataset: "member_scores",
+			Columns: []string{"id"}, Purpose: audit.Purpose{Category: "support", Text: "민원 처리 확인용"}, Format: "csv",
+			Outcome: audit.OutcomeStarted}
+	}
+	done, cut := intent("lee"), intent("park")
+	for _, r := range []*audit.Record{done, cut} {
+		if err := s.Append(t.Context(), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Append(t.Context(), &audit.Record{Principal: "lee", Dataset: "member_scores", Format: "csv", Rows: 3, Bytes: 10,
+		SHA256: strings.Repeat("cd", 32), Outcome: audit.OutcomeOK, Ref: done.Seq}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	out, stderr, code := run(t, dir, "audit", "verify", "--db", url, "--key-file", keyFile)
+	if code != 0 || !strings.Contains(out, "5 records OK") {
+		t.Fatalf("verify: exit %d, %q %q", code, out, stderr)
+	}
+	if !strings.Contains(out, "1 started without outcome") || !strings.Contains(out, "record 4 started without outcome") ||
+		!strings.Contains(out, "park") || !strings.Contains(out, "민원 처리 확인용") || strings.Contains(out, "record 3 started") {
+		t.Fatalf("verify does not list record 4 (park's) alone as started without outcome:\n%s", out)
+	}
+}
