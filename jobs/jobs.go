@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/url"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/exportd/exportd"
 	"github.com/exportd/exportd/jobs/storage"
+	"github.com/exportd/exportd/plan"
 )
 
 // Errors of the manager's methods; the HTTP server maps them to statuses.
@@ -70,6 +72,9 @@ type Config struct {
 	// LinkSecret signs download links (HMAC-SHA256). Required; every node
 	// needs the same one.
 	LinkSecret []byte
+	// Audit is the trail in which a personal dataset's attempts are
+	// recorded (an *audit.Store); without it such a job fails.
+	Audit plan.Auditor
 
 	// Workers is the number of jobs this node runs at once; 0 means 2, a
 	// negative value means none (the node only accepts and serves jobs).
@@ -107,9 +112,23 @@ type Config struct {
 // Manager submits, runs and serves background export jobs. Make one with
 // New, Start it, and Stop it before closing the queue.
 type Manager struct {
-	cfg    Config
-	log    *slog.Logger
-	client riverClient
+	cfg      Config
+	log      *slog.Logger
+	client   riverClient
+	datasets atomic.Pointer[datasets] // Config.Datasets and Sources until a Reload
+}
+
+// datasets are the datasets jobs run, on a source per connection.
+type datasets struct {
+	cfg     *exportd.Config
+	sources map[string]exportd.Source
+}
+
+// Reload makes the jobs submitted and the attempts started from now on
+// use cfg and sources (a reloaded datasets file); attempts under way
+// finish on the datasets they started with.
+func (m *Manager) Reload(cfg *exportd.Config, sources map[string]exportd.Source) {
+	m.datasets.Store(&datasets{cfg: cfg, sources: sources})
 }
 
 // New checks cfg, applies its defaults and makes the manager's River
@@ -156,6 +175,7 @@ func New(cfg Config) (*Manager, error) {
 		cfg.Logger = slog.Default()
 	}
 	m := &Manager{cfg: cfg, log: cfg.Logger}
+	m.Reload(cfg.Datasets, cfg.Sources)
 
 	workers := river.NewWorkers()
 	if err := river.AddWorkerSafely(workers, &exportWorker{m: m}); err != nil {
@@ -259,17 +279,18 @@ type Request struct {
 // for the same owner, dataset, parameters and format (joined reports
 // which).
 func (m *Manager) Submit(ctx context.Context, req Request) (job *Job, joined bool, err error) {
-	d, err := m.cfg.Datasets.Lookup(req.Dataset)
+	ds := m.datasets.Load()
+	d, err := ds.cfg.Lookup(req.Dataset)
 	if err != nil {
 		return nil, false, err
 	}
 	if _, err := exportd.ParseFormat(string(req.Format)); err != nil {
 		return nil, false, err
 	}
-	if _, ok := m.cfg.Sources[d.Connection]; !ok && m.cfg.Sources != nil {
+	if _, ok := ds.sources[d.Connection]; !ok && ds.sources != nil {
 		return nil, false, fmt.Errorf("dataset %s: no source for connection %q", d.Name, d.Connection)
 	}
-	bound, err := d.BindParams(req.Params, m.cfg.Datasets.Location)
+	bound, err := d.BindParams(req.Params, ds.cfg.Location)
 	if err != nil {
 		return nil, false, err
 	}

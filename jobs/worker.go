@@ -2,15 +2,11 @@ package jobs
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"math/rand/v2"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -19,9 +15,8 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/exportd/exportd"
-	"github.com/exportd/exportd/format"
-	"github.com/exportd/exportd/mask"
-	"github.com/exportd/exportd/xlsx"
+	"github.com/exportd/exportd/audit"
+	"github.com/exportd/exportd/plan"
 )
 
 // exportWorker runs export jobs: the dataset's query through the export
@@ -38,72 +33,39 @@ func (w *exportWorker) Work(ctx context.Context, job *river.Job[exportArgs]) err
 	return w.m.run(ctx, job)
 }
 
-// FormatOptions are the writer options of a dataset's files, the same for
-// a job's result as for a direct download (server.export), so that both
-// give the same file.
-func FormatOptions(d *exportd.Dataset) format.Options {
-	return format.Options{BOM: true, Sheet: d.SheetName(), Properties: xlsx.Properties{Title: d.Title, Description: d.Description}}
-}
-
-// location returns loc, or UTC when nil.
-func location(loc *time.Location) *time.Location {
-	if loc == nil {
-		return time.UTC
-	}
-	return loc
-}
-
-// run works one attempt of a job. The result is written under a key of
-// its own (results/{job}/{attempt}.{ext}) and committed only when the
-// export has succeeded; on any error it is aborted, so no partial file is
-// ever visible. River retries a failed attempt with backoff, runs a job
-// whose node died again after RescueAfter, and turns a cancellation
-// (JobCancel) into the job's context ending, which stops the query.
+// run works one attempt of a job: its export planned again from what was
+// stored at submission (package plan: the owner's roles decide the
+// masking, the file is marked for the owner), run into storage. The
+// result is written under a key of its own (results/{job}/{attempt}.{ext})
+// and committed only when the export has succeeded; on any error it is
+// aborted, so no partial file is ever visible. A personal dataset's
+// attempt is in the audit trail (started, then its outcome); when the
+// trail cannot be written the attempt fails and is retried. River retries
+// a failed attempt with backoff, runs a job whose node died again after
+// RescueAfter, and turns a cancellation (JobCancel) into the job's
+// context ending, which stops the query.
 func (m *Manager) run(ctx context.Context, job *river.Job[exportArgs]) error {
 	a := job.Args
 	log := m.log.With("job", job.ID, "attempt", job.Attempt, "dataset", a.Dataset, "format", a.Format, "principal", a.Owner)
 	now := time.Now().UTC()
 	out := output{Total: -1, Attempt: job.Attempt, Started: &now}
 
-	d, err := m.cfg.Datasets.Lookup(a.Dataset)
-	if err != nil {
-		return m.fail(ctx, job, &out, err)
-	}
 	f, err := exportd.ParseFormat(a.Format)
 	if err != nil {
 		return m.fail(ctx, job, &out, err)
 	}
-	params, err := d.BindParams(url.Values(a.Params), m.cfg.Datasets.Location)
+	// The datasets as they are now: a reload applies to the next attempt,
+	// never to one under way.
+	ds := m.datasets.Load()
+	p, err := plan.New(ds.cfg, a.Dataset, plan.Request{Format: f, Params: a.Params, Columns: a.Columns,
+		Principal: plan.Principal{Name: a.Owner, Roles: a.Roles, Client: fmt.Sprintf("job:%d", job.ID)},
+		Purpose:   audit.Purpose{Category: a.Purpose, Text: a.PurposeText}})
 	if err != nil {
 		return m.fail(ctx, job, &out, err)
 	}
-	src, ok := m.cfg.Sources[d.Connection]
+	src, ok := ds.sources[p.Dataset.Connection]
 	if !ok {
-		return m.fail(ctx, job, &out, fmt.Errorf("no source for connection %q", d.Connection))
-	}
-	// The columns and masking of the owner's roles (as on a direct
-	// download): applied before the format writer.
-	opts := FormatOptions(d)
-	if d.Marking {
-		// The job's owner made the file (only the owner, or a link the
-		// owner was given, downloads it), at this time.
-		opts.Mark(a.Owner, time.Now().In(location(m.cfg.Datasets.Location)))
-	}
-	newWriter := func(w io.Writer, cols []exportd.Column) (exportd.RowWriter, error) {
-		return format.New(f, w, cols, opts)
-	}
-	if len(d.Columns) > 0 {
-		pol, err := mask.PolicyFor(d)
-		if err != nil {
-			return m.fail(ctx, job, &out, err)
-		}
-		plan, err := pol.Plan(a.Roles, d.Columns, a.Columns)
-		if err != nil {
-			return m.fail(ctx, job, &out, err)
-		}
-		newWriter = plan.NewWriter(newWriter)
-	} else if a.Columns != nil {
-		return m.fail(ctx, job, &out, fmt.Errorf("columns: dataset %s declares no columns", d.Name))
+		return m.fail(ctx, job, &out, fmt.Errorf("no source for connection %q", p.Dataset.Connection))
 	}
 	// A new attempt starts from zero.
 	m.progress(ctx, job.ID, out)
@@ -113,22 +75,22 @@ func (m *Manager) run(ctx context.Context, job *river.Job[exportArgs]) error {
 	if err != nil {
 		return err
 	}
-	sum := sha256.New()
-	e := &exportd.Export{
+	log.Info("job started")
+	res, err := p.Run(ctx, plan.Options{
 		Source:           src,
-		Query:            d.Query(params),
-		Columns:          d.Columns,
-		Output:           io.MultiWriter(up, sum),
-		NewWriter:        newWriter,
+		Output:           up,
+		Audit:            m.cfg.Audit,
 		Estimate:         true,
 		ProgressInterval: m.cfg.ProgressInterval,
-		OnProgress: func(p exportd.Progress) {
-			out.Rows, out.Bytes, out.Total = p.Rows, p.Bytes, p.Total
+		OnProgress: func(pr exportd.Progress) {
+			out.Rows, out.Bytes, out.Total = pr.Rows, pr.Bytes, pr.Total
 			m.progress(ctx, job.ID, out)
 		},
-	}
-	log.Info("job started")
-	st, err := e.Run(ctx)
+		OnAuditError: func(err error) {
+			log.Error("audit outcome not recorded: the trail shows the attempt as started without an outcome", "error", err.Error())
+		},
+	})
+	st := res.Stats
 	if err != nil {
 		up.Abort()
 		level := "error"
@@ -143,8 +105,8 @@ func (m *Manager) run(ctx context.Context, job *river.Job[exportArgs]) error {
 		return err
 	}
 	out.Rows, out.Bytes = st.Rows, st.Bytes
-	out.Result = &result{Key: key, FileName: d.FileNameFor(params, f), Rows: st.Rows, Size: st.Bytes,
-		SHA256: hex.EncodeToString(sum.Sum(nil)), Committed: time.Now().UTC()}
+	out.Result = &result{Key: key, FileName: p.FileName, Rows: st.Rows, Size: st.Bytes,
+		SHA256: res.SHA256, Committed: time.Now().UTC()}
 	// Saved with the job's completion, in the same statement.
 	if err := river.RecordOutput(ctx, out); err != nil {
 		return err

@@ -195,19 +195,14 @@ func mayRun(r *http.Request, d *exportd.Dataset) bool {
 	return p == nil || d.Allows(p.Roles)
 }
 
-// authorize checks that r's principal may export d with the raw
-// parameters q, and fills in the parameters pinned for it. It refuses a
-// dataset none of the principal's roles may run (403 forbidden) and a
-// pinned parameter given another value (403 pinned_parameter, naming it).
-// Every path that starts an export (stream, job, UI) calls it before
-// binding parameters.
+// authorize checks that r's principal may see and export d, and fills
+// in q the parameters pinned for it: a dataset none of the principal's
+// roles may run is refused (403 forbidden), and so is a pinned parameter
+// given another value (403 pinned_parameter, naming it). The export's plan
+// (package plan) applies the same rules to every export; this is for the
+// dataset's description.
 func (s *Server) authorize(r *http.Request, d *exportd.Dataset, q url.Values) error {
-	return s.authorizeCtx(r.Context(), d, q)
-}
-
-// authorizeCtx is authorize for the principal ctx carries.
-func (s *Server) authorizeCtx(ctx context.Context, d *exportd.Dataset, q map[string][]string) error {
-	p := auth.From(ctx)
+	p := auth.From(r.Context())
 	if p == nil {
 		return nil
 	}
@@ -223,7 +218,7 @@ func (s *Server) authorizeCtx(ctx context.Context, d *exportd.Dataset, q map[str
 	if err != nil {
 		return err
 	}
-	return d.ApplyPins(q, pins, s.cfg.Datasets.Location)
+	return d.ApplyPins(q, pins, s.conf(r).cfg.Location)
 }
 
 // pinnedFor returns the parameters pinned for r's principal on d, for

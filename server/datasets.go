@@ -54,8 +54,8 @@ func describe(d *exportd.Dataset) datasetInfo {
 }
 
 func (s *Server) listDatasets(w http.ResponseWriter, r *http.Request) {
-	list := make([]datasetInfo, 0, len(s.cfg.Datasets.Datasets))
-	for _, d := range s.cfg.Datasets.Datasets {
+	list := make([]datasetInfo, 0, len(s.conf(r).cfg.Datasets))
+	for _, d := range s.conf(r).cfg.Datasets {
 		if !mayRun(r, d) { // only the datasets the principal may run (auth.go)
 			continue
 		}
@@ -67,7 +67,7 @@ func (s *Server) listDatasets(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getDataset(w http.ResponseWriter, r *http.Request) {
-	d, err := s.cfg.Datasets.Lookup(r.PathValue("name"))
+	d, err := s.conf(r).cfg.Lookup(r.PathValue("name"))
 	if err == nil {
 		err = s.authorize(r, d, url.Values{})
 	}
@@ -87,8 +87,8 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 // readyz pings every connection's source (at once, 2 s each) and answers
 // 503 when one fails or the server is shutting down.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
-	names := make([]string, 0, len(s.cfg.Sources))
-	for n := range s.cfg.Sources {
+	names := make([]string, 0, len(s.conf(r).sources))
+	for n := range s.conf(r).sources {
 		names = append(names, n)
 	}
 	sort.Strings(names)
@@ -100,7 +100,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	for _, n := range names {
 		wg.Go(func() {
 			res := "ok"
-			if err := s.cfg.Sources[n].Ping(ctx); err != nil {
+			if err := s.conf(r).sources[n].Ping(ctx); err != nil {
 				res = err.Error()
 			}
 			mu.Lock()

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/exportd/exportd"
+	"github.com/exportd/exportd/mask"
+	"github.com/exportd/exportd/plan"
 )
 
 // Error is an API error: the JSON body of every answer that is not a
@@ -51,23 +53,18 @@ func toError(err error) *Error {
 	if e := authError(err); e != nil { // auth.go
 		return e
 	}
-	var pe *exportd.ParamError
+	if e := fieldError(err); e != nil {
+		return e
+	}
 	switch {
 	case errors.Is(err, exportd.ErrUnknownDataset):
 		return &Error{Status: http.StatusNotFound, Code: "unknown_dataset", Message: err.Error(), Field: "name"}
-	case errors.As(err, &pe):
-		out := &Error{Status: http.StatusBadRequest, Code: "bad_parameter", Field: pe.Param, Message: pe.Error()}
-		if j, ok := err.(interface{ Unwrap() []error }); ok {
-			for _, e := range j.Unwrap() {
-				if pe, ok := e.(*exportd.ParamError); ok {
-					out.Details = append(out.Details, FieldError{Field: pe.Param, Message: pe.Reason})
-				}
-			}
-			if len(out.Details) > 1 {
-				out.Message = err.Error()
-			}
-		}
-		return out
+	case errors.Is(err, mask.ErrUnknownColumn):
+		return &Error{Status: http.StatusBadRequest, Code: "unknown_column", Field: keyColumns, Message: err.Error()}
+	case errors.Is(err, mask.ErrForbiddenColumn):
+		return &Error{Status: http.StatusForbidden, Code: "forbidden_column", Field: keyColumns, Message: err.Error()}
+	case errors.Is(err, plan.ErrAuditUnavailable):
+		return &Error{Status: http.StatusServiceUnavailable, Code: "audit_unavailable", Suggest: "retry", Message: err.Error()}
 	case errors.Is(err, errUnknownFormat):
 		return &Error{Status: http.StatusBadRequest, Code: "unknown_format", Field: "format", Message: err.Error()}
 	case errors.Is(err, errBusy):
@@ -80,6 +77,56 @@ func toError(err error) *Error {
 		return &Error{Status: http.StatusServiceUnavailable, Code: "shutting_down", Suggest: "retry", Message: err.Error()}
 	}
 	return &Error{Status: http.StatusInternalServerError, Code: "internal", Message: err.Error()}
+}
+
+// fieldError maps the errors of a request's fields (*exportd.ParamError,
+// *exportd.PurposeError, joined when there are several) to one 400 that
+// names the first field and lists every one in Details; nil when err
+// names no field.
+func fieldError(err error) *Error {
+	var fields []FieldError
+	code, joined := "", false
+	var walk func(error)
+	walk = func(err error) {
+		var pe *exportd.ParamError
+		var pu *exportd.PurposeError
+		switch {
+		case err == nil:
+		case errors.As(err, &pu) && pu == err:
+			fields = append(fields, FieldError{Field: pu.Field, Message: pu.Reason})
+			if code == "" {
+				code = "bad_purpose"
+			}
+		case errors.As(err, &pe) && pe == err:
+			fields = append(fields, FieldError{Field: pe.Param, Message: pe.Reason})
+			if code == "" {
+				code = "bad_parameter"
+			}
+		default:
+			if j, ok := err.(interface{ Unwrap() []error }); ok {
+				joined = true
+				for _, e := range j.Unwrap() {
+					walk(e)
+				}
+				return
+			}
+			if next := errors.Unwrap(err); next != nil {
+				walk(next)
+			}
+		}
+	}
+	walk(err)
+	if len(fields) == 0 {
+		return nil
+	}
+	out := &Error{Status: http.StatusBadRequest, Code: code, Field: fields[0].Field, Message: err.Error()}
+	if joined {
+		out.Details = fields
+	}
+	if len(fields) == 1 && code == "bad_purpose" {
+		out.Message = fields[0].Message
+	}
+	return out
 }
 
 // writeError answers err as JSON. It must be called before anything of

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -13,12 +12,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/klauspost/compress/gzip"
-
 	"github.com/exportd/exportd"
-	"github.com/exportd/exportd/audit"
-	"github.com/exportd/exportd/format"
-	"github.com/exportd/exportd/xlsx"
+	"github.com/exportd/exportd/plan"
 )
 
 // errMaxDuration ends an export that ran past its dataset's max_duration.
@@ -28,20 +23,21 @@ var errMaxDuration = errors.New("export ran past its maximum duration")
 type exportRequest struct {
 	d      *exportd.Dataset
 	format exportd.Format
-	params map[string]any
+	plan   *plan.Plan
 	part   *partSpec // nil: the whole export
 	gzip   bool
 	client string
-	// privacy: the purpose, the columns chosen and their plan (privacy.go)
-	privacy   *privacyRequest
-	rawParams url.Values // the query as given, for the audit record of a refusal
+	// what was asked, for the audit record of a refusal
+	asked     *plan.Request
+	rawParams url.Values // the query as given, without a password
 }
 
-// parseExport validates the path and query of an export request. On an
-// error it returns what it had found (the dataset, the format, the
-// privacy request), for the audit record of the refusal.
+// parseExport validates the path and query of an export request and
+// plans the export. On an error it returns what it had found (the
+// dataset, the format, what was asked), for the audit record of the
+// refusal.
 func (s *Server) parseExport(r *http.Request) (*exportRequest, error) {
-	d, err := s.cfg.Datasets.Lookup(r.PathValue("name"))
+	d, err := s.conf(r).cfg.Lookup(r.PathValue("name"))
 	if err != nil {
 		return nil, err
 	}
@@ -66,18 +62,12 @@ func (s *Server) parseExport(r *http.Request) (*exportRequest, error) {
 		req.rawParams[k] = v
 	}
 	delete(req.rawParams, keyPassword)
-	// The principal's roles and pinned parameters (auth.go).
-	if err := s.authorize(r, d, q); err != nil {
-		return req, err
+	if q.Has("format") {
+		return req, &Error{Status: http.StatusBadRequest, Code: "bad_parameter", Field: "format",
+			Message: "the format is the file extension: export.xlsx, export.csv, export.tsv or export.jsonl"}
 	}
-	// The purpose and the columns (privacy.go).
-	if req.privacy, err = s.takePrivacy(r.Context(), d, q); err != nil {
-		return req, err
-	}
-	if q.Has(keyPassword) {
-		return req, &Error{Status: http.StatusBadRequest, Code: "bad_parameter", Field: keyPassword,
-			Message: "never put a password in a URL (proxies log them): password-protected workbooks are background jobs, and the password is sent in the body of POST /v1/jobs/{id}/download"}
-	}
+	// The parts, then the plan: the purpose and the columns (privacy.go);
+	// the rest are the dataset's parameters.
 	part, err := parsePart(q, d)
 	if err != nil {
 		return req, err
@@ -85,36 +75,29 @@ func (s *Server) parseExport(r *http.Request) (*exportRequest, error) {
 	delete(q, "part")
 	delete(q, "part_rows")
 	delete(q, "part_from")
-	for _, k := range exportd.ReservedParamNames {
-		if _, given := q[k]; given {
-			msg := fmt.Sprintf("%q is reserved and not supported on this endpoint", k)
-			if k == "format" {
-				msg = "the format is the file extension: export.xlsx, export.csv, export.tsv or export.jsonl"
-			}
-			return req, &Error{Status: http.StatusBadRequest, Code: "bad_parameter", Field: k, Message: msg}
-		}
-	}
-	params, err := d.BindParams(q, s.cfg.Datasets.Location)
-	if err != nil {
+	if req.plan, req.asked, err = s.planExport(r, d, f, q); err != nil {
 		return req, err
 	}
 	if d.Encryption == exportd.EncryptionRequired && f == exportd.FormatXLSX {
 		return req, &Error{Status: http.StatusConflict, Code: "encryption_required", Suggest: "job",
 			Message: d.Name + " is exported as a password-protected workbook only: run it as a background job and download it with a password"}
 	}
-	req.params, req.part = params, part
+	req.part = part
 	req.gzip, req.client = f != exportd.FormatXLSX && acceptsGzip(r.Header), s.cfg.ClientKey(r)
 	return req, nil
 }
 
 // export streams one dataset: GET /v1/datasets/{name}/export.{format}.
+// Its plan (package plan) decides the file; this handler admits the
+// request, sets the headers, keeps the connection alive and flushed, and
+// aborts the connection when an export fails after its first byte.
 func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	req, err := s.parseExport(r)
 	if err != nil {
 		if req != nil && r.Method != http.MethodHead {
 			// A refused export of a personal dataset is in the audit trail.
-			s.auditDenied(r, req.d, req.format, flatten(req.rawParams), req.privacy, err)
+			s.auditDenied(r, req.d, req.format, flatten(req.rawParams), req.asked, err)
 		}
 		if e := toError(err); e.Status == http.StatusForbidden {
 			// A denied export is in the audit log too, with the query as
@@ -129,11 +112,11 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	d, f := req.d, req.format
+	d, f, p := req.d, req.format, req.plan
 	labels := []string{d.Name, string(f)}
 	// The audit line: who, dataset, parameters (as bound, pins applied),
 	// then rows, bytes and outcome.
-	log := s.log.With(append(auditAttrs(r), "dataset", d.Name, "format", string(f), "params", auditParams(req.params), "client", req.client)...)
+	log := s.log.With(append(auditAttrs(r), "dataset", d.Name, "format", string(f), "params", p.AuditParams(), "client", req.client)...)
 	refuse := func(outcome string, err error) {
 		s.metrics.exports.WithLabelValues(d.Name, string(f), outcome).Inc()
 		if outcome == "rejected" || outcome == "too_large" {
@@ -141,7 +124,7 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 		}
 		log.Info("export", "outcome", outcome, "status", toError(err).Status, "error", err.Error())
 		if r.Method != http.MethodHead {
-			s.auditDenied(r, d, f, auditParams(req.params), req.privacy, err)
+			s.auditDenied(r, d, f, p.AuditParams(), req.asked, err)
 		}
 		s.writeError(w, r, err)
 	}
@@ -170,12 +153,12 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 		defer c()
 	}
 
-	src := s.cfg.Sources[d.Connection]
-	query := d.Query(req.params)
-	fileName := d.FileNameFor(req.params, f)
+	src := s.conf(r).sources[d.Connection]
+	query := p.Query
+	fileName := p.FileName
 	h := w.Header()
-	if p := req.part; p != nil {
-		if err := p.resolve(ctx, src, d, req.params); err != nil {
+	if part := req.part; part != nil {
+		if err := part.resolve(ctx, src, d, p.Params); err != nil {
 			outcome := "error"
 			if e := toError(err); e.Status < 500 {
 				outcome = e.Code
@@ -183,9 +166,9 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 			refuse(outcome, err)
 			return
 		}
-		query = p.query(d, req.params)
-		fileName = p.fileName(fileName)
-		p.setHeaders(h, r)
+		query = part.query(d, p.Params)
+		fileName = part.fileName(fileName)
+		part.setHeaders(h, r)
 	}
 	if err := s.checkEstimate(ctx, src, d, query); err != nil {
 		refuse("too_large", err)
@@ -217,78 +200,44 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 
 	out := &stream{w: w, rc: http.NewResponseController(w), flushBytes: s.cfg.FlushBytes, writeTimeout: s.cfg.WriteTimeout}
 	defer out.clearDeadline()
-	// The digest of the exact bytes sent (after gzip), for the audit record.
-	dig := &digestWriter{d: audit.NewDigest(out)}
-	var dst io.Writer = dig
-	var gz *gzip.Writer
-	if req.gzip {
-		gz, _ = gzip.NewWriterLevel(dig, gzip.BestSpeed)
-		dst = gz
-	}
-	var rw exportd.RowWriter
-	opts := format.Options{BOM: true, Sheet: d.SheetName(), Properties: xlsx.Properties{Title: d.Title, Description: d.Description}}
-	if d.Marking {
-		loc := s.cfg.Datasets.Location
-		if loc == nil {
-			loc = time.UTC
-		}
-		opts.Mark(s.cfg.Principal(r), time.Now().In(loc))
-	}
-	e := &exportd.Export{
-		Source:  src,
-		Query:   query,
-		Columns: d.Columns,
-		Output:  dst,
-		// Masking and the choice of columns apply before the format
-		// writer (privacy.go), so every format masks alike.
-		NewWriter: req.privacy.wrap(func(w io.Writer, cols []exportd.Column) (exportd.RowWriter, error) {
-			fw, err := format.New(f, w, cols, opts)
-			if err != nil {
-				return nil, err
-			}
-			rw = &rowCounter{RowWriter: fw}
-			return rw, nil
-		}),
-		MaxRows:       d.RowLimit,
+	var rw *rowCounter
+	outcome := "ok"
+	opts := plan.Options{
+		Source: src,
+		Output: out,
+		Direct: true,
+		Gzip:   req.gzip,
+		Finish: out.Flush,
+		Audit:  s.auditor(),
+		Query:  &query,
+		// The audit record's error names the outcome (cancelled, stalled…).
+		Describe: func(err error) string {
+			outcome = classify(ctx, r.Context(), s.streams, err)
+			return outcome + ": " + err.Error()
+		},
+		OnAuditError:  func(err error) { s.auditFailed(d.Name, p.Principal.Name, err) },
+		WrapWriter:    func(w exportd.RowWriter) exportd.RowWriter { rw = &rowCounter{RowWriter: w}; return rw },
 		FlushInterval: s.cfg.FlushInterval,
 		OnFlush: func(bool) error {
-			if s.cfg.KeepAlive < 0 && !rw.(*rowCounter).seen {
+			if s.cfg.KeepAlive < 0 && (rw == nil || !rw.seen) {
 				// Keep-alives off: nothing is sent before the first row
 				// (the behaviour of a plain streaming server).
 				return nil
-			}
-			if gz != nil {
-				if err := gz.Flush(); err != nil {
-					return err
-				}
 			}
 			return out.Flush()
 		},
 	}
 	if s.cfg.KeepAlive > 0 {
-		e.KeepAlive = s.cfg.KeepAlive
+		opts.KeepAlive = s.cfg.KeepAlive
 	}
-	st, err := e.Run(ctx)
-	if err == nil && gz != nil {
-		if err = gz.Close(); err == nil {
-			err = out.Flush()
-		}
-	}
-
-	outcome := "ok"
+	res, err := p.Run(ctx, opts)
+	st := res.Stats
 	if err != nil {
 		outcome = classify(ctx, r.Context(), s.streams, err)
 	}
-	if d.Personal {
-		rec := s.auditRecord(r, d.Name, f, auditParams(req.params))
-		rec.Time = start
-		rec.Columns, rec.Purpose = req.privacy.columnNames(), req.privacy.purpose
-		rec.Rows, rec.Outcome = st.Rows, audit.OutcomeOf(err)
-		rec.SHA256, rec.Bytes = dig.sum()
-		if err != nil {
-			rec.Error = outcome + ": " + err.Error()
-		}
-		s.appendAudit(r.Context(), rec)
+	if errors.Is(err, plan.ErrAuditUnavailable) {
+		s.metrics.auditErrors.Inc()
+		outcome = "audit_unavailable"
 	}
 	s.metrics.exports.WithLabelValues(d.Name, string(f), outcome).Inc()
 	s.metrics.rows.WithLabelValues(labels...).Add(float64(st.Rows))

@@ -75,7 +75,7 @@ datasets:
 	m := startJobsOn(t, dir, cfg, src, nil, func(st storage.Storage) storage.Storage {
 		gs = &gatedStorage{Storage: st, after: 128 << 10, gate: make(chan struct{})}
 		return gs
-	})
+	}, nil)
 	srv := (&fixture{cfg: cfg, src: src}).start(t, func(c *server.Config) { c.Jobs = m })
 	c := client(t)
 

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/exportd/exportd"
-	"github.com/exportd/exportd/auth"
 	"github.com/exportd/exportd/jobs"
 )
 
@@ -75,8 +74,11 @@ type jobRequest struct {
 	Params map[string]json.RawMessage `json:"params"`
 }
 
+// submitJob plans the export as the stream would (access, pins,
+// parameters, purpose, columns: refused here with the same errors) and
+// queues it; the worker plans it again from what is stored and runs it.
 func (s *Server) submitJob(w http.ResponseWriter, r *http.Request) {
-	d, err := s.cfg.Datasets.Lookup(r.PathValue("name"))
+	d, err := s.conf(r).cfg.Lookup(r.PathValue("name"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -87,32 +89,22 @@ func (s *Server) submitJob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rawParams := flatten(q)
-	if err := s.authorize(r, d, q); err != nil {
-		s.auditDenied(r, d, f, rawParams, nil, err)
+	p, preq, err := s.planExport(r, d, f, q)
+	if err != nil {
+		s.auditDenied(r, d, f, rawParams, preq, err)
 		s.writeError(w, r, err)
 		return
 	}
-	// The purpose and the columns (privacy.go); the worker masks.
-	pr, err := s.takePrivacy(r.Context(), d, q)
+	owner := p.Principal.Name
+	j, joined, err := s.cfg.Jobs.Submit(r.Context(), jobs.Request{Owner: owner, Roles: p.Principal.Roles, Dataset: d.Name, Format: f,
+		Params: p.Raw, Columns: p.Chosen, Purpose: p.Purpose.Category, PurposeText: p.Purpose.Text})
 	if err != nil {
-		s.auditDenied(r, d, f, rawParams, pr, err)
-		s.writeError(w, r, err)
-		return
-	}
-	var roles []string
-	if p := auth.From(r.Context()); p != nil {
-		roles = p.Roles
-	}
-	owner := s.cfg.Principal(r)
-	j, joined, err := s.cfg.Jobs.Submit(r.Context(), jobs.Request{Owner: owner, Roles: roles, Dataset: d.Name, Format: f, Params: q,
-		Columns: pr.want, Purpose: pr.purpose.Category, PurposeText: pr.purpose.Text})
-	if err != nil {
-		s.auditDenied(r, d, f, rawParams, pr, err)
+		s.auditDenied(r, d, f, rawParams, preq, err)
 		s.writeError(w, r, jobError(err))
 		return
 	}
 	s.log.Info("job submitted", append(auditAttrs(r), "job", j.ID, "dataset", d.Name, "format", string(f),
-		"params", q.Encode(), "joined", joined, "owner", owner)...)
+		"params", p.Raw.Encode(), "joined", joined, "owner", owner)...)
 	w.Header().Set("Location", "/v1/jobs/"+url.PathEscape(j.ID))
 	if joined {
 		w.Header().Set("X-Exportd-Joined", "true")

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/exportd/exportd"
+	"github.com/exportd/exportd/audit"
 	"github.com/exportd/exportd/jobs"
 	"github.com/exportd/exportd/jobs/storage"
 	"github.com/exportd/exportd/sqlite"
@@ -20,12 +21,13 @@ import (
 // test ends; log nil discards the manager's log.
 func startJobs(t *testing.T, dir string, cfg *exportd.Config, src exportd.Source, log *slog.Logger) *jobs.Manager {
 	t.Helper()
-	return startJobsOn(t, dir, cfg, src, log, nil)
+	return startJobsOn(t, dir, cfg, src, log, nil, nil)
 }
 
 // startJobsOn is startJobs with the result storage seen through wrap
-// (nil: as it is).
-func startJobsOn(t *testing.T, dir string, cfg *exportd.Config, src exportd.Source, log *slog.Logger, wrap func(storage.Storage) storage.Storage) *jobs.Manager {
+// (nil: as it is) and the personal datasets' attempts recorded in trail
+// (nil: none, and such a job fails).
+func startJobsOn(t *testing.T, dir string, cfg *exportd.Config, src exportd.Source, log *slog.Logger, wrap func(storage.Storage) storage.Storage, trail *audit.Store) *jobs.Manager {
 	t.Helper()
 	if log == nil {
 		log = discardLogger()
@@ -42,8 +44,12 @@ func startJobsOn(t *testing.T, dir string, cfg *exportd.Config, src exportd.Sour
 	if wrap != nil {
 		seen = wrap(st)
 	}
-	m, err := jobs.New(jobs.Config{Datasets: cfg, Sources: map[string]exportd.Source{"main": src}, Queue: q, Storage: seen,
-		LinkSecret: linkSecret, PollInterval: 50 * time.Millisecond, Logger: log})
+	jc := jobs.Config{Datasets: cfg, Sources: map[string]exportd.Source{"main": src}, Queue: q, Storage: seen,
+		LinkSecret: linkSecret, PollInterval: 50 * time.Millisecond, Logger: log}
+	if trail != nil {
+		jc.Audit = trail
+	}
+	m, err := jobs.New(jc)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,7 @@ type metrics struct {
 	http10      prometheus.Counter
 	rejected    *prometheus.CounterVec // reason
 	auditErrors prometheus.Counter
+	reloads     *prometheus.CounterVec // outcome
 }
 
 func newMetrics() *metrics {
@@ -63,8 +64,11 @@ func newMetrics() *metrics {
 		auditErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "exportd_audit_errors_total", Help: "Exports of personal datasets whose audit record could not be appended (each is logged at error level).",
 		}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "exportd_reloads_total", Help: "Reloads of the datasets file, by outcome (ok; failed: the file was refused and the running configuration kept).",
+		}, []string{"outcome"}),
 	}
-	m.reg.MustRegister(m.exports, m.rows, m.bytes, m.duration, m.ttfb, m.active, m.cancelled, m.http10, m.rejected, m.auditErrors,
+	m.reg.MustRegister(m.exports, m.rows, m.bytes, m.duration, m.ttfb, m.active, m.cancelled, m.http10, m.rejected, m.auditErrors, m.reloads,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -34,7 +34,7 @@ func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 	}
 	// …and with it, every route of routes and jobRoutes (registered
 	// here by the same function as in New).
-	routes := append(s.routes(), s.jobRoutes()...)
+	routes := append(append(s.routes(), s.jobRoutes()...), s.adminRoutes()...)
 	mux := http.NewServeMux()
 	handle(mux, routes)
 	handle(mux, s.uiRoutes())

@@ -1,10 +1,10 @@
 package server
 
-// Personal data (issue 8): the purpose of an export, the columns a
-// principal may have (masked by role), and the audit trail, applied alike
-// on every path that exports a dataset — the direct stream, a signed link
-// (the same handler, the purpose carried by the link) and a background job
-// (submitted here, masked by its worker, audited on each download).
+// Personal data: the request's purpose and choice of columns, handed to
+// the export's plan (package plan), which applies the rules alike on every
+// path — the direct stream, a signed link (the same handler, the purpose
+// carried by the link) and a background job (submitted here, run by its
+// worker); the refusals and a job's downloads are audited here.
 
 import (
 	"context"
@@ -30,6 +30,7 @@ import (
 	"github.com/exportd/exportd/encrypt"
 	"github.com/exportd/exportd/jobs"
 	"github.com/exportd/exportd/mask"
+	"github.com/exportd/exportd/plan"
 )
 
 // The request keys of the privacy rules.
@@ -40,33 +41,68 @@ const (
 	keyPassword    = "password"
 )
 
-// privacyRequest is what a request asks of the privacy rules: the stated
-// purpose, the columns chosen, and the resulting plan.
-type privacyRequest struct {
-	purpose audit.Purpose
-	want    []string // the columns asked for; nil means all the roles may see
-	plan    mask.Plan
-	planned bool // plan applies (the dataset declares its columns)
-}
-
-// columnNames returns the plan's column names, or nil without a plan.
-func (pr *privacyRequest) columnNames() []string {
-	if pr == nil || !pr.planned {
-		return nil
+// planRequest turns the query q of a request for an export in format f
+// into the plan's request: the privacy keys (purpose, purpose_text,
+// columns) are taken out of q, and what remains are the dataset's
+// parameters; the principal is r's. A signed link's purpose, which the
+// host application collected, takes precedence over the query's.
+func (s *Server) planRequest(r *http.Request, f exportd.Format, q url.Values) plan.Request {
+	req := plan.Request{Format: f, Principal: s.planPrincipal(r),
+		Purpose: audit.Purpose{Category: strings.TrimSpace(q.Get(keyPurpose)), Text: strings.TrimSpace(q.Get(keyPurposeText))}}
+	if p := auth.From(r.Context()); p != nil && p.Link != nil && (p.Link.Purpose != "" || p.Link.PurposeText != "") {
+		req.Purpose = audit.Purpose{Category: strings.TrimSpace(p.Link.Purpose), Text: strings.TrimSpace(p.Link.PurposeText)}
 	}
-	return pr.plan.Names()
-}
-
-// wrap returns newWriter with the plan applied (masking before the format
-// writer), or newWriter itself without a plan.
-func (pr *privacyRequest) wrap(newWriter func(io.Writer, []exportd.Column) (exportd.RowWriter, error)) func(io.Writer, []exportd.Column) (exportd.RowWriter, error) {
-	if pr == nil || !pr.planned {
-		return newWriter
+	if cols, ok := q[keyColumns]; ok {
+		req.Columns = []string{}
+		for _, c := range cols {
+			for name := range strings.SplitSeq(c, ",") {
+				if name = strings.TrimSpace(name); name != "" {
+					req.Columns = append(req.Columns, name)
+				}
+			}
+		}
 	}
-	return pr.plan.NewWriter(newWriter)
+	delete(q, keyPurpose)
+	delete(q, keyPurposeText)
+	delete(q, keyColumns)
+	req.Params = q
+	return req
 }
 
-// policies returns the masking policy of every dataset, by name.
+// planExport plans the export of d that r asks for with the query q (see
+// planRequest), and returns what was asked with it, for the audit record
+// of a refusal. A password in q is refused once access is granted: it
+// would be logged by every proxy, and stored with a job.
+func (s *Server) planExport(r *http.Request, d *exportd.Dataset, f exportd.Format, q url.Values) (*plan.Plan, *plan.Request, error) {
+	_, password := q[keyPassword]
+	delete(q, keyPassword)
+	req := s.planRequest(r, f, q)
+	p, err := plan.New(s.conf(r).cfg, d.Name, req)
+	if err == nil && password {
+		err = &Error{Status: http.StatusBadRequest, Code: "bad_parameter", Field: keyPassword,
+			Message: "never put a password in a URL or a job's parameters (proxies log them, the job would store it): " +
+				"a password-protected workbook is a background job's, and its password is sent in the body of POST /v1/jobs/{id}/download"}
+	}
+	if err != nil {
+		return nil, &req, err
+	}
+	return p, &req, nil
+}
+
+// planPrincipal returns the plan's principal for r: its name as jobs and
+// the audit trail know it, roles and attributes, and the client's
+// address. Access rules apply when the server has access control.
+func (s *Server) planPrincipal(r *http.Request) plan.Principal {
+	pr := plan.Principal{Name: s.cfg.Principal(r), Client: remoteIP(r, s.cfg.TrustedProxies)}
+	if p := auth.From(r.Context()); p != nil {
+		pr.Roles, pr.Attrs, pr.Enforce = p.Roles, p.Attrs, true
+	}
+	return pr
+}
+
+// policies returns the masking policy of every dataset, by name: the UI's
+// form shows the columns a principal may choose, and a job's download
+// record names the columns of its file.
 func policies(cfg *exportd.Config) (map[string]*mask.Policy, error) {
 	out := map[string]*mask.Policy{}
 	for _, d := range cfg.Datasets {
@@ -77,84 +113,6 @@ func policies(cfg *exportd.Config) (map[string]*mask.Policy, error) {
 		out[d.Name] = p
 	}
 	return out, nil
-}
-
-// principalRoles returns the roles of ctx's principal (nil without one: a
-// server without access control sees no personal column, as a Policy
-// fails closed).
-func principalRoles(ctx context.Context) []string {
-	if p := auth.From(ctx); p != nil {
-		return p.Roles
-	}
-	return nil
-}
-
-// takePrivacy removes the privacy keys (purpose, purpose_text, columns)
-// from q and checks them for d and ctx's principal: a personal dataset
-// needs a purpose (400 naming purpose or purpose_text; a signed link's
-// purpose, which the host application collected, takes precedence); the
-// columns asked for must exist (400) and be visible to the principal's
-// roles (403 naming columns). A password among the parameters (a query
-// string, a job's) is refused first: it would be logged by every proxy,
-// and stored with the job.
-func (s *Server) takePrivacy(ctx context.Context, d *exportd.Dataset, q url.Values) (*privacyRequest, error) {
-	pr := &privacyRequest{purpose: audit.Purpose{Category: strings.TrimSpace(q.Get(keyPurpose)), Text: strings.TrimSpace(q.Get(keyPurposeText))}}
-	if q.Has(keyPassword) {
-		return pr, &Error{Status: http.StatusBadRequest, Code: "bad_parameter", Field: keyPassword,
-			Message: "never put a password in a URL or a job's parameters (proxies log them, the job would store it): " +
-				"a password-protected workbook is a background job's, and its password is sent in the body of POST /v1/jobs/{id}/download"}
-	}
-	if p := auth.From(ctx); p != nil && p.Link != nil && (p.Link.Purpose != "" || p.Link.PurposeText != "") {
-		pr.purpose = audit.Purpose{Category: strings.TrimSpace(p.Link.Purpose), Text: strings.TrimSpace(p.Link.PurposeText)}
-	}
-	cols, hasCols := q[keyColumns]
-	delete(q, keyPurpose)
-	delete(q, keyPurposeText)
-	delete(q, keyColumns)
-	if d.Personal {
-		if err := s.cfg.Datasets.Privacy.CheckPurpose(pr.purpose.Category, pr.purpose.Text); err != nil {
-			var pe *exportd.PurposeError
-			errors.As(err, &pe)
-			return pr, &Error{Status: http.StatusBadRequest, Code: "bad_purpose", Field: pe.Field, Message: pe.Reason}
-		}
-	}
-	if hasCols {
-		pr.want = []string{}
-		for _, c := range cols {
-			for name := range strings.SplitSeq(c, ",") {
-				if name = strings.TrimSpace(name); name != "" {
-					pr.want = append(pr.want, name)
-				}
-			}
-		}
-		if len(d.Columns) == 0 {
-			return pr, &Error{Status: http.StatusBadRequest, Code: "bad_parameter", Field: keyColumns,
-				Message: "columns= needs a dataset that declares its columns; " + d.Name + " does not"}
-		}
-		if len(pr.want) == 0 {
-			return pr, &Error{Status: http.StatusBadRequest, Code: "bad_parameter", Field: keyColumns, Message: "no column chosen"}
-		}
-	}
-	if len(d.Columns) == 0 {
-		return pr, nil
-	}
-	plan, err := s.policies[d.Name].Plan(principalRoles(ctx), d.Columns, pr.want)
-	if err != nil {
-		return pr, columnError(err)
-	}
-	pr.plan, pr.planned = plan, true
-	return pr, nil
-}
-
-// columnError maps an error of mask.Policy.Plan to an API error.
-func columnError(err error) error {
-	switch {
-	case errors.Is(err, mask.ErrUnknownColumn):
-		return &Error{Status: http.StatusBadRequest, Code: "unknown_column", Field: keyColumns, Message: err.Error()}
-	case errors.Is(err, mask.ErrForbiddenColumn):
-		return &Error{Status: http.StatusForbidden, Code: "forbidden_column", Field: keyColumns, Message: err.Error()}
-	}
-	return &Error{Status: http.StatusBadRequest, Code: "bad_parameter", Field: keyColumns, Message: err.Error()}
 }
 
 // auditRecord starts the audit record of an export of d by r's principal.
@@ -212,15 +170,37 @@ func (s *Server) appendAudit(ctx context.Context, rec *audit.Record) {
 	}
 }
 
-// auditDenied records a refused export of a personal dataset.
-func (s *Server) auditDenied(r *http.Request, d *exportd.Dataset, f exportd.Format, params any, pr *privacyRequest, err error) {
+// auditor returns the trail for a plan's run (nil without one).
+func (s *Server) auditor() plan.Auditor {
+	if s.cfg.Audit == nil {
+		return nil
+	}
+	return s.cfg.Audit
+}
+
+// auditFailed reports an export whose outcome could not be recorded.
+func (s *Server) auditFailed(dataset, principal string, err error) {
+	s.metrics.auditErrors.Inc()
+	msg := "audit outcome not recorded: the trail shows the export as started without an outcome"
+	if errors.Is(err, audit.ErrNotLogged) {
+		msg = "audit log line not written: the record is in the trail, but not in its log"
+	}
+	s.log.Error(msg, "dataset", dataset, "principal", principal, "error", err.Error())
+}
+
+// auditDenied records a refused export of a personal dataset, with what
+// the request asked (its purpose and columns) when it got that far.
+func (s *Server) auditDenied(r *http.Request, d *exportd.Dataset, f exportd.Format, params any, req *plan.Request, err error) {
 	if d == nil || !d.Personal {
 		return
 	}
 	rec := s.auditRecord(r, d.Name, f, params)
 	rec.Outcome, rec.Error = audit.OutcomeDenied, fmt.Sprintf("%d %s", toError(err).Status, err.Error())
-	if pr != nil {
-		rec.Purpose, rec.Columns = pr.purpose, pr.want
+	if req != nil {
+		rec.Purpose, rec.Columns = req.Purpose, req.Columns
+		if pu := (*exportd.PurposeError)(nil); errors.As(err, &pu) {
+			rec.Columns = nil // refused before the columns were read
+		}
 	}
 	s.appendAudit(r.Context(), rec)
 }
@@ -233,7 +213,7 @@ func (s *Server) auditDeniedPath(r *http.Request, err error) {
 	if !ok {
 		return
 	}
-	d, found := s.cfg.Datasets.Dataset(name)
+	d, found := s.conf(r).cfg.Dataset(name)
 	if !found || !d.Personal {
 		return
 	}
@@ -307,7 +287,7 @@ const PasswordHeader = "X-Exportd-Password"
 // queue or the storage), or generated and shown once in the
 // X-Exportd-Password header.
 func (s *Server) personalDownload(w http.ResponseWriter, r *http.Request, res *jobs.Result) bool {
-	d, ok := s.cfg.Datasets.Dataset(res.Job.Dataset)
+	d, ok := s.conf(r).cfg.Dataset(res.Job.Dataset)
 	if !ok {
 		return false
 	}
@@ -397,7 +377,7 @@ func (s *Server) personalDownload(w http.ResponseWriter, r *http.Request, res *j
 // is appended before its last byte leaves, so that no client holds a
 // complete response the trail does not show.
 func (s *Server) serveJobResult(w http.ResponseWriter, r *http.Request, res *jobs.Result) {
-	d, ok := s.cfg.Datasets.Dataset(res.Job.Dataset)
+	d, ok := s.conf(r).cfg.Dataset(res.Job.Dataset)
 	if !ok || !d.Personal || r.Method != http.MethodGet || s.cfg.Audit == nil {
 		http.ServeContent(w, r, "", res.ModTime(), res)
 		return
@@ -615,7 +595,7 @@ func (s *Server) jobRecord(r *http.Request, d *exportd.Dataset, res *jobs.Result
 	}
 	rec.Rows = res.Job.Rows
 	rec.Purpose = audit.Purpose{Category: res.Job.Purpose, Text: res.Job.PurposeText}
-	if pol := s.policies[d.Name]; pol != nil && len(d.Columns) > 0 {
+	if pol := s.conf(r).policies[d.Name]; pol != nil && len(d.Columns) > 0 {
 		if plan, err := pol.Plan(res.Job.Roles(), d.Columns, res.Job.Columns); err == nil {
 			rec.Columns = plan.Names()
 		}

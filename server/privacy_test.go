@@ -192,7 +192,7 @@ func newPrivacyFixtureWith(t *testing.T, b privacyBackend, o privacyOptions) *pr
 	t.Cleanup(func() { trail.Close() })
 	var m *jobs.Manager
 	if o.jobs {
-		m = startJobs(t, dir, cfg, src, logger)
+		m = startJobsOn(t, dir, cfg, src, logger, nil, trail)
 	}
 	srv := (&fixture{cfg: cfg, src: src}).start(t, func(c *server.Config) {
 		c.Auth = auth.New(auth.Config{Tokens: tokens, LinkSecret: linkSecret})

@@ -17,7 +17,6 @@ import (
 	"github.com/exportd/exportd/audit"
 	"github.com/exportd/exportd/auth"
 	"github.com/exportd/exportd/jobs"
-	"github.com/exportd/exportd/mask"
 )
 
 // Config configures a [Server]. Only Datasets and Sources are required;
@@ -112,6 +111,11 @@ type Config struct {
 	// Jobs, when set, serves the background job API (server/jobs.go):
 	// POST /v1/datasets/{name}/jobs, /v1/jobs…
 	Jobs *jobs.Manager
+	// Reload, if set, re-reads the datasets file and reloads the server
+	// (and its jobs) from it, returning how many datasets it serves now:
+	// POST /v1/admin/reload calls it (reload.go). The command's SIGHUP
+	// does the same.
+	Reload func(ctx context.Context) (datasets int, err error)
 	// Audit is the audit trail of personal-data exports (package audit):
 	// one record per export attempt of a personal dataset, allowed or
 	// denied. Required when Datasets has a personal dataset.
@@ -148,8 +152,8 @@ type Server struct {
 	metrics *metrics
 	admit   *admission
 	csrfKey []byte // signs CSRF tokens (auth.go)
-	// policies holds each dataset's masking policy (privacy.go).
-	policies map[string]*mask.Policy
+	// served is the configuration of the datasets served now (reload.go).
+	served atomic.Pointer[served]
 
 	// streams is the context every export runs under: it ends when the
 	// shutdown grace period is over.
@@ -163,20 +167,6 @@ var errShutdown = errors.New("server shutting down")
 
 // New checks cfg, applies its defaults and returns a Server.
 func New(cfg Config) (*Server, error) {
-	if cfg.Datasets == nil {
-		return nil, errors.New("server: no datasets config")
-	}
-	for _, d := range cfg.Datasets.Datasets {
-		if _, ok := cfg.Sources[d.Connection]; !ok {
-			return nil, fmt.Errorf("server: dataset %s: no source for connection %q", d.Name, d.Connection)
-		}
-		if d.Key != "" && !identRE.MatchString(d.Key) {
-			return nil, fmt.Errorf("server: dataset %s: key %q is not a plain column name", d.Name, d.Key)
-		}
-		if _, ok := d.Param("part_from"); ok {
-			return nil, fmt.Errorf("server: dataset %s: parameter name part_from is used by the server for parts", d.Name)
-		}
-	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d == 0 {
 			*d = v
@@ -229,18 +219,12 @@ func New(cfg Config) (*Server, error) {
 			return AnonymousPrincipal
 		}
 	}
-	pols, err := policies(cfg.Datasets) // privacy.go
+	first, err := newServed(cfg.Datasets, cfg.Sources, cfg.Audit != nil) // reload.go
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Audit == nil {
-		for _, d := range cfg.Datasets.Datasets {
-			if d.Personal {
-				return nil, fmt.Errorf("dataset %s holds personal data: its exports must be audited (Config.Audit)", d.Name)
-			}
-		}
-	}
-	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics(), csrfKey: cfg.CSRFKey, policies: pols}
+	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics(), csrfKey: cfg.CSRFKey}
+	s.served.Store(first)
 	if len(s.csrfKey) == 0 {
 		s.csrfKey = make([]byte, 32)
 		rand.Read(s.csrfKey)
@@ -253,7 +237,7 @@ func New(cfg Config) (*Server, error) {
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, &Error{Status: http.StatusNotFound, Code: "not_found", Message: "no such route: " + r.URL.Path})
 	})
-	s.handler = securityHeaders(s.limitQuery(s.authenticate(s.mux)))
+	s.handler = s.withServed(securityHeaders(s.limitQuery(s.authenticate(s.mux))))
 	return s, nil
 }
 
@@ -274,10 +258,14 @@ func handle(mux *http.ServeMux, routes []route) {
 // the background jobs' (jobs.go) when Config.Jobs is set. The OpenAPI
 // document is tested against routes and jobRoutes.
 func (s *Server) apiRoutes() []route {
-	if s.cfg.Jobs == nil {
-		return s.routes()
+	routes := s.routes()
+	if s.cfg.Jobs != nil {
+		routes = append(routes, s.jobRoutes()...)
 	}
-	return append(s.routes(), s.jobRoutes()...)
+	if s.cfg.Reload != nil {
+		routes = append(routes, s.adminRoutes()...)
+	}
+	return routes
 }
 
 // routes lists the API routes every server serves.
@@ -296,7 +284,7 @@ func (s *Server) routes() []route {
 // Handler returns the server's HTTP handler.
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// HTTPServer returns an http.Server for h with the configured timeouts:
+// httpServer returns the http.Server of the handler, with the configured timeouts:
 // ReadHeaderTimeout and IdleTimeout set, and no WriteTimeout (each export
 // sets a rolling write deadline of its own).
 func (s *Server) httpServer() *http.Server {
@@ -329,7 +317,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	hs := s.httpServer()
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
-	s.log.Info("serving", "addr", ln.Addr().String(), "datasets", len(s.cfg.Datasets.Datasets))
+	s.log.Info("serving", "addr", ln.Addr().String(), "datasets", len(s.served.Load().cfg.Datasets))
 	select {
 	case err := <-errc:
 		s.stopStreams(errShutdown)

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/exportd/exportd"
+	"github.com/exportd/exportd/plan"
 )
 
 //go:embed ui
@@ -84,21 +85,16 @@ func (s *Server) uiRoutes() []route {
 	}
 }
 
-// mayExport reports whether the request's principal may see and export d.
-//
-// ACCESS CONTROL SEAM: it allows everything until authentication lands
-// (server/auth.go); the UI calls it for every dataset it lists, shows or
-// validates, so the real check only has to replace this body.
+// mayExport reports whether the request's principal may see and export d:
+// the UI calls it for every dataset it lists, shows or validates.
 func (s *Server) mayExport(r *http.Request, d *exportd.Dataset) bool { return mayRun(r, d) }
 
 // --- CSRF: double-submit cookie ---------------------------------------------
 //
-// ACCESS CONTROL SEAM: a stand-in until the access-control work provides its
-// own helper. The page puts the token in <meta name="csrf-token">, the
-// script sends it back in the X-CSRF-Token header of every POST, and
-// checkCSRF compares the header with the cookie in constant time. Replace
-// csrfToken and checkCSRF (keeping the meta tag and header names, which the
-// script uses) and nothing else changes.
+// The page puts the token in <meta name="csrf-token">, the script sends it
+// back in the X-CSRF-Token header of every POST, and checkCSRF compares the
+// header with the cookie in constant time. Requests with a principal's
+// CSRF token (auth.go) pass as well.
 
 const (
 	csrfCookie = "exportd_csrf"
@@ -178,7 +174,7 @@ type uiDatasetLink struct {
 // uiIndex lists the datasets the request may export: GET /.
 func (s *Server) uiIndex(w http.ResponseWriter, r *http.Request) {
 	var list []uiDatasetLink
-	for _, d := range s.cfg.Datasets.Datasets {
+	for _, d := range s.conf(r).cfg.Datasets {
 		if !s.mayExport(r, d) {
 			continue
 		}
@@ -197,7 +193,7 @@ func (s *Server) uiIndex(w http.ResponseWriter, r *http.Request) {
 func (s *Server) uiJobs(w http.ResponseWriter, r *http.Request) {
 	// The datasets' titles, for the list (the API names datasets only).
 	titles := map[string]string{}
-	for _, d := range s.cfg.Datasets.Datasets {
+	for _, d := range s.conf(r).cfg.Datasets {
 		if d.Title != "" && s.mayExport(r, d) {
 			titles[d.Name] = d.Title
 		}
@@ -208,7 +204,7 @@ func (s *Server) uiJobs(w http.ResponseWriter, r *http.Request) {
 
 // uiDataset returns the dataset named in the path, or answers 404.
 func (s *Server) uiDataset(w http.ResponseWriter, r *http.Request) (*exportd.Dataset, bool) {
-	d, err := s.cfg.Datasets.Lookup(r.PathValue("name"))
+	d, err := s.conf(r).cfg.Lookup(r.PathValue("name"))
 	if err != nil || !s.mayExport(r, d) {
 		// A dataset the principal may not see does not exist for it.
 		s.render(w, r, http.StatusNotFound, "index", uiPage{Title: "찾을 수 없음", Nav: "datasets"})
@@ -224,7 +220,7 @@ func (s *Server) uiForm(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	form := newUIForm(d, r.URL.Query(), false, s.cfg.Datasets.Location)
+	form := newUIForm(d, r.URL.Query(), false, s.conf(r).cfg.Location)
 	form.noJobs(s.cfg.Jobs == nil)
 	s.privacyForm(form, r, d, r.URL.Query(), false)
 	s.render(w, r, http.StatusOK, "form", uiPage{Title: form.Title, Nav: "datasets", Data: form})
@@ -246,7 +242,7 @@ func (s *Server) uiDownload(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, sub.URL, http.StatusSeeOther)
 		return
 	}
-	form := newUIForm(d, in, true, s.cfg.Datasets.Location)
+	form := newUIForm(d, in, true, s.conf(r).cfg.Location)
 	form.noJobs(s.cfg.Jobs == nil)
 	s.privacyForm(form, r, d, in, true)
 	e := toError(err)
@@ -269,7 +265,7 @@ func (s *Server) uiDownload(w http.ResponseWriter, r *http.Request) {
 // (400 bad_parameter with details naming each field, 409 row_limit with
 // suggest "job").
 func (s *Server) uiCheck(w http.ResponseWriter, r *http.Request) {
-	d, err := s.cfg.Datasets.Lookup(r.PathValue("name"))
+	d, err := s.conf(r).cfg.Lookup(r.PathValue("name"))
 	if err == nil && !s.mayExport(r, d) {
 		err = exportd.ErrUnknownDataset
 	}
@@ -294,39 +290,37 @@ type uiSubmission struct {
 	FileName string              `json:"file_name"`
 }
 
-// uiSubmit validates a submitted form (parameters plus "format") the way
-// the streaming endpoint will, and checks the row limit (checkRowLimit).
-// A refusal of a personal dataset's download is in the audit trail, as
-// the stream's refusals are: the script's check and the form's submission
-// without JavaScript are the UI's attempts to export.
+// uiSubmit validates a submitted form (parameters plus "format") by
+// planning the export the streaming endpoint will run, and checks the row
+// limit (checkRowLimit). A refusal of a personal dataset's download is in
+// the audit trail, as the stream's refusals are: the script's check and
+// the form's submission without JavaScript are the UI's attempts to
+// export.
 func (s *Server) uiSubmit(r *http.Request, d *exportd.Dataset, in url.Values) (_ *uiSubmission, err error) {
 	ctx := r.Context()
-	var (
-		errs   []error
-		raw    map[string][]string
-		params map[string]any // bound
-		pr     *privacyRequest
-	)
+	var preq *plan.Request
+	var p *plan.Plan
+	raw := formParams(d, in)
 	f := exportd.FormatXLSX
 	defer func() {
 		if err == nil || r.Method == http.MethodHead {
 			return
 		}
 		var recorded any = flatten(raw)
-		if params != nil {
-			recorded = auditParams(params)
+		if p != nil {
+			recorded = p.AuditParams()
 		}
-		s.auditDenied(r, d, f, recorded, pr, err)
+		s.auditDenied(r, d, f, recorded, preq, err)
 	}()
+	var formatErr error
 	if v := in.Get("format"); v != "" {
-		var err error
 		if f, err = exportd.ParseFormat(v); err != nil {
-			errs = append(errs, &exportd.ParamError{Param: "format", Reason: err.Error()})
+			f = exportd.FormatXLSX
+			formatErr = &exportd.ParamError{Param: "format", Reason: err.Error()}
 		}
 	}
-	raw = formParams(d, in)
-	// The privacy keys (purpose, purpose_text, columns: issue 8's form
-	// fields) are checked by the stream's own rules and passed on to it.
+	// The privacy keys (purpose, purpose_text, columns: the form's
+	// fields) go to the plan with the parameters, as on the stream.
 	priv := url.Values{}
 	for _, k := range []string{keyPurpose, keyPurposeText, keyColumns} {
 		for _, v := range in[k] {
@@ -341,34 +335,30 @@ func (s *Server) uiSubmit(r *http.Request, d *exportd.Dataset, in url.Values) (_
 		// not all of them.
 		priv[keyColumns] = []string{""}
 	}
-	if pr, err = s.takePrivacy(ctx, d, cloneValues(priv)); err != nil {
-		e := toError(err)
-		if e.Status != http.StatusBadRequest || e.Field == "" {
-			return nil, err
-		}
-		errs = append(errs, &exportd.ParamError{Param: e.Field, Reason: e.Message})
-	}
-	if err := s.authorizeCtx(ctx, d, raw); err != nil { // roles and pinned parameters (auth.go)
-		return nil, err
-	}
-	bound, err := d.BindParams(raw, s.cfg.Datasets.Location)
-	if err != nil {
-		errs = append(errs, err)
-	}
-	if len(errs) > 0 {
-		return nil, joinParamErrors(errs...)
-	}
-	params = bound
-	q := url.Values(raw)
+	q := cloneValues(url.Values(raw))
 	for k, v := range priv {
 		q[k] = v
 	}
-	sub := &uiSubmission{Format: f, Params: raw, FileName: d.FileNameFor(params, f),
-		URL: "/v1/datasets/" + url.PathEscape(d.Name) + "/export." + string(f)}
-	if len(q) > 0 {
-		sub.URL += "?" + q.Encode()
+	p, preq, err = s.planExport(r, d, f, q)
+	if formatErr != nil && (err == nil || toError(err).Status == http.StatusBadRequest) {
+		err = joinParamErrors(formatErr, err)
 	}
-	if err := s.checkRowLimit(ctx, s.cfg.Sources[d.Connection], d, d.Query(params)); err != nil {
+	if err != nil {
+		p = nil
+		return nil, err
+	}
+	// The link carries the parameters as planned (pinned ones filled in)
+	// and the privacy keys.
+	link := cloneValues(p.Raw)
+	for k, v := range priv {
+		link[k] = v
+	}
+	sub := &uiSubmission{Format: f, Params: link, FileName: p.FileName,
+		URL: "/v1/datasets/" + url.PathEscape(d.Name) + "/export." + string(f)}
+	if len(link) > 0 {
+		sub.URL += "?" + link.Encode()
+	}
+	if err := s.checkRowLimit(ctx, s.conf(r).sources[d.Connection], d, p.Query); err != nil {
 		return nil, err
 	}
 	return sub, nil
@@ -505,7 +495,7 @@ type uiFormData struct {
 	Notice                   string // a message above the form
 	FormatError              string
 	TooLarge                 bool // a direct download would pass the row limit
-	// Personal data (issue 8): the purpose's two fields (category and
+	// Personal data: the purpose's two fields (category and
 	// text, rendered like parameters), the columns the principal's roles
 	// may see, and the password-protected workbook on offer.
 	Personal      bool
@@ -673,8 +663,16 @@ func (f *uiFormData) setErrors(err error) {
 	}
 	for _, e := range list {
 		var pe *exportd.ParamError
-		if !errors.As(e, &pe) {
-			continue
+		if pu := (*exportd.PurposeError)(nil); errors.As(e, &pu) {
+			pe = &exportd.ParamError{Param: pu.Field, Reason: pu.Reason}
+		} else if !errors.As(e, &pe) {
+			// Another error about one field (a column not known): the
+			// API's answer names it.
+			te := toError(e)
+			if te.Field == "" || te.Status != http.StatusBadRequest {
+				continue
+			}
+			pe = &exportd.ParamError{Param: te.Field, Reason: te.Message}
 		}
 		found := false
 		for _, list := range [][]uiField{f.Fields, f.PurposeFields} {

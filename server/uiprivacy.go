@@ -1,6 +1,6 @@
 package server
 
-// The web UI's fields for personal datasets (issue 8): the purpose of the
+// The web UI's fields for personal datasets: the purpose of the
 // export (a category and a free text), the choice of columns (only those
 // the principal's roles may see, the masked ones labelled), and the offer
 // of a password-protected workbook, which is made on a background job's
@@ -27,7 +27,7 @@ func (s *Server) privacyForm(f *uiFormData, r *http.Request, d *exportd.Dataset,
 		return
 	}
 	f.Personal = true
-	pc := s.cfg.Datasets.Privacy
+	pc := s.conf(r).cfg.Privacy
 	cat := uiField{Name: keyPurpose, Label: "목적", Input: "select", Required: true,
 		Description: "이 파일을 내려받는 이유의 분류입니다. 내려받기마다 기록됩니다."}
 	for _, c := range pc.Purposes {
@@ -48,11 +48,11 @@ func (s *Server) privacyForm(f *uiFormData, r *http.Request, d *exportd.Dataset,
 	if len(d.Columns) == 0 {
 		return
 	}
-	pol := s.policies[d.Name]
+	pol := s.conf(r).policies[d.Name]
 	if pol == nil {
 		return
 	}
-	plan, err := pol.Plan(principalRoles(r.Context()), d.Columns, nil)
+	plan, err := pol.Plan(s.planPrincipal(r).Roles, d.Columns, nil)
 	if err != nil {
 		return // no column for these roles: the export is refused anyway
 	}

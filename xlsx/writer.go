@@ -30,10 +30,10 @@ const (
 
 // Errors returned by a Writer.
 var (
-	ErrSheetName     = errors.New("xlsx: invalid sheet name")
-	ErrClosed        = errors.New("xlsx: writer closed")
-	ErrAborted       = errors.New("xlsx: writer aborted")
-	ErrTooManyColumn = errors.New("xlsx: more than 16,384 columns")
+	ErrSheetName      = errors.New("xlsx: invalid sheet name")
+	ErrClosed         = errors.New("xlsx: writer closed")
+	ErrAborted        = errors.New("xlsx: writer aborted")
+	ErrTooManyColumns = errors.New("xlsx: more than 16,384 columns")
 )
 
 // Column describes one column of a sheet.
@@ -324,7 +324,7 @@ func (w *Writer) NewSheet(name string, cols []Column) error {
 		return fmt.Errorf("%w %q: a sheet of that name exists (names are compared case-insensitively)", ErrSheetName, name)
 	}
 	if len(cols) > MaxColumns {
-		return ErrTooManyColumn
+		return ErrTooManyColumns
 	}
 	if err := w.Error(); err != nil {
 		return err
@@ -552,7 +552,7 @@ func (w *Writer) Write(row []Cell) error {
 		return ErrClosed
 	}
 	if len(row) > MaxColumns {
-		return ErrTooManyColumn
+		return ErrTooManyColumns
 	}
 	if w.err != nil {
 		return w.err

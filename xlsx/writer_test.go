@@ -262,7 +262,7 @@ func TestClosed(t *testing.T) {
 
 func TestTooManyColumns(t *testing.T) {
 	w := NewWriter(&bytes.Buffer{})
-	if err := w.Write(make([]Cell, MaxColumns+1)); !errors.Is(err, ErrTooManyColumn) {
+	if err := w.Write(make([]Cell, MaxColumns+1)); !errors.Is(err, ErrTooManyColumns) {
 		t.Errorf("Write = %v", err)
 	}
 	row := make([]Cell, MaxColumns)

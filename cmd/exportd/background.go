@@ -78,11 +78,15 @@ func (f *jobFlags) start(ctx context.Context, configPath string, sc *server.Conf
 		q.Close()
 		return nil, err
 	}
-	m, err := jobs.New(jobs.Config{
+	jc := jobs.Config{
 		Datasets: sc.Datasets, Sources: sc.Sources, Queue: q, Storage: st, LinkSecret: []byte(secret),
 		Workers: f.JobsWorkers, ResultTTL: f.JobsTTL, JobTimeout: f.JobsTimeout, RescueAfter: f.JobsRescue,
 		MaxAttempts: f.JobsMaxAttempt, RetryBackoff: f.JobsBackoff, PollInterval: f.JobsPoll, Logger: log,
-	})
+	}
+	if sc.Audit != nil {
+		jc.Audit = sc.Audit
+	}
+	m, err := jobs.New(jc)
 	if err != nil {
 		st.Close()
 		q.Close()

@@ -19,6 +19,14 @@ import (
 // anonymous admin, so no token is needed.
 func serveDemo(t *testing.T, dir, cfg string) string {
 	t.Helper()
+	url, _, _ := startServe(t, dir, cfg)
+	return url
+}
+
+// startServe is serveDemo that also returns the server's process and the
+// file of its log.
+func startServe(t *testing.T, dir, cfg string) (url string, proc *os.Process, logPath string) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -45,13 +53,13 @@ func serveDemo(t *testing.T, dir, cfg string) string {
 			t.Logf("serve log:\n%s", b)
 		}
 	})
-	url := "http://" + addr
+	url = "http://" + addr
 	for deadline := time.Now().Add(30 * time.Second); ; {
 		resp, err := http.Get(url + "/healthz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return url
+				return url, cmd.Process, logf.Name()
 			}
 		}
 		if time.Now().After(deadline) {

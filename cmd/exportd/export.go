@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,8 +14,10 @@ import (
 	"golang.org/x/term"
 
 	"github.com/exportd/exportd"
+	"github.com/exportd/exportd/audit"
 	"github.com/exportd/exportd/connect"
 	"github.com/exportd/exportd/format"
+	"github.com/exportd/exportd/plan"
 )
 
 type exportCmd struct {
@@ -43,48 +46,152 @@ func (c *exportCmd) Run(ctx context.Context) error {
 	if c.Background {
 		return c.runBackground(ctx)
 	}
-	lp, err := c.localPrivacy(ctx) // purpose, masking, audit of a personal dataset
-	if err != nil {
-		return err
-	}
-	defer lp.close()
-	src, q, cols, name, sheet, loc, err := c.plan(ctx)
-	if err != nil {
-		return err
-	}
-	defer src.Close()
-
 	f, err := c.format()
 	if err != nil {
 		return usageError{err}
 	}
-	if c.Output == "" {
-		c.Output = name + "." + string(f)
-		if c.Dataset == "" {
-			c.Output = "export." + string(f)
+	if c.Config != "" || c.Dataset != "" {
+		return c.runDataset(ctx, f)
+	}
+	return c.runQuery(ctx, f)
+}
+
+// runDataset exports a dataset of --config through its plan (package
+// plan), as the server's stream and jobs do: the same parameters and
+// roles give the same file (sheet, title, marking, masking). A personal
+// dataset's export is recorded in the audit trail (exportprivacy.go): its
+// record of intent before the first byte, its outcome before the file is
+// put in place; when either cannot be written, no file is left behind.
+func (c *exportCmd) runDataset(ctx context.Context, f exportd.Format) error {
+	switch {
+	case c.DB != "":
+		return usageError{errors.New("--dataset needs --config, not --db")}
+	case c.Config == "":
+		return usageError{errors.New("--dataset needs --config")}
+	case c.Dataset == "":
+		return usageError{errors.New("--config needs --dataset")}
+	case c.Query != "":
+		return usageError{errors.New("--query needs --db; a dataset brings its own SQL")}
+	}
+	cfg, err := exportd.LoadConfig(c.Config)
+	if err != nil {
+		return usageError{err}
+	}
+	d, ok := cfg.Dataset(c.Dataset)
+	if !ok {
+		return usageError{fmt.Errorf("dataset %q: %w", c.Dataset, exportd.ErrUnknownDataset)}
+	}
+	raw := url.Values{}
+	for _, kv := range c.Param {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return usageError{fmt.Errorf("--param %q: want NAME=VALUE", kv)}
 		}
+		raw[k] = append(raw[k], v)
+	}
+	req := plan.Request{Format: f, Params: raw, NoBOM: c.NoBOM,
+		Principal: plan.Principal{Name: localUser(), Roles: c.Roles, Client: "local:" + hostname()},
+		Purpose:   audit.Purpose{Category: c.Purpose, Text: c.PurposeText}}
+	if len(c.Columns) > 0 {
+		req.Columns = c.Columns
+	}
+	var trail *localTrail
+	if d.Personal {
+		if trail, err = openLocalTrail(ctx, cfg, d); err != nil {
+			return err
+		}
+		defer trail.close()
+	}
+	p, err := plan.New(cfg, d.Name, req)
+	if err == nil && d.Personal && len(c.Roles) == 0 {
+		err = fmt.Errorf("--roles: dataset %s holds personal data: name the roles whose masking applies (e.g. --roles admin); the command assumes none", d.Name)
+	}
+	if err != nil {
+		err = flagError(d, err)
+		if trail != nil {
+			err = errors.Join(err, trail.denied(ctx, req, err))
+		}
+		return usageError{err}
 	}
 
+	conn := cfg.Connections[d.Connection]
+	src, err := connect.Open(ctx, conn.URL, exportd.SourceOptions{Location: cfg.Location})
+	if err != nil {
+		return fmt.Errorf("connection %s: %w", d.Connection, err)
+	}
+	defer src.Close()
+	if c.Output == "" {
+		c.Output = p.FileName
+	}
 	out, commit, abort, err := openOutput(c.Output, f)
 	if err != nil {
 		return err
 	}
-	opts := format.Options{BOM: !c.NoBOM, Sheet: sheet}
-	if lp != nil && lp.d.Marking {
-		opts.Mark(localUser(), time.Now().In(loc))
+	bar := c.progressBar()
+	opts := plan.Options{Source: src, Output: out, Estimate: bar != nil}
+	if trail != nil {
+		opts.Audit = trail.store
 	}
-	var bar *progress
-	if !c.Quiet && term.IsTerminal(int(os.Stderr.Fd())) {
-		bar = newProgress(os.Stderr)
+	if bar != nil {
+		opts.OnProgress = bar.update
 	}
+	res, err := p.Run(ctx, opts)
+	if bar != nil {
+		bar.finish(exportd.Progress{Rows: res.Rows, Bytes: res.Bytes, Elapsed: res.Duration, Total: -1}, err == nil)
+	}
+	if res.AuditErr != nil {
+		abort()
+		return errors.Join(err, fmt.Errorf("%w (the file was not written)", res.AuditErr))
+	}
+	if err != nil {
+		abort()
+		return fmt.Errorf("export: %w", err)
+	}
+	if err := commit(); err != nil {
+		return err
+	}
+	c.wrote(res.Stats)
+	return nil
+}
+
+// runQuery exports the result of --query on --db: an ad-hoc query, with
+// no dataset and so no plan (its columns are the result's).
+func (c *exportCmd) runQuery(ctx context.Context, f exportd.Format) error {
+	switch {
+	case c.Purpose != "" || c.PurposeText != "" || len(c.Roles) > 0 || len(c.Columns) > 0:
+		return usageError{errors.New("--purpose, --purpose-text, --roles and --columns apply to a dataset (--config and --dataset)")}
+	case c.DB == "":
+		return usageError{errors.New("give --db URL --query SQL, or --config FILE --dataset NAME")}
+	case c.Query == "":
+		return usageError{errors.New("--db needs --query")}
+	case len(c.Param) > 0:
+		return usageError{errors.New("--dataset and --param need --config, not --db")}
+	}
+	loc, err := time.LoadLocation(c.Timezone)
+	if err != nil {
+		return usageError{fmt.Errorf("--timezone: %w", err)}
+	}
+	src, err := connect.Open(ctx, c.DB, exportd.SourceOptions{Location: loc})
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	if c.Output == "" {
+		c.Output = "export." + string(f)
+	}
+	out, commit, abort, err := openOutput(c.Output, f)
+	if err != nil {
+		return err
+	}
+	opts := format.Options{BOM: !c.NoBOM}
+	bar := c.progressBar()
 	e := &exportd.Export{
-		Source:  src,
-		Query:   q,
-		Columns: cols,
-		Output:  lp.output(out),
-		NewWriter: lp.wrap(func(w io.Writer, cols []exportd.Column) (exportd.RowWriter, error) {
+		Source: src,
+		Query:  exportd.Query{SQL: c.Query},
+		Output: out,
+		NewWriter: func(w io.Writer, cols []exportd.Column) (exportd.RowWriter, error) {
 			return format.New(f, w, cols, opts)
-		}),
+		},
 		Estimate: bar != nil,
 	}
 	if bar != nil {
@@ -94,10 +201,6 @@ func (c *exportCmd) Run(ctx context.Context) error {
 	if bar != nil {
 		bar.finish(exportd.Progress{Rows: st.Rows, Bytes: st.Bytes, Elapsed: st.Duration, Total: -1}, err == nil)
 	}
-	if aerr := lp.record(ctx, st, err); aerr != nil {
-		abort()
-		return errors.Join(err, aerr)
-	}
 	if err != nil {
 		abort()
 		return fmt.Errorf("export: %w", err)
@@ -105,69 +208,23 @@ func (c *exportCmd) Run(ctx context.Context) error {
 	if err := commit(); err != nil {
 		return err
 	}
-	if !c.Quiet && c.Output != "-" {
-		fmt.Fprintf(os.Stderr, "wrote %s: %d rows, %s in %s\n", c.Output, st.Rows, humanBytes(st.Bytes), st.Duration.Round(time.Millisecond))
-	}
+	c.wrote(st)
 	return nil
 }
 
-// plan opens the source and builds the query, from --db/--query or from a
-// dataset of --config.
-func (c *exportCmd) plan(ctx context.Context) (src exportd.Source, q exportd.Query, cols []exportd.Column, name, sheet string, loc *time.Location, err error) {
-	switch {
-	case c.DB != "":
-		if c.Query == "" {
-			return nil, q, nil, "", "", nil, usageError{errors.New("--db needs --query")}
-		}
-		if c.Dataset != "" || len(c.Param) > 0 {
-			return nil, q, nil, "", "", nil, usageError{errors.New("--dataset and --param need --config, not --db")}
-		}
-		loc, err = time.LoadLocation(c.Timezone)
-		if err != nil {
-			return nil, q, nil, "", "", nil, usageError{fmt.Errorf("--timezone: %w", err)}
-		}
-		src, err = connect.Open(ctx, c.DB, exportd.SourceOptions{Location: loc})
-		if err != nil {
-			return nil, q, nil, "", "", nil, err
-		}
-		return src, exportd.Query{SQL: c.Query}, nil, "export", "", loc, nil
-	case c.Config != "":
-		if c.Dataset == "" {
-			return nil, q, nil, "", "", nil, usageError{errors.New("--config needs --dataset")}
-		}
-		if c.Query != "" {
-			return nil, q, nil, "", "", nil, usageError{errors.New("--query needs --db; a dataset brings its own SQL")}
-		}
-		cfg, err := exportd.LoadConfig(c.Config)
-		if err != nil {
-			return nil, q, nil, "", "", nil, usageError{err}
-		}
-		d, ok := cfg.Dataset(c.Dataset)
-		if !ok {
-			return nil, q, nil, "", "", nil, usageError{fmt.Errorf("dataset %q: %w", c.Dataset, exportd.ErrUnknownDataset)}
-		}
-		raw := make(map[string][]string, len(c.Param))
-		for _, kv := range c.Param {
-			k, v, ok := strings.Cut(kv, "=")
-			if !ok || k == "" {
-				return nil, q, nil, "", "", nil, usageError{fmt.Errorf("--param %q: want NAME=VALUE", kv)}
-			}
-			raw[k] = append(raw[k], v)
-		}
-		params, err := d.BindParams(raw, cfg.Location)
-		if err != nil {
-			return nil, q, nil, "", "", nil, usageError{fmt.Errorf("dataset %s: %w", d.Name, err)}
-		}
-		conn := cfg.Connections[d.Connection]
-		src, err = connect.Open(ctx, conn.URL, exportd.SourceOptions{Location: cfg.Location})
-		if err != nil {
-			return nil, q, nil, "", "", nil, fmt.Errorf("connection %s: %w", d.Connection, err)
-		}
-		f, _ := c.format()
-		fileName := d.FileNameFor(params, f)
-		return src, d.Query(params), d.Columns, strings.TrimSuffix(fileName, filepath.Ext(fileName)), d.Sheet, cfg.Location, nil
+// progressBar returns the progress bar on a terminal, unless --quiet.
+func (c *exportCmd) progressBar() *progress {
+	if c.Quiet || !term.IsTerminal(int(os.Stderr.Fd())) {
+		return nil
 	}
-	return nil, q, nil, "", "", nil, usageError{errors.New("give --db URL --query SQL, or --config FILE --dataset NAME")}
+	return newProgress(os.Stderr)
+}
+
+// wrote tells what was written, unless --quiet or the output is stdout.
+func (c *exportCmd) wrote(st exportd.Stats) {
+	if !c.Quiet && c.Output != "-" {
+		fmt.Fprintf(os.Stderr, "wrote %s: %d rows, %s in %s\n", c.Output, st.Rows, humanBytes(st.Bytes), st.Duration.Round(time.Millisecond))
+	}
 }
 
 func (c *exportCmd) format() (exportd.Format, error) {

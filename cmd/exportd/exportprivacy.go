@@ -6,219 +6,115 @@ package main
 // determined operator; what they do is keep the command from being a
 // quiet way around them. A local export of a personal dataset:
 //
-//   - needs --purpose and --purpose-text, checked as the server checks them;
+//   - needs --purpose and --purpose-text, checked by the export's plan as
+//     on the server;
 //   - needs --roles, the roles whose masking applies: the command does not
 //     assume any role (not even admin), the operator names it, and the
 //     audit record shows it was named on the command line;
 //   - takes --columns, which can only leave columns out;
-//   - writes one record to the configured audit trail (privacy.audit), with
-//     the operating-system user as the principal, "local:HOST" as the
-//     client and the SHA-256 of the file's bytes. The record is appended
-//     before the file is put in place: if the trail cannot be written, no
-//     file is left behind. Refusals (no purpose, a forbidden column…) are
-//     recorded too, as denied.
+//   - is recorded in the configured audit trail (privacy.audit), with the
+//     operating-system user as the principal and "local:HOST" as the
+//     client: a record of intent before the first byte, the outcome with
+//     the SHA-256 of the file's bytes before the file is put in place. If
+//     either cannot be written, no file is left behind. Refusals (no
+//     purpose, a forbidden column…) are recorded too, as denied.
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/user"
 	"strings"
-	"sync"
 
 	"github.com/exportd/exportd"
 	"github.com/exportd/exportd/audit"
 	"github.com/exportd/exportd/mask"
+	"github.com/exportd/exportd/plan"
 )
 
-// localPrivacy is the privacy plan of one local export.
-type localPrivacy struct {
+// localTrail is the audit trail of a local export of a personal dataset.
+type localTrail struct {
+	store   *audit.Store
+	logFile *os.File // privacy.audit.log, when the trail has one
 	d       *exportd.Dataset
-	plan    mask.Plan
-	planned bool         // plan applies
-	trail   *audit.Store // nil unless the dataset is personal
-	logFile *os.File     // privacy.audit.log, when the trail has one
-	rec     audit.Record
-	dig     *lockedDigest
 }
 
-// localPrivacy loads the dataset of --config/--dataset and applies its
-// privacy rules: for a personal dataset it opens the audit trail and
-// checks the purpose, the roles and the columns. It returns nil when no
-// rule applies (no --config, or a dataset that is not personal and no
-// --columns).
-func (c *exportCmd) localPrivacy(ctx context.Context) (*localPrivacy, error) {
-	if c.Config == "" || c.Dataset == "" {
-		if c.Purpose != "" || c.PurposeText != "" || len(c.Roles) > 0 || len(c.Columns) > 0 {
-			return nil, usageError{errors.New("--purpose, --purpose-text, --roles and --columns apply to a dataset (--config and --dataset)")}
-		}
-		return nil, nil
-	}
-	cfg, err := exportd.LoadConfig(c.Config)
+// openLocalTrail opens the configured audit trail for an export of the
+// personal dataset d.
+func openLocalTrail(ctx context.Context, cfg *exportd.Config, d *exportd.Dataset) (*localTrail, error) {
+	keys, err := audit.LoadKeys(cfg.Privacy.AuditKeyFile)
 	if err != nil {
-		return nil, usageError{err}
+		return nil, usageError{fmt.Errorf("dataset %s holds personal data, and its export is recorded in the audit trail: privacy.audit.key_file: %w", d.Name, err)}
 	}
-	d, ok := cfg.Dataset(c.Dataset)
-	if !ok {
-		return nil, usageError{fmt.Errorf("dataset %q: %w", c.Dataset, exportd.ErrUnknownDataset)}
-	}
-	if !d.Personal && len(c.Columns) == 0 && !d.Marking {
-		return nil, nil
-	}
-	if len(d.Columns) == 0 && (d.Personal || len(c.Columns) > 0) {
-		return nil, usageError{fmt.Errorf("--columns: dataset %s does not declare its columns", d.Name)}
-	}
-	lp := &localPrivacy{d: d}
-	if d.Personal {
-		keys, err := audit.LoadKeys(cfg.Privacy.AuditKeyFile)
-		if err != nil {
-			return nil, usageError{fmt.Errorf("dataset %s holds personal data, and its export is recorded in the audit trail: privacy.audit.key_file: %w", d.Name, err)}
+	t := &localTrail{d: d}
+	// The record's JSON line goes to privacy.audit.log, as the server's
+	// do, so `audit verify --log` sees local exports too. Without that
+	// file the command prints no line (the terminal is the operator's,
+	// not a log).
+	opts := audit.Options{Keys: keys, Retention: cfg.Privacy.Retention}
+	if cfg.Privacy.AuditLog != "" {
+		if t.logFile, err = os.OpenFile(cfg.Privacy.AuditLog, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600); err != nil {
+			return nil, usageError{fmt.Errorf("privacy.audit.log: %w", err)}
 		}
-		// The record's JSON line goes to privacy.audit.log, as the
-		// server's do, so `audit verify --log` sees local exports too.
-		// Without that file the command prints no line (the terminal is
-		// the operator's, not a log).
-		opts := audit.Options{Keys: keys, Retention: cfg.Privacy.Retention}
-		if cfg.Privacy.AuditLog != "" {
-			if lp.logFile, err = os.OpenFile(cfg.Privacy.AuditLog, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600); err != nil {
-				return nil, usageError{fmt.Errorf("privacy.audit.log: %w", err)}
-			}
-			opts.Log = lp.logFile
-		}
-		lp.trail, err = audit.Open(ctx, cfg.Privacy.AuditDB, opts)
-		if err != nil {
-			lp.close()
-			return nil, fmt.Errorf("privacy.audit.db: %w", err)
-		}
-		lp.rec = audit.Record{Principal: localUser(), Roles: c.Roles, Client: "local:" + hostname(), Dataset: d.Name,
-			Purpose: audit.Purpose{Category: strings.TrimSpace(c.Purpose), Text: strings.TrimSpace(c.PurposeText)}, Columns: c.Columns}
-		params := map[string]string{}
-		for _, kv := range c.Param {
-			k, v, _ := strings.Cut(kv, "=")
-			if params[k] != "" {
-				v = params[k] + "," + v
-			}
-			params[k] = v
-		}
-		lp.rec.Params, _ = json.Marshal(params)
-		if f, err := c.format(); err == nil {
-			lp.rec.Format = string(f)
-		}
-		if err := lp.check(c, cfg); err != nil {
-			lp.rec.Outcome, lp.rec.Error = audit.OutcomeDenied, err.Error()
-			if aerr := lp.trail.Append(ctx, &lp.rec); aerr != nil {
-				err = errors.Join(err, fmt.Errorf("audit: %w", aerr))
-			}
-			lp.close()
-			return nil, usageError{err}
-		}
-		return lp, nil
+		opts.Log = t.logFile
 	}
-	if len(c.Columns) == 0 {
-		return lp, nil // marking only
+	if t.store, err = audit.Open(ctx, cfg.Privacy.AuditDB, opts); err != nil {
+		t.close()
+		return nil, fmt.Errorf("privacy.audit.db: %w", err)
 	}
-	pol, err := mask.PolicyFor(d)
-	if err != nil {
-		return nil, usageError{err}
-	}
-	if lp.plan, err = pol.Plan(c.Roles, d.Columns, c.Columns); err != nil {
-		return nil, usageError{fmt.Errorf("--columns: %w", err)}
-	}
-	lp.planned = true
-	return lp, nil
+	return t, nil
 }
 
-// check applies the rules of a personal dataset and makes the plan.
-func (lp *localPrivacy) check(c *exportCmd, cfg *exportd.Config) error {
-	if err := cfg.Privacy.CheckPurpose(lp.rec.Purpose.Category, lp.rec.Purpose.Text); err != nil {
-		var pe *exportd.PurposeError
-		if errors.As(err, &pe) {
-			flag := map[string]string{"purpose": "--purpose", "purpose_text": "--purpose-text"}[pe.Field]
-			return fmt.Errorf("%s: %s", flag, pe.Reason)
-		}
-		return err
+// denied records a refused export: what was asked, and why it was
+// refused. It returns the error of the trail, if any.
+func (t *localTrail) denied(ctx context.Context, req plan.Request, why error) error {
+	params := map[string]string{}
+	for k, v := range req.Params {
+		params[k] = strings.Join(v, ",")
 	}
-	if len(c.Roles) == 0 {
-		return fmt.Errorf("--roles: dataset %s holds personal data: name the roles whose masking applies (e.g. --roles admin); the command assumes none", lp.d.Name)
-	}
-	pol, err := mask.PolicyFor(lp.d)
-	if err != nil {
-		return err
-	}
-	if lp.plan, err = pol.Plan(c.Roles, lp.d.Columns, c.Columns); err != nil {
-		return fmt.Errorf("--columns: %w", err)
-	}
-	lp.rec.Columns = lp.plan.Names()
-	lp.planned = true
-	return nil
-}
-
-// wrap applies the plan before the format writer.
-func (lp *localPrivacy) wrap(newWriter func(io.Writer, []exportd.Column) (exportd.RowWriter, error)) func(io.Writer, []exportd.Column) (exportd.RowWriter, error) {
-	if lp == nil || !lp.planned {
-		return newWriter
-	}
-	return lp.plan.NewWriter(newWriter)
-}
-
-// output returns w, hashed for the audit record when there is a trail.
-func (lp *localPrivacy) output(w io.Writer) io.Writer {
-	if lp == nil || lp.trail == nil {
-		return w
-	}
-	lp.dig = &lockedDigest{d: audit.NewDigest(w)}
-	return lp.dig
-}
-
-// record appends the export's record (before the file is put in place).
-func (lp *localPrivacy) record(ctx context.Context, st exportd.Stats, exportErr error) error {
-	if lp == nil || lp.trail == nil {
-		return nil
-	}
-	lp.rec.Rows = st.Rows
-	lp.rec.SHA256, lp.rec.Bytes = lp.dig.sum()
-	lp.rec.Outcome = audit.OutcomeOf(exportErr)
-	if exportErr != nil {
-		lp.rec.Error = exportErr.Error()
-	}
-	if err := lp.trail.Append(context.WithoutCancel(ctx), &lp.rec); err != nil {
-		return fmt.Errorf("audit: %w (the file was not written)", err)
+	rec := audit.Record{Principal: req.Principal.Name, Roles: req.Principal.Roles, Client: req.Principal.Client,
+		Dataset: t.d.Name, Purpose: req.Purpose, Columns: req.Columns, Format: string(req.Format),
+		Outcome: audit.OutcomeDenied, Error: why.Error()}
+	rec.Params, _ = json.Marshal(params)
+	if err := t.store.Append(context.WithoutCancel(ctx), &rec); err != nil && !errors.Is(err, audit.ErrNotLogged) {
+		return fmt.Errorf("audit: %w", err)
 	}
 	return nil
 }
 
-func (lp *localPrivacy) close() {
-	if lp == nil {
+func (t *localTrail) close() {
+	if t == nil {
 		return
 	}
-	if lp.trail != nil {
-		lp.trail.Close()
+	if t.store != nil {
+		t.store.Close()
 	}
-	if lp.logFile != nil {
-		lp.logFile.Close()
+	if t.logFile != nil {
+		t.logFile.Close()
 	}
 }
 
-// lockedDigest is an audit.Digest safe for the XLSX writer's goroutine and
-// the export's flushes.
-type lockedDigest struct {
-	mu sync.Mutex
-	d  *audit.Digest
-}
-
-func (w *lockedDigest) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.d.Write(p)
-}
-
-func (w *lockedDigest) sum() (string, int64) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.d.Sum(), w.d.N()
+// flagError names the command-line flag of a plan's error about a field
+// of the request, so the operator sees what to change.
+func flagError(d *exportd.Dataset, err error) error {
+	var pu *exportd.PurposeError
+	var pe *exportd.ParamError
+	var ce *mask.ColumnError
+	switch {
+	case errors.As(err, &pu):
+		flag := map[string]string{"purpose": "--purpose", "purpose_text": "--purpose-text"}[pu.Field]
+		if flag == "" {
+			flag = pu.Field
+		}
+		return fmt.Errorf("%s: %s", flag, pu.Reason)
+	case errors.As(err, &ce):
+		return fmt.Errorf("--columns: %w", err)
+	case errors.As(err, &pe) && pe.Param == "columns":
+		return fmt.Errorf("--columns: %s", pe.Reason)
+	}
+	return fmt.Errorf("dataset %s: %w", d.Name, err)
 }
 
 // localUser is the operating-system user running the command.

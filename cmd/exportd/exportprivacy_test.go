@@ -94,8 +94,10 @@ func TestExportPersonalLocal(t *testing.T) {
 	if err := st.Records(t.Context(), time.Time{}, time.Now().Add(time.Hour), func(r *audit.Record) error { recs = append(recs, *r); return nil }); err != nil {
 		t.Fatal(err)
 	}
-	if len(recs) != 8 {
-		t.Fatalf("%d records, want 8", len(recs))
+	// Six refusals, then two exports, each a record of intent before the
+	// first byte and its outcome after the last.
+	if len(recs) != 10 {
+		t.Fatalf("%d records, want 10", len(recs))
 	}
 	for _, r := range recs[:6] {
 		if r.Outcome != audit.OutcomeDenied || r.Principal != localUser() {
@@ -103,18 +105,26 @@ func TestExportPersonalLocal(t *testing.T) {
 		}
 	}
 	sum := sha256.Sum256(file)
-	r := recs[6]
+	for _, i := range []int{6, 8} {
+		if in, out := recs[i], recs[i+1]; in.Outcome != audit.OutcomeStarted || in.Bytes != 0 || in.SHA256 != "" ||
+			out.Ref != in.Seq || in.Principal != out.Principal || strings.Join(in.Columns, ",") != strings.Join(out.Columns, ",") {
+			t.Errorf("record of intent %+v for %+v", in, out)
+		}
+	}
+	r := recs[7]
 	if r.Outcome != audit.OutcomeOK || r.Principal != localUser() || strings.Join(r.Roles, ",") != "support" ||
 		!strings.HasPrefix(r.Client, "local:") || r.Purpose.Category != "member_support" ||
 		strings.Join(r.Columns, ",") != "id,name,email,phone" || r.Format != "csv" ||
 		r.SHA256 != hex.EncodeToString(sum[:]) || r.Bytes != int64(len(file)) || r.Rows != int64(len(rows)-1) {
 		t.Errorf("support export recorded as %+v", r)
 	}
-	if string(r.Params) != `{"from":"2019-01-01","to":"2019-01-31"}` {
+	// The parameters as bound (the default grades filled in), as the
+	// server records them.
+	if string(r.Params) != `{"from":"2019-01-01","grades":"gold,silver,bronze","to":"2019-01-31"}` {
 		t.Errorf("params %s", r.Params)
 	}
-	if recs[7].Outcome != audit.OutcomeOK || strings.Join(recs[7].Columns, ",") != "id,branch,grade,joined_on,tests,score_avg,last_test" {
-		t.Errorf("viewer export recorded as %+v", recs[7])
+	if recs[9].Outcome != audit.OutcomeOK || strings.Join(recs[9].Columns, ",") != "id,branch,grade,joined_on,tests,score_avg,last_test" {
+		t.Errorf("viewer export recorded as %+v", recs[9])
 	}
 
 	// A dataset without personal data needs none of it; --columns still
@@ -176,12 +186,12 @@ func TestExportPersonalLocalAuditLog(t *testing.T) {
 			t.Errorf("record %+v: want the OS user and local:HOST", rec.Record)
 		}
 	}
-	if strings.Join(outcomes, ",") != "denied,ok" {
-		t.Errorf("audit log outcomes %v, want denied then ok:\n%s", outcomes, log)
+	if strings.Join(outcomes, ",") != "denied,started,ok" {
+		t.Errorf("audit log outcomes %v, want denied, started, ok:\n%s", outcomes, log)
 	}
 	out, stderr, code := run(t, dir, "audit", "verify", "--db", "sqlite:"+filepath.Join(demoDir, "exportd-audit.db"),
 		"--key-file", filepath.Join(demoDir, "audit.key"), "--log", filepath.Join(demoDir, "audit.log"))
-	if code != 0 || !strings.Contains(out+stderr, "2") {
+	if code != 0 || !strings.Contains(out+stderr, "3 logged records compared") {
 		t.Errorf("audit verify --log: exit %d\n%s%s", code, out, stderr)
 	}
 }

@@ -106,7 +106,8 @@ func TestAuditTrailEndToEnd(t *testing.T) {
 
 	url, key := cfg.Privacy.AuditDB, cfg.Privacy.AuditKeyFile
 	out, stderr, code := run(t, dir, "audit", "verify", "--db", url, "--key-file", key, "--log", cfg.Privacy.AuditLog)
-	if code != 0 || !strings.Contains(out, "5 records OK") || !strings.Contains(out, "the log agrees") {
+	// Four exports (each a record of intent and its outcome) and a denial.
+	if code != 0 || !strings.Contains(out, "9 records OK") || !strings.Contains(out, "the log agrees") {
 		t.Fatalf("verify: exit %d, %q %q", code, out, stderr)
 	}
 	st, err := audit.Open(context.Background(), url, audit.Options{ReadOnly: true})
@@ -114,19 +115,27 @@ func TestAuditTrailEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	i := 0
+	started := map[int64]bool{}
 	err = st.Records(context.Background(), time.Time{}, time.Now().Add(time.Hour), func(r *audit.Record) error {
+		if r.Outcome == audit.OutcomeStarted {
+			if r.SHA256 != "" || r.Bytes != 0 || r.Ref != 0 {
+				t.Errorf("record %d: %+v, want a record of intent", r.Seq, r)
+			}
+			started[r.Seq] = true
+			return nil
+		}
 		switch {
 		case i == 3 && (r.Outcome != audit.OutcomeDenied || !strings.Contains(r.Error, "400")):
 			t.Errorf("record %d: %+v, want the denial", r.Seq, r)
-		case i != 3 && (r.Outcome != audit.OutcomeOK || r.SHA256 != sums[i]):
-			t.Errorf("record %d: %+v, want the digest %s of the bytes received", r.Seq, r, sums[i])
+		case i != 3 && (r.Outcome != audit.OutcomeOK || r.SHA256 != sums[i] || !started[r.Ref]):
+			t.Errorf("record %d: %+v, want the digest %s of the bytes received, completing a record of intent", r.Seq, r, sums[i])
 		}
 		i++
 		return nil
 	})
 	st.Close()
-	if err != nil || i != 5 {
-		t.Fatalf("%d records, %v", i, err)
+	if err != nil || i != 5 || len(started) != 4 {
+		t.Fatalf("%d records and %d of intent, %v", i, len(started), err)
 	}
 
 	// Each tampering on a fresh copy of the trail.

@@ -6,11 +6,9 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
-	"sort"
 	"time"
 
 	"github.com/exportd/exportd"
-	"github.com/exportd/exportd/connect"
 	"github.com/exportd/exportd/server"
 )
 
@@ -36,37 +34,49 @@ func (c *serveCmd) Run(ctx context.Context) error {
 		return usageError{err}
 	}
 	log := newLogger(c.LogFormat, c.LogLevel)
-	sc, closeSources, err := c.config(ctx, cfg, log)
+	// A pool as large as the export limit (plus room for readiness checks
+	// and estimates), so no export waits for a connection.
+	pool := &sourcePool{maxConns: 100, open: map[string]exportd.Source{}}
+	if c.MaxExports > 0 {
+		pool.maxConns = c.MaxExports + 4
+	}
+	defer pool.close()
+	sc, closeAuth, err := c.config(ctx, cfg, pool, log)
 	if err != nil {
 		return err
 	}
-	defer closeSources()
-	stopJobs, err := c.jobFlags.start(ctx, c.Config, &sc, log)
-	if err != nil {
-		return err
-	}
-	defer stopJobs()
+	defer closeAuth()
+	// The trail first: a job's worker records personal exports in it.
 	stopAudit, err := openAudit(ctx, cfg, &sc, log) // privacy.go
 	if err != nil {
 		return err
 	}
 	defer stopAudit()
+	stopJobs, err := c.jobFlags.start(ctx, c.Config, &sc, log)
+	if err != nil {
+		return err
+	}
+	defer stopJobs()
+	rl := &reloader{path: c.Config, pool: pool, log: log, jobs: sc.Jobs} // reload.go
+	sc.Reload = rl.reload
 	s, err := server.New(sc)
 	if err != nil {
 		return err
 	}
+	rl.srv = s
+	defer rl.onHangup(ctx)()
 	return s.ListenAndServe(ctx)
 }
 
-// config opens a source per connection and builds the server's Config.
-func (c *serveCmd) config(ctx context.Context, cfg *exportd.Config, log *slog.Logger) (server.Config, func(), error) {
+// config opens a source per connection (from pool) and builds the
+// server's Config; closeAuth closes what the authenticator opened.
+func (c *serveCmd) config(ctx context.Context, cfg *exportd.Config, pool *sourcePool, log *slog.Logger) (sc server.Config, closeAuth func(), err error) {
 	keepAlive := c.KeepAlive
 	if keepAlive == 0 {
 		keepAlive = -1 // off
 	}
-	sc := server.Config{
+	sc = server.Config{
 		Datasets:            cfg,
-		Sources:             map[string]exportd.Source{},
 		Addr:                c.Addr,
 		KeepAlive:           keepAlive,
 		WriteTimeout:        c.WriteTimeout,
@@ -87,38 +97,15 @@ func (c *serveCmd) config(ctx context.Context, cfg *exportd.Config, log *slog.Lo
 		}
 		sc.TrustedProxies = append(sc.TrustedProxies, pfx)
 	}
+	if sc.Sources, err = pool.sources(ctx, cfg); err != nil {
+		return sc, nil, err
+	}
 	a, csrfKey, closeAuth, err := authenticator(ctx, cfg) // token.go
 	if err != nil {
 		return sc, nil, err
 	}
 	sc.Auth, sc.CSRFKey = a, csrfKey
-	closeAll := func() {
-		for _, s := range sc.Sources {
-			s.Close()
-		}
-		closeAuth()
-	}
-	names := make([]string, 0, len(cfg.Connections))
-	for n := range cfg.Connections {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		// A pool as large as the export limit (plus room for readiness
-		// checks and estimates), so no export waits for a connection.
-		pool := 100
-		if c.MaxExports > 0 {
-			pool = c.MaxExports + 4
-		}
-		opts := exportd.SourceOptions{Location: cfg.Location, MaxConns: pool}
-		src, err := connect.Open(ctx, cfg.Connections[n].URL, opts)
-		if err != nil {
-			closeAll()
-			return sc, nil, fmt.Errorf("connection %s: %w", n, err)
-		}
-		sc.Sources[n] = src
-	}
-	return sc, closeAll, nil
+	return sc, closeAuth, nil
 }
 
 func newLogger(format, level string) *slog.Logger {

@@ -1,0 +1,159 @@
+package main
+
+// Reloading `exportd serve`: SIGHUP (systemctl reload) and POST
+// /v1/admin/reload re-read the datasets file. The new file is checked in
+// full first, as `exportd check` checks it (parsed, then every query
+// prepared on its database); a file that does not check is refused, the
+// reason logged and counted, and the running configuration stays. Then
+// the server and its jobs serve the new datasets: downloads and job
+// attempts under way finish on the configuration they started with.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sort"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/exportd/exportd"
+	"github.com/exportd/exportd/connect"
+	"github.com/exportd/exportd/jobs"
+	"github.com/exportd/exportd/server"
+)
+
+// sourcePool keeps the server's database sources, one per connection URL
+// and time zone, so that a reload reuses the pools of the connections it
+// does not change. A source a reload no longer uses stays open until the
+// server exits: a download or a job that started before the reload may
+// still be reading from it (an idle pool holds next to nothing).
+type sourcePool struct {
+	maxConns int
+	mu       sync.Mutex
+	open     map[string]exportd.Source // by URL and zone
+}
+
+// sources returns a source for each connection of cfg, opening those it
+// does not have.
+func (p *sourcePool) sources(ctx context.Context, cfg *exportd.Config) (map[string]exportd.Source, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	names := make([]string, 0, len(cfg.Connections))
+	for n := range cfg.Connections {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	out := make(map[string]exportd.Source, len(names))
+	for _, n := range names {
+		url := cfg.Connections[n].URL
+		key := url + "\x00" + cfg.Location.String()
+		src, ok := p.open[key]
+		if !ok {
+			var err error
+			src, err = connect.Open(ctx, url, exportd.SourceOptions{Location: cfg.Location, MaxConns: p.maxConns})
+			if err != nil {
+				return nil, fmt.Errorf("connection %s: %w", n, err)
+			}
+			p.open[key] = src
+		}
+		out[n] = src
+	}
+	return out, nil
+}
+
+func (p *sourcePool) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for k, s := range p.open {
+		s.Close()
+		delete(p.open, k)
+	}
+}
+
+// keepOpen is a source that Config.Check may close without closing it.
+type keepOpen struct{ exportd.Source }
+
+func (keepOpen) Close() error { return nil }
+
+// reloader reloads a running server from its datasets file.
+type reloader struct {
+	path string
+	pool *sourcePool
+	log  *slog.Logger
+	srv  *server.Server
+	jobs *jobs.Manager // nil without background jobs
+
+	mu sync.Mutex // one reload at a time
+}
+
+// reload re-reads and checks the datasets file, then serves it. It
+// returns how many datasets are served now.
+func (rl *reloader) reload(ctx context.Context) (int, error) {
+	rl.mu.Lock()
+	defer rl.mu.Unlock()
+	n, err := rl.load(ctx)
+	if err != nil {
+		rl.log.Error("reload refused: the running configuration stays", "config", rl.path, "error", oneLine(err.Error()))
+		return 0, err
+	}
+	return n, nil
+}
+
+func (rl *reloader) load(ctx context.Context) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	refuse := func(err error) (int, error) {
+		rl.srv.ReloadRefused()
+		return 0, err
+	}
+	cfg, err := exportd.LoadConfig(rl.path)
+	if err != nil {
+		return refuse(err)
+	}
+	sources, err := rl.pool.sources(ctx, cfg)
+	if err != nil {
+		return refuse(err)
+	}
+	if errs := cfg.Check(ctx, func(_ context.Context, conn exportd.Connection) (exportd.Source, error) {
+		return keepOpen{sources[conn.Name]}, nil
+	}); len(errs) > 0 {
+		return refuse(fmt.Errorf("%s: %d problem(s) found: %w", rl.path, len(errs), errors.Join(errs...)))
+	}
+	if err := rl.srv.Reload(cfg, sources); err != nil {
+		return 0, err // counted by Reload
+	}
+	if rl.jobs != nil {
+		rl.jobs.Reload(cfg, sources)
+	}
+	return len(cfg.Datasets), nil
+}
+
+// onHangup reloads on each SIGHUP until ctx ends or stop is called; stop
+// waits for a reload under way.
+func (rl *reloader) onHangup(ctx context.Context) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				rl.log.Info("SIGHUP: reloading the datasets file", "config", rl.path)
+				rl.reload(ctx)
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(hup)
+		cancel()
+		<-done
+	}
+}
