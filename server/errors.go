@@ -71,7 +71,7 @@ func toError(err error) *Error {
 	case errors.Is(err, errUnknownFormat):
 		return &Error{Status: http.StatusBadRequest, Code: "unknown_format", Field: "format", Message: err.Error()}
 	case errors.Is(err, errBusy):
-		return &Error{Status: http.StatusTooManyRequests, Code: "too_many_exports", Suggest: "job", Message: err.Error()}
+		return &Error{Status: http.StatusServiceUnavailable, Code: "too_many_exports", Suggest: "job", Message: err.Error()}
 	case errors.Is(err, errTooLarge), errors.Is(err, exportd.ErrRowLimit):
 		return &Error{Status: http.StatusConflict, Code: "row_limit", Suggest: "job", Message: err.Error()}
 	case errors.Is(err, exportd.ErrQueryTimeout), errors.Is(err, context.DeadlineExceeded):
