@@ -24,6 +24,19 @@ type Error struct {
 	// background job) or "retry".
 	Suggest    string        `json:"suggest,omitempty"`
 	RetryAfter time.Duration `json:"-"`
+	// Quota describes the job quota reached (code job_quota).
+	Quota *QuotaDetail `json:"quota,omitempty"`
+}
+
+// QuotaDetail names a job quota, what counts against it and when it frees.
+type QuotaDetail struct {
+	Name   string `json:"name"` // jobs or bytes
+	Limit  int64  `json:"limit"`
+	Used   int64  `json:"used"`
+	Counts string `json:"counts"`
+	// FreesAt is when the quota frees; absent when it frees as one of the
+	// principal's jobs ends.
+	FreesAt *time.Time `json:"frees_at,omitempty"`
 }
 
 // FieldError is one field at fault.
