@@ -70,6 +70,13 @@ type Export struct {
 	// OnFlush, if set, is called after each flush of the writer (the HTTP
 	// server flushes its response there). A keep-alive flush passes true.
 	OnFlush func(keepAlive bool) error
+	// Admit, if set, is called once the writer has started (and flushed
+	// its first bytes) and before the query starts (before Estimate too):
+	// it waits for room to run the export, such as a slot of a server's
+	// queue, and returns a release that Run calls when the export ends.
+	// Keep-alive flushes go on while it waits; it must return when ctx
+	// ends. An error from Admit ends the export.
+	Admit func(ctx context.Context) (release func(), err error)
 }
 
 const batchRows = 256
@@ -96,15 +103,6 @@ func (e *Export) Run(ctx context.Context) (Stats, error) {
 		return st, err
 	}
 
-	total := int64(-1)
-	if e.Estimate {
-		if est, ok := e.Source.(Estimator); ok {
-			if n, ok := est.EstimateRows(ctx, e.Query); ok {
-				total = n
-			}
-		}
-	}
-
 	var err error
 	if len(e.Columns) > 0 {
 		if w, err = e.NewWriter(out, e.Columns); err != nil {
@@ -121,11 +119,17 @@ func (e *Export) Run(ctx context.Context) (Stats, error) {
 	// by Run, which waits for it before returning. It starts the query too,
 	// because a database may keep Query itself waiting until the first row
 	// (MySQL, SQLite): the keep-alive must cover that wait as well.
+	// It waits for admission first (Admit), while this goroutine goes on
+	// flushing keep-alives, and asks for the estimate once admitted, so
+	// that an export waiting for room costs no query.
 	r := &reader{
-		types:   declaredTypes(e.Columns),
-		started: make(chan []ResultColumn, 1),
-		full:    make(chan *batch, 2),
-		free:    make(chan *batch, 3),
+		types:    declaredTypes(e.Columns),
+		admit:    e.Admit,
+		estimate: e.Estimate,
+		started:  make(chan []ResultColumn, 1),
+		full:     make(chan *batch, 2),
+		free:     make(chan *batch, 3),
+		total:    -1,
 	}
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -133,8 +137,14 @@ func (e *Export) Run(ctx context.Context) (Stats, error) {
 		defer wg.Done()
 		r.run(ctx, e.Source, e.Query)
 	}()
-	defer wg.Wait()
+	defer func() {
+		// The slot is held until the export ends, writing included.
+		if wg.Wait(); r.release != nil {
+			r.release()
+		}
+	}()
 	defer cancel() // runs before wg.Wait: stops the reader on an early return
+	total := int64(-1)
 
 	progressEvery := e.ProgressInterval
 	if progressEvery <= 0 {
@@ -194,8 +204,12 @@ func (e *Export) Run(ctx context.Context) (Stats, error) {
 		case cols, ok := <-started:
 			started = nil
 			if !ok {
+				if r.admitErr != nil {
+					return finish(fmt.Errorf("wait for room: %w", r.admitErr))
+				}
 				return finish(fmt.Errorf("query: %w", r.err))
 			}
+			total = r.total
 			if len(e.Columns) > 0 && len(e.Columns) != len(cols) {
 				return finish(fmt.Errorf("query returns %d columns, %d declared", len(cols), len(e.Columns)))
 			}
@@ -253,14 +267,35 @@ func (e *Export) Run(ctx context.Context) (Stats, error) {
 // the end with err set to the error that ended the rows, if any. Batches
 // come back on free to be reused.
 type reader struct {
-	types   []Type
-	started chan []ResultColumn
-	full    chan *batch
-	free    chan *batch
-	err     error // read only after started or full is closed
+	types    []Type
+	admit    func(context.Context) (func(), error) // nil: run at once
+	estimate bool
+	started  chan []ResultColumn
+	full     chan *batch
+	free     chan *batch
+	err      error  // read only after started or full is closed
+	admitErr error  // from admit; read only after started is closed
+	total    int64  // the estimate; read only after started
+	release  func() // from admit; read only after run has returned
 }
 
 func (r *reader) run(ctx context.Context, src Source, q Query) {
+	if r.admit != nil {
+		release, err := r.admit(ctx)
+		if err != nil {
+			r.admitErr = err
+			close(r.started)
+			return
+		}
+		r.release = release
+	}
+	if r.estimate {
+		if est, ok := src.(Estimator); ok {
+			if n, ok := est.EstimateRows(ctx, q); ok {
+				r.total = n
+			}
+		}
+	}
 	rows, err := src.Query(ctx, q)
 	if err != nil {
 		r.err = err

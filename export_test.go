@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"path/filepath"
@@ -334,5 +335,107 @@ func TestExportFlushesSlowRows(t *testing.T) {
 	}
 	if !early {
 		t.Fatal("the first row was not flushed while the query computed the second")
+	}
+}
+
+// countingSource counts the queries started on it.
+type countingSource struct {
+	exportd.Source
+	queries atomic.Int32
+}
+
+func (s *countingSource) Query(ctx context.Context, q exportd.Query) (exportd.Rows, error) {
+	s.queries.Add(1)
+	return s.Source.Query(ctx, q)
+}
+
+// An export waiting for admission has sent its first bytes, keeps sending
+// keep-alives and has not started its query; once admitted it runs to a
+// complete file and releases its room exactly once, when Run returns.
+func TestExportAdmitWaitsWithKeepAlives(t *testing.T) {
+	t.Cleanup(func() { goleak.VerifyNone(t) })
+	src := &countingSource{Source: newDB(t, `CREATE TABLE t (a INTEGER)`, `INSERT INTO t VALUES (1), (2), (3)`)}
+	var out bytes.Buffer
+	e := newExport(src, `SELECT a FROM t ORDER BY a`, []exportd.Column{{Name: "a", Type: exportd.TypeInt}}, exportd.FormatXLSX, &out)
+	e.KeepAlive = 5 * time.Millisecond
+	var firstFlush, keepAlives, released atomic.Int32
+	e.OnFlush = func(keepAlive bool) error {
+		firstFlush.CompareAndSwap(0, int32(out.Len()))
+		if keepAlive {
+			keepAlives.Add(1)
+		}
+		return nil
+	}
+	admitted := make(chan struct{})
+	waiting := make(chan struct{})
+	e.Admit = func(ctx context.Context) (func(), error) {
+		close(waiting)
+		select {
+		case <-admitted:
+			return func() { released.Add(1) }, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	done := make(chan error, 1)
+	go func() { _, err := e.Run(context.Background()); done <- err }()
+	<-waiting
+	deadline := time.Now().Add(10 * time.Second)
+	for keepAlives.Load() < 3 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if n := keepAlives.Load(); n < 3 {
+		t.Fatalf("%d keep-alive flushes while waiting for admission", n)
+	}
+	if firstFlush.Load() == 0 {
+		t.Fatal("nothing was written before admission")
+	}
+	if n := src.queries.Load(); n != 0 {
+		t.Fatalf("%d queries started before admission", n)
+	}
+	if released.Load() != 0 {
+		t.Fatal("released before admission")
+	}
+	close(admitted)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := released.Load(); n != 1 {
+		t.Fatalf("released %d times, want once", n)
+	}
+	f, err := excelize.OpenReader(bytes.NewReader(out.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows, _ := f.GetRows(f.GetSheetName(0))
+	if got := fmt.Sprint(rows); got != "[[a] [1] [2] [3]]" {
+		t.Fatalf("rows %s", got)
+	}
+}
+
+// An export cancelled while it waits for admission ends at once with the
+// context's error and never starts its query.
+func TestExportAdmitCancelled(t *testing.T) {
+	t.Cleanup(func() { goleak.VerifyNone(t) })
+	src := &countingSource{Source: newDB(t)}
+	e := newExport(src, `SELECT 1 AS a`, []exportd.Column{{Name: "a"}}, exportd.FormatCSV, io.Discard)
+	e.Estimate = true
+	waiting := make(chan struct{})
+	e.Admit = func(ctx context.Context) (func(), error) {
+		close(waiting)
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { _, err := e.Run(ctx); done <- err }()
+	<-waiting
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	if n := src.queries.Load(); n != 0 {
+		t.Fatalf("%d queries started by a cancelled export", n)
 	}
 }

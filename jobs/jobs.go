@@ -107,6 +107,12 @@ type Config struct {
 	SweepInterval time.Duration
 	// Logger receives the job log lines; nil means slog.Default().
 	Logger *slog.Logger
+
+	// Quota bounds each principal's jobs in flight and results kept
+	// (quota.go); RoleQuotas, by role, replace it for principals with a
+	// listed role. Zero values set no bound.
+	Quota      Quota
+	RoleQuotas map[string]Quota
 }
 
 // Manager submits, runs and serves background export jobs. Make one with
@@ -305,11 +311,16 @@ func (m *Manager) Submit(ctx context.Context, req Request) (job *Job, joined boo
 	if err != nil {
 		return nil, false, fmt.Errorf("jobs: %w", err)
 	}
+	priority, err := m.admit(ctx, req) // quota.go
+	if err != nil {
+		return nil, false, err
+	}
 	args := exportArgs{Owner: req.Owner, Roles: req.Roles, Dataset: d.Name, Format: string(req.Format),
 		Params: params, Bound: string(key), Columns: req.Columns, Purpose: req.Purpose, PurposeText: req.PurposeText}
 	res, err := m.client.Insert(ctx, args, &river.InsertOpts{
-		Queue: queueName,
-		Tags:  []string{ownerTag(req.Owner)},
+		Queue:    queueName,
+		Priority: priority,
+		Tags:     []string{ownerTag(req.Owner)},
 		UniqueOpts: river.UniqueOpts{
 			ByArgs: true,
 			// In flight only: a finished, cancelled or failed job does not

@@ -311,6 +311,7 @@ type Options struct {
 	WrapWriter func(exportd.RowWriter) exportd.RowWriter
 
 	// The engine's hooks: see [exportd.Export].
+	Admit            func(ctx context.Context) (release func(), err error)
 	KeepAlive        time.Duration
 	FlushInterval    time.Duration
 	OnFlush          func(keepAlive bool) error
@@ -395,6 +396,7 @@ func (p *Plan) Run(ctx context.Context, o Options) (Result, error) {
 		OnProgress:       o.OnProgress,
 		ProgressInterval: o.ProgressInterval,
 		Estimate:         o.Estimate,
+		Admit:            o.Admit,
 	}
 	if o.Direct {
 		e.MaxRows = d.RowLimit

@@ -61,6 +61,10 @@ func Open(ctx context.Context, dsn string, opts exportd.SourceOptions) (*Source,
 }
 
 // Ping checks that the database answers.
+// MaxConns returns the size of the connection pool: a server runs no more
+// exports at once than the pool can serve.
+func (s *Source) MaxConns() int { return int(s.pool.Config().MaxConns) }
+
 func (s *Source) Ping(ctx context.Context) error {
 	if err := s.pool.Ping(ctx); err != nil {
 		return fmt.Errorf("postgres ping: %w", err)

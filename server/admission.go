@@ -1,52 +1,229 @@
 package server
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"sync"
+	"time"
 )
 
-// admission limits the exports streaming at once, per server and per
-// client. It never queues: a request over a limit is refused at once, so
-// that a client can be told to retry or to use a background job.
+// longWait is how long an export waits for a slot before its wait is
+// logged.
+const longWait = 5 * time.Second
+
+// admission admits exports at once and runs them when there is room.
+//
+// An admitted export holds a place until it ends; at most max places are
+// held on the server and perClient by one client (see Config.ClientKey),
+// and beyond those the request is refused (errBusy). Of the admitted
+// exports, slots run at once (their query, their writing); the others
+// wait, costing no query and no connection, and are handed the slots that
+// free up fairly between clients: the waiting client with the fewest
+// exports running goes first, and among equals the one served longest
+// ago, so one client's twenty downloads take turns with another's one. A
+// client with nothing running does not wait behind other clients'
+// exports either: it may start beyond slots, up to twice slots (the
+// headroom drains before anyone else starts).
 type admission struct {
-	max, perClient int // ≤ 0: no limit
-
-	mu       sync.Mutex
-	total    int
-	byClient map[string]int
+	slots      int // ≤ 0: every admitted export runs at once
+	max        int // ≤ 0: no bound
+	perClient  int // ≤ 0: no bound
+	m          *metrics
+	log        *slog.Logger
+	now        func() time.Time
+	mu         sync.Mutex
+	running    int
+	admitted   int
+	waiting    int
+	clients    map[string]*client
+	lastServed uint64 // a counter: the order in which clients got slots
 }
 
-func newAdmission(max, perClient int) *admission {
-	return &admission{max: max, perClient: perClient, byClient: map[string]int{}}
+// client is one client's share of the admission.
+type client struct {
+	key      string
+	admitted int
+	running  int
+	queue    []*ticket // waiting, oldest first
+	served   uint64    // lastServed when this client last got a slot
 }
 
-// acquire takes a slot for client, or returns an error wrapping errBusy.
-// A successful acquire must be followed by one release.
-func (a *admission) acquire(client string) error {
+// ticket is one admitted export: its place and, once granted, its slot.
+type ticket struct {
+	a      *admission
+	c      *client
+	joined time.Time
+	ready  chan struct{} // closed when the slot is granted
+	state  ticketState   // under a.mu
+}
+
+type ticketState int
+
+const (
+	waiting ticketState = iota
+	running
+	done
+)
+
+func newAdmission(slots, max, perClient int, m *metrics, log *slog.Logger) *admission {
+	a := &admission{slots: slots, max: max, perClient: perClient, m: m, log: log, now: time.Now, clients: map[string]*client{}}
+	if slots > 0 {
+		m.slots.Set(float64(slots))
+	}
+	return a
+}
+
+// defaultSlots is the number of exports run at once when Config.Slots is
+// not set: two per core (past that, more streams only make each one
+// slower), at most the smallest connection pool of the sources that tell
+// theirs, less two for readiness checks and estimates, and at least one.
+func defaultSlots(pools []int) int {
+	n := DefaultSlots()
+	for _, p := range pools {
+		if p > 0 {
+			n = min(n, p-2)
+		}
+	}
+	return max(n, 1)
+}
+
+// join admits an export of client, or refuses it with an error wrapping
+// errBusy when a bound is reached. The export may run at once or wait (see
+// ticket.wait); every ticket must be ended with done.
+func (a *admission) join(key string) (*ticket, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.max > 0 && a.total >= a.max {
-		return fmt.Errorf("%w: the server is streaming its limit of %d exports; retry later or run the export as a background job", errBusy, a.max)
+	c := a.clients[key]
+	if a.max > 0 && a.admitted >= a.max {
+		return nil, fmt.Errorf("%w: the server holds its limit of %d exports, running or waiting; retry later or run the export as a background job", errBusy, a.max)
 	}
-	if a.perClient > 0 && a.byClient[client] >= a.perClient {
-		return fmt.Errorf("%w: you are streaming your limit of %d exports at once; retry when one ends or run the export as a background job", errBusy, a.perClient)
+	if c != nil && a.perClient > 0 && c.admitted >= a.perClient {
+		return nil, fmt.Errorf("%w: you have %d exports running or waiting, your limit; retry when one ends or run the export as a background job", errBusy, a.perClient)
 	}
-	a.total++
-	a.byClient[client]++
-	return nil
+	if c == nil {
+		c = &client{key: key}
+		a.clients[key] = c
+	}
+	t := &ticket{a: a, c: c, joined: a.now(), ready: make(chan struct{})}
+	a.admitted++
+	c.admitted++
+	c.queue = append(c.queue, t)
+	a.waiting++
+	a.m.waiting.Inc()
+	a.dispatch()
+	return t, nil
 }
 
-func (a *admission) release(client string) {
+// canStart reports whether c may take a slot now.
+func (a *admission) canStart(c *client) bool {
+	if a.slots <= 0 || a.running < a.slots {
+		return true // dispatch picks the fairest client first
+	}
+	return c.running == 0 && a.running < 2*a.slots
+}
+
+// dispatch hands free slots to waiting exports, fairest client first.
+// It is called with a.mu held whenever a slot frees or an export joins.
+func (a *admission) dispatch() {
+	for a.waiting > 0 {
+		var best *client
+		for _, c := range a.clients {
+			if len(c.queue) == 0 || !a.canStart(c) {
+				continue
+			}
+			if best == nil || c.running < best.running || c.running == best.running && c.served < best.served {
+				best = c
+			}
+		}
+		if best == nil {
+			return
+		}
+		t := best.queue[0]
+		best.queue = best.queue[1:]
+		a.waiting--
+		a.m.waiting.Dec()
+		a.running++
+		a.m.slotsInUse.Inc()
+		best.running++
+		a.lastServed++
+		best.served = a.lastServed
+		t.state = running
+		waited := a.now().Sub(t.joined)
+		a.m.waitTime.Observe(waited.Seconds())
+		if waited >= longWait {
+			a.log.Info("export waited for a slot", "client", t.c.key, "waited", waited.Round(time.Millisecond).String(),
+				"running", a.running, "waiting", a.waiting)
+		}
+		close(t.ready)
+	}
+}
+
+// wait blocks until the export has a slot, and returns done as its
+// release; it returns ctx's error if ctx ends first (the place stays
+// held until done). Calling it again after the slot is granted returns at
+// once.
+func (t *ticket) wait(ctx context.Context) (func(), error) {
+	select {
+	case <-t.ready:
+		return t.done, nil
+	default:
+	}
+	select {
+	case <-t.ready:
+		return t.done, nil
+	case <-ctx.Done():
+		// A slot granted at the same moment is handed on by done.
+		return nil, context.Cause(ctx)
+	}
+}
+
+// done ends the ticket: it gives back its slot, or its place in the
+// queue, so that the next export may start. It may be called more than
+// once.
+func (t *ticket) done() {
+	a := t.a
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.total--
-	if a.byClient[client]--; a.byClient[client] <= 0 {
-		delete(a.byClient, client)
+	c := t.c
+	switch t.state {
+	case done:
+		return
+	case waiting:
+		for i, q := range c.queue {
+			if q == t {
+				c.queue = append(c.queue[:i], c.queue[i+1:]...)
+				break
+			}
+		}
+		a.waiting--
+		a.m.waiting.Dec()
+		if waited := a.now().Sub(t.joined); waited >= longWait {
+			a.log.Info("export left while waiting for a slot", "client", c.key, "waited", waited.Round(time.Millisecond).String())
+		}
+	case running:
+		a.running--
+		a.m.slotsInUse.Dec()
+		c.running--
 	}
+	t.state = done
+	a.admitted--
+	if c.admitted--; c.admitted == 0 {
+		delete(a.clients, c.key)
+	}
+	a.dispatch()
 }
 
+// waitingNow returns the exports waiting for a slot now.
+func (a *admission) waitingNow() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.waiting
+}
+
+// active returns the exports admitted now, running or waiting.
 func (a *admission) active() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.total
+	return a.admitted
 }

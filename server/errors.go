@@ -26,6 +26,19 @@ type Error struct {
 	// background job) or "retry".
 	Suggest    string        `json:"suggest,omitempty"`
 	RetryAfter time.Duration `json:"-"`
+	// Quota describes the job quota reached (code job_quota).
+	Quota *QuotaDetail `json:"quota,omitempty"`
+}
+
+// QuotaDetail names a job quota, what counts against it and when it frees.
+type QuotaDetail struct {
+	Name   string `json:"name"` // jobs or bytes
+	Limit  int64  `json:"limit"`
+	Used   int64  `json:"used"`
+	Counts string `json:"counts"`
+	// FreesAt is when the quota frees; absent when it frees as one of the
+	// principal's jobs ends.
+	FreesAt *time.Time `json:"frees_at,omitempty"`
 }
 
 // FieldError is one field at fault.
@@ -68,7 +81,7 @@ func toError(err error) *Error {
 	case errors.Is(err, errUnknownFormat):
 		return &Error{Status: http.StatusBadRequest, Code: "unknown_format", Field: "format", Message: err.Error()}
 	case errors.Is(err, errBusy):
-		return &Error{Status: http.StatusTooManyRequests, Code: "too_many_exports", Suggest: "job", Message: err.Error()}
+		return &Error{Status: http.StatusServiceUnavailable, Code: "too_many_exports", Suggest: "job", Message: err.Error()}
 	case errors.Is(err, errTooLarge), errors.Is(err, exportd.ErrRowLimit):
 		return &Error{Status: http.StatusConflict, Code: "row_limit", Suggest: "job", Message: err.Error()}
 	case errors.Is(err, exportd.ErrQueryTimeout), errors.Is(err, context.DeadlineExceeded):

@@ -129,13 +129,16 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 	}
 
-	if err := s.admit.acquire(req.client); err != nil {
+	// Admitted at once, run when there is a slot (admission.go): the
+	// export waits in Run, after its first bytes, with keep-alives.
+	ticket, err := s.admit.join(req.client)
+	if err != nil {
 		e := toError(err)
 		e.RetryAfter = s.cfg.RetryAfter
 		refuse("rejected", e)
 		return
 	}
-	defer s.admit.release(req.client)
+	defer ticket.done()
 
 	// The export's context ends when the client leaves, when the dataset's
 	// maximum duration is over, or when the shutdown grace period is over.
@@ -195,6 +198,16 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 		log.Warn("streaming over HTTP/1.0: an aborted download will look complete to the client; set proxy_http_version 1.1 in the proxy", "proto", r.Proto)
 	}
 
+	if !r.ProtoAtLeast(1, 1) && f != exportd.FormatXLSX && !req.gzip {
+		// Over HTTP/1.0 the end of the body is the close of the connection:
+		// an uncompressed text file ended while it waits (a shutdown) would
+		// look complete. It waits before the response starts instead, so
+		// that such an end is a JSON error.
+		if _, err := ticket.wait(ctx); err != nil {
+			refuse(classify(ctx, r.Context(), s.streams, err), err)
+			return
+		}
+	}
 	s.metrics.active.Inc()
 	defer s.metrics.active.Dec()
 
@@ -218,6 +231,7 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 		OnAuditError:  func(err error) { s.auditFailed(d.Name, p.Principal.Name, err) },
 		WrapWriter:    func(w exportd.RowWriter) exportd.RowWriter { rw = &rowCounter{RowWriter: w}; return rw },
 		FlushInterval: s.cfg.FlushInterval,
+		Admit:         ticket.wait,
 		OnFlush: func(bool) error {
 			if s.cfg.KeepAlive < 0 && (rw == nil || !rw.seen) {
 				// Keep-alives off: nothing is sent before the first row

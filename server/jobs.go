@@ -51,7 +51,16 @@ func isJobLink(r *http.Request) bool {
 
 // jobError maps the job errors to API errors (see toError).
 func jobError(err error) error {
+	var qe *jobs.QuotaError
 	switch {
+	case errors.As(err, &qe):
+		e := &Error{Status: http.StatusTooManyRequests, Code: "job_quota", Field: qe.Quota, Message: err.Error(),
+			Quota: &QuotaDetail{Name: qe.Quota, Limit: qe.Limit, Used: qe.Used, Counts: qe.Counts}}
+		if !qe.FreesAt.IsZero() {
+			e.Quota.FreesAt = &qe.FreesAt
+			e.RetryAfter = max(time.Until(qe.FreesAt), time.Second)
+		}
+		return e
 	case errors.Is(err, jobs.ErrNotFound):
 		return &Error{Status: http.StatusNotFound, Code: "unknown_job", Field: "id", Message: err.Error()}
 	case errors.Is(err, jobs.ErrNotReady):

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -61,16 +62,28 @@ type Config struct {
 	// after its context ends before it cancels them; 0 means 30 s.
 	ShutdownGrace time.Duration
 
-	// MaxExports is the most exports streaming at once on this server;
-	// 0 means 32, a negative value means no limit.
+	// Slots is the most exports that run at once (their query and their
+	// writing). Every other admitted export is answered at once (status,
+	// headers, the file's first bytes) and waits, with keep-alives
+	// flowing and no query, for a slot; slots are handed out fairly
+	// between clients (see ClientKey), and a client with nothing running
+	// may start beyond Slots, up to twice Slots. 0 means DefaultSlots(),
+	// at most the smallest connection pool of Sources that report theirs
+	// (a MaxConns() int method) less two; a negative value means no limit
+	// (every admitted export runs at once).
+	Slots int
+	// MaxExports is the most exports admitted on this server at once,
+	// running or waiting; beyond it a request is refused with 503 and
+	// Retry-After. 0 means 4096, a negative value means no limit.
 	MaxExports int
 	// MaxExportsPerClient is the most exports one client (see ClientKey)
-	// streams at once; 0 means 4, a negative value means no limit.
+	// has admitted at once, running or waiting; 0 means 1024, a negative
+	// value means no limit.
 	MaxExportsPerClient int
-	// RetryAfter is the delay a 429 answer suggests; 0 means 5 s.
+	// RetryAfter is the delay a refusal (503) suggests; 0 means 5 s.
 	RetryAfter time.Duration
-	// ClientKey names the client a request comes from, for the
-	// per-client limit. Nil means the remote IP address, taken from
+	// ClientKey names the client a request comes from, for the fair
+	// share of slots and the per-client bound. Nil means the remote IP address, taken from
 	// X-Real-IP or X-Forwarded-For when the request comes from one of
 	// TrustedProxies (see remoteIP); with Auth, an authenticated
 	// principal's name (anonymous requests still by address).
@@ -134,14 +147,19 @@ const (
 	DefaultFlushBytes     = 64 << 10
 	DefaultWriteTimeout   = 60 * time.Second
 	DefaultShutdownGrace  = 30 * time.Second
-	DefaultMaxExports     = 32
-	DefaultMaxPerClient   = 4
+	DefaultMaxExports     = 4096
+	DefaultMaxPerClient   = 1024
 	DefaultRetryAfter     = 5 * time.Second
 	DefaultMaxQueryBytes  = 8 << 10
 	defaultReadHeader     = 10 * time.Second
 	defaultIdle           = 120 * time.Second
 	defaultEstimateFactor = 2
 )
+
+// DefaultSlots is the number of exports a server runs at once unless
+// Config.Slots says otherwise: two per core (GOMAXPROCS). Past that,
+// running more at once makes each one slower and every first row later.
+func DefaultSlots() int { return 2 * runtime.GOMAXPROCS(0) }
 
 // Server serves the exportd HTTP API. Make one with [New].
 type Server struct {
@@ -229,7 +247,17 @@ func New(cfg Config) (*Server, error) {
 		s.csrfKey = make([]byte, 32)
 		rand.Read(s.csrfKey)
 	}
-	s.admit = newAdmission(cfg.MaxExports, cfg.MaxExportsPerClient)
+	if cfg.Slots == 0 {
+		var pools []int
+		for _, src := range cfg.Sources {
+			if p, ok := src.(interface{ MaxConns() int }); ok {
+				pools = append(pools, p.MaxConns())
+			}
+		}
+		cfg.Slots = defaultSlots(pools)
+		s.cfg.Slots = cfg.Slots
+	}
+	s.admit = newAdmission(cfg.Slots, cfg.MaxExports, cfg.MaxExportsPerClient, s.metrics, s.log)
 	s.streams, s.stopStreams = context.WithCancelCause(context.Background())
 	s.mux = http.NewServeMux()
 	handle(s.mux, s.apiRoutes())
@@ -325,7 +353,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	case <-ctx.Done():
 	}
 	s.draining.Store(true)
-	s.log.Info("shutting down", "grace", s.cfg.ShutdownGrace.String(), "active_streams", s.admit.active())
+	s.log.Info("shutting down", "grace", s.cfg.ShutdownGrace.String(), "active_streams", s.admit.active(), "waiting", s.admit.waitingNow())
 	grace, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownGrace)
 	defer cancel()
 	err := hs.Shutdown(grace)

@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -644,63 +643,6 @@ func sheetRows(t *testing.T, b []byte) string {
 		t.Fatal(err)
 	}
 	return fmt.Sprint(rows)
-}
-
-// Beyond the per-client and per-server limits, exports get 429 with
-// Retry-After and a JSON body suggesting a background job.
-func TestAdmission(t *testing.T) {
-	f := newFixture(t, 100)
-	g := newGate(f.src)
-	srv := f.start(t, func(c *server.Config) {
-		c.Sources = map[string]exportd.Source{"main": g}
-		c.MaxExports = 2
-		c.MaxExportsPerClient = 1
-		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
-	})
-	c := client(t)
-	open := func(ip string) *http.Response {
-		req, _ := http.NewRequest("GET", srv.URL+"/v1/datasets/items/export.csv", nil)
-		req.Header.Set("X-Real-IP", ip)
-		resp, err := c.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp
-	}
-	a := open("10.0.0.1") // holds a slot until the gate opens
-	<-g.started
-	refused := func(resp *http.Response, why string) {
-		t.Helper()
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		e := decodeError(t, body)
-		if resp.StatusCode != 429 || resp.Header.Get("Retry-After") != "5" || e.Error.Code != "too_many_exports" || e.Error.Suggest != "job" {
-			t.Errorf("%s: %d Retry-After %q %s", why, resp.StatusCode, resp.Header.Get("Retry-After"), body)
-		}
-	}
-	refused(open("10.0.0.1"), "second export of one client")
-	b := open("10.0.0.2")
-	<-g.started
-	refused(open("10.0.0.3"), "third export on a server limited to two")
-	g.open()
-	for _, resp := range []*http.Response{a, b} {
-		body, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 || err != nil || string(body) != wantCSV(0, 100) {
-			t.Errorf("admitted export: %d %v", resp.StatusCode, err)
-		}
-	}
-	m := scrape(t, c, srv.URL)
-	if got := m[`exportd_rejected_exports_total{reason="rejected"}`]; got != 2 {
-		t.Errorf("rejected %v", got)
-	}
-	// The slots are free again.
-	if resp := open("10.0.0.3"); resp.StatusCode != 200 {
-		t.Errorf("after the streams ended: %d", resp.StatusCode)
-	} else {
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-	}
 }
 
 // A client that leaves mid-download cancels the export at once; the

@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -39,6 +40,9 @@ type jobFlags struct {
 	JobsPoll       time.Duration `help:"How often to look for new jobs (and, on SQLite, cancellations)." default:"1s"`
 	JobsMaxAttempt int           `name:"jobs-max-attempts" help:"Attempts of a failing job (with backoff)." default:"3"`
 	JobsBackoff    time.Duration `name:"jobs-retry-backoff" help:"Wait before a failed job's first retry; the n-th retry waits n⁴ times as long (1s: 1s, 16s, 81s…)." default:"1s"`
+	JobsMaxJobs    int           `name:"jobs-max-per-user" help:"Most jobs one principal has queued or running (beyond: 429 job_quota); 0 = no bound." default:"20"`
+	JobsMaxBytes   int64         `name:"jobs-max-bytes-per-user" help:"Most bytes of results one principal keeps (succeeded, not expired); 0 = no bound." default:"10737418240"`
+	JobsRoleQuota  []string      `name:"jobs-role-quota" help:"Quota of a role, replacing the per-user ones for its principals: ROLE=JOBS:BYTES (0 = no bound); repeatable." placeholder:"ROLE=JOBS:BYTES"`
 
 	// demo makes up a secret when none is given (exportd demo).
 	demo bool
@@ -78,10 +82,24 @@ func (f *jobFlags) start(ctx context.Context, configPath string, sc *server.Conf
 		q.Close()
 		return nil, err
 	}
+	roleQuotas := map[string]jobs.Quota{}
+	for _, rq := range f.JobsRoleQuota {
+		role, v, ok := strings.Cut(rq, "=")
+		js, bs, ok2 := strings.Cut(v, ":")
+		n, err1 := strconv.Atoi(js)
+		b, err2 := strconv.ParseInt(bs, 10, 64)
+		if !ok || !ok2 || role == "" || err1 != nil || err2 != nil {
+			st.Close()
+			q.Close()
+			return nil, usageError{fmt.Errorf("--jobs-role-quota %q: want ROLE=JOBS:BYTES", rq)}
+		}
+		roleQuotas[role] = jobs.Quota{Jobs: n, Bytes: b}
+	}
 	jc := jobs.Config{
 		Datasets: sc.Datasets, Sources: sc.Sources, Queue: q, Storage: st, LinkSecret: []byte(secret),
 		Workers: f.JobsWorkers, ResultTTL: f.JobsTTL, JobTimeout: f.JobsTimeout, RescueAfter: f.JobsRescue,
 		MaxAttempts: f.JobsMaxAttempt, RetryBackoff: f.JobsBackoff, PollInterval: f.JobsPoll, Logger: log,
+		Quota: jobs.Quota{Jobs: f.JobsMaxJobs, Bytes: f.JobsMaxBytes}, RoleQuotas: roleQuotas,
 	}
 	if sc.Audit != nil {
 		jc.Audit = sc.Audit

@@ -18,8 +18,9 @@ type serveCmd struct {
 	KeepAlive      time.Duration `name:"keepalive" help:"Flush an empty deflate block when no row has come for this long (XLSX; CSV/TSV/JSONL when gzip-encoded); 0 turns it off." default:"10s"`
 	WriteTimeout   time.Duration `help:"Rolling deadline of each write to a client." default:"60s"`
 	MaxDuration    time.Duration `help:"Longest export when its dataset sets no max_duration; 0 = no bound." default:"0"`
-	MaxExports     int           `help:"Most exports streaming at once; -1 = no limit." default:"32"`
-	MaxPerClient   int           `help:"Most exports one client streams at once; -1 = no limit." default:"4"`
+	Slots          int           `help:"Exports that run at once; the others are answered at once and wait, fairly between clients, with keep-alives. 0 = two per core; -1 = no limit." default:"0"`
+	MaxExports     int           `help:"Most exports admitted at once, running or waiting; beyond it 503 with Retry-After. -1 = no limit." default:"4096"`
+	MaxPerClient   int           `help:"Most exports one client has admitted at once, running or waiting. -1 = no limit." default:"1024"`
 	ShutdownGrace  time.Duration `help:"On SIGINT/SIGTERM, how long running streams may finish." default:"30s"`
 	TrustedProxies []string      `help:"Proxy addresses (CIDR) whose X-Real-IP/X-Forwarded-For name the client." placeholder:"CIDR"`
 	LogFormat      string        `help:"Log format." enum:"text,json" default:"text"`
@@ -34,11 +35,17 @@ func (c *serveCmd) Run(ctx context.Context) error {
 		return usageError{err}
 	}
 	log := newLogger(c.LogFormat, c.LogLevel)
-	// A pool as large as the export limit (plus room for readiness checks
-	// and estimates), so no export waits for a connection.
+	// A pool for every export that may run (the slots and their headroom,
+	// twice the slots: see server.Config.Slots) plus room for readiness
+	// checks and estimates, so no running export waits for a connection;
+	// waiting exports hold none.
 	pool := &sourcePool{maxConns: 100, open: map[string]exportd.Source{}}
-	if c.MaxExports > 0 {
-		pool.maxConns = c.MaxExports + 4
+	slots := c.Slots
+	if slots == 0 {
+		slots = server.DefaultSlots()
+	}
+	if slots > 0 {
+		pool.maxConns = 2*slots + 4
 	}
 	defer pool.close()
 	sc, closeAuth, err := c.config(ctx, cfg, pool, log)
@@ -81,6 +88,7 @@ func (c *serveCmd) config(ctx context.Context, cfg *exportd.Config, pool *source
 		KeepAlive:           keepAlive,
 		WriteTimeout:        c.WriteTimeout,
 		MaxDuration:         c.MaxDuration,
+		Slots:               c.Slots,
 		MaxExports:          c.MaxExports,
 		MaxExportsPerClient: c.MaxPerClient,
 		ShutdownGrace:       c.ShutdownGrace,
