@@ -1,6 +1,7 @@
 package mysql
 
 import (
+	"bufio"
 	"context"
 	"database/sql"
 	"database/sql/driver"
@@ -100,6 +101,9 @@ func Open(ctx context.Context, dsn string, opts exportd.SourceOptions) (*Source,
 		cfg.Params = map[string]string{}
 	}
 	cfg.Params["time_zone"] = "'+00:00'"
+	if cfg.DialFunc == nil && (cfg.Net == "tcp" || cfg.Net == "unix") {
+		cfg.DialFunc = dialBuffered
+	}
 	conn, err := mysql.NewConnector(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("mysql open: %w", err)
@@ -113,6 +117,30 @@ func Open(ctx context.Context, dsn string, opts exportd.SourceOptions) (*Source,
 	s.mariadb = strings.Contains(strings.ToLower(version), "mariadb")
 	return s, nil
 }
+
+// readBuffer is the size of a connection's read buffer. The driver reads
+// its socket 4 KiB at a time: at a million rows (100 MB) those read system
+// calls were a fifth of the reading goroutine's CPU.
+const readBuffer = 64 << 10
+
+// dialBuffered dials like the driver does and reads through a buffer of
+// readBuffer bytes.
+func dialBuffered(ctx context.Context, network, addr string) (net.Conn, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	return &bufferedConn{Conn: c, r: bufio.NewReaderSize(c, readBuffer)}, nil
+}
+
+// bufferedConn is a connection whose reads go through a buffer.
+type bufferedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 // Ping checks that the database answers.
 func (s *Source) Ping(ctx context.Context) error {
