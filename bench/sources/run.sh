@@ -3,7 +3,7 @@
 # from PostgreSQL, MariaDB and SQLite by exportd, side by side with each
 # database's own client writing the same rows to a file: psql's \copy … csv,
 # `mariadb --quick --batch` (TSV) and `sqlite3 -csv`. Whole-process wall time
-# and peak RSS (/usr/bin/time); the runs are interleaved (round r runs every
+# CPU time (user + system) and peak RSS (/usr/bin/time); the runs are interleaved (round r runs every
 # command once) and each figure is the median of R rounds (default 5), so
 # that load from other processes falls on all of them alike. Prints a
 # Markdown table with each export's ratio to its own database's client.
@@ -84,30 +84,32 @@ exports() { # exports PREFIX BINARY
 [[ -n $BASE ]] && exports before- "$BASE"
 exports "" "$work/exportd"
 
-declare -A runs wall rss size
+declare -A runs wall rss size cpu
 echo "measuring ($N rows, $R interleaved rounds)…" >&2
 for ((r = 1; r <= R; r++)); do
 	for k in "${names[@]}"; do
 		rm -f "$work/out"
-		/usr/bin/time -f "%e %M" -o "$work/time" sh -c "${cmd[$k]}" >/dev/null 2>"$work/err" || { cat "$work/err" >&2; exit 1; }
-		runs[$k]+="$(cat "$work/time") $(stat -c %s "$work/out")"$'\n'
+		/usr/bin/time -f "%e %M %U %S" -o "$work/time" sh -c "${cmd[$k]}" >/dev/null 2>"$work/err" || { cat "$work/err" >&2; exit 1; }
+		read -r e m u sy <"$work/time"
+		runs[$k]+="$e $m $(stat -c %s "$work/out") $(awk -v u="$u" -v s="$sy" 'BEGIN { printf "%.2f", u + s }')"$'\n'
 	done
 	echo "  round $r done (load average $(cut -d' ' -f1-3 /proc/loadavg))" >&2
 done
 for k in "${names[@]}"; do
 	med=$(printf '%s' "${runs[$k]}" | sort -n | sed -n "$(((R + 1) / 2))p")
-	read -r wall[$k] kib size[$k] <<<"$med"
+	read -r wall[$k] kib size[$k] _ <<<"$med"
 	rss[$k]=$((kib / 1024))
+	cpu[$k]=$(printf '%s' "${runs[$k]}" | cut -d' ' -f4 | sort -n | sed -n "$(((R + 1) / 2))p")
 	echo "  $k: $(printf '%s' "${runs[$k]}" | cut -d' ' -f1 | tr '\n' ' ')s → median ${wall[$k]} s" >&2
 done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 ref() { case $1 in *pg-*) echo psql-csv ;; *mysql-*) echo mariadb-batch ;; *sqlite-*) echo sqlite3-csv ;; *) echo "$1" ;; esac; }
 echo
-echo "| export ($N rows, median of $R) | wall s | rows/s | peak RSS MiB | size MiB | vs its database's client |"
-echo "|---|---:|---:|---:|---:|---:|"
+echo "| export ($N rows, median of $R) | wall s | CPU s (client) | rows/s | peak RSS MiB | size MiB | vs its database's client |"
+echo "|---|---:|---:|---:|---:|---:|---:|"
 for k in "${names[@]}"; do
-	printf '| %s | %s | %s | %s | %s | %s× |\n' "$k" "${wall[$k]}" \
+	printf '| %s | %s | %s | %s | %s | %s | %s× |\n' "$k" "${wall[$k]}" "${cpu[$k]}" \
 		"$(awk -v n="$N" -v s="${wall[$k]}" 'BEGIN { printf "%d", n / s }')" "${rss[$k]}" \
 		"$(awk -v b="${size[$k]}" 'BEGIN { printf "%.1f", b / 1048576 }')" "$(ratio "${wall[$k]}" "${wall[$(ref "$k")]}")"
 done
