@@ -134,3 +134,36 @@ func BenchmarkExport(b *testing.B) {
 		})
 	}
 }
+
+// The strings of the last row read stay intact after Close, when SQLite has
+// freed the statement's memory and reused it for another query.
+func TestStringsOutliveClose(t *testing.T) {
+	src, err := sqlite.Open(t.Context(), standardDB(t, 10), exportd.SourceOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	rows, err := src.Query(t.Context(), exportd.Query{SQL: standardQuery + " LIMIT 2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := make([]exportd.Value, len(rows.Columns()))
+	for rows.Next(dst) {
+	}
+	if err := rows.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for range 20 {
+		churn, err := src.Query(t.Context(), exportd.Query{SQL: "SELECT upper(email) || upper(email), replace(name, '', 'x') FROM accounts"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		row := make([]exportd.Value, 2)
+		for churn.Next(row) {
+		}
+		churn.Close()
+	}
+	if dst[1].S != "이민준" || dst[2].S != "user1@example.com" || dst[8].S != "R&D, priority 1" || dst[9].S != "standard" {
+		t.Errorf("the last row's strings after Close: %q %q %q %q", dst[1].S, dst[2].S, dst[8].S, dst[9].S)
+	}
+}

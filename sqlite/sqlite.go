@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/exportd/exportd"
 	"modernc.org/libc"
@@ -304,6 +305,7 @@ type Rows struct {
 	// turned into time.Time (see convertText).
 	driverTime []bool
 	loc        *time.Location
+	text       []byte // the current row's text (see keep)
 	err        error
 	done       bool
 
@@ -318,8 +320,8 @@ type Rows struct {
 // Columns returns the result's columns.
 func (r *Rows) Columns() []exportd.ResultColumn { return r.cols }
 
-// Next reads the next row into dst. Its strings view SQLite's memory and
-// stay valid until the next call to Next or Close.
+// Next reads the next row into dst. Its strings stay valid until the next
+// call to Next.
 func (r *Rows) Next(dst []exportd.Value) bool {
 	if r.done {
 		return false
@@ -344,6 +346,7 @@ func (r *Rows) Next(dst []exportd.Value) bool {
 		return false
 	}
 	tls, stmt := r.c.tls, r.stmt
+	r.text = r.text[:0]
 	for i := range dst {
 		col := int32(i)
 		h := r.hints[i]
@@ -362,16 +365,35 @@ func (r *Rows) Next(dst []exportd.Value) bool {
 			dst[i] = exportd.Float(sqlite3.Xsqlite3_column_double(tls, stmt, col))
 		case sqlite3.SQLITE_TEXT:
 			p := sqlite3.Xsqlite3_column_text(tls, stmt, col)
-			s := text(p, sqlite3.Xsqlite3_column_bytes(tls, stmt, col))
+			s := r.keep(text(p, sqlite3.Xsqlite3_column_bytes(tls, stmt, col)))
 			dst[i] = convertText(s, h, r.driverTime[i], r.loc)
 		case sqlite3.SQLITE_BLOB:
 			p := sqlite3.Xsqlite3_column_blob(tls, stmt, col)
-			dst[i] = exportd.String(blobText(text(p, sqlite3.Xsqlite3_column_bytes(tls, stmt, col))))
+			dst[i] = exportd.String(blobText(r.keep(text(p, sqlite3.Xsqlite3_column_bytes(tls, stmt, col)))))
 		default:
 			dst[i] = exportd.Null()
 		}
 	}
 	return true
+}
+
+// keep copies s, a view of SQLite's memory, into the row's text buffer
+// and returns the copy. SQLite frees its memory when the statement steps or
+// is finalized, but a caller may still hold the last row's strings after
+// Close; the buffer is Go memory, reused from row to row without an
+// allocation once it has grown to the largest row.
+func (r *Rows) keep(s string) string {
+	if s == "" {
+		return ""
+	}
+	if cap(r.text)-len(r.text) < len(s) {
+		// Strings of this row already made point into the old buffer,
+		// which stays as it is.
+		r.text = make([]byte, 0, max(2*cap(r.text), len(s), 1024))
+	}
+	start := len(r.text)
+	r.text = append(r.text, s...)
+	return unsafe.String(&r.text[start], len(s))
 }
 
 // interrupt stops the statement when the query's context ends. SQLite
