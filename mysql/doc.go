@@ -14,7 +14,9 @@
 // Open takes a mysql:// URL (see [DSNFromURL]) or a driver DSN. Parameters
 // are bound by the driver (client-side interpolation with the server's
 // escaping rules, so rows come over the text protocol), never spliced by
-// exportd. Rows are streamed and scanned as raw bytes; the column types
+// exportd. Rows are streamed and read from the driver's connection
+// directly (not through database/sql's Scan), integers and floats as the
+// driver parsed them, the rest as views of its read buffer; the column types
 // reported by the server decide the conversion:
 //
 //   - TINYINT…BIGINT, YEAR, BOOL (a TINYINT(1)) → Int; BIGINT UNSIGNED above

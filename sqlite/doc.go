@@ -1,5 +1,10 @@
 // Package sqlite is the exportd source for SQLite databases, through the
-// pure-Go modernc.org/sqlite driver (no cgo).
+// pure-Go modernc.org/sqlite (no cgo). Queries run on connections of the
+// source's own, driven through modernc.org/sqlite/lib directly: a row is
+// read without an allocation (its text is copied into a buffer reused from
+// row to row, valid until the next call to Next). Ping and Describe use the database/sql
+// driver. Of that driver's DSN parameters, _pragma and _busy_timeout apply;
+// _txlock and _time_format (writes only) are ignored; any other is refused.
 //
 //	src, err := sqlite.Open(ctx, "demo.db", exportd.SourceOptions{Location: loc})
 //	if err != nil {

@@ -1,20 +1,38 @@
 #!/usr/bin/env bash
 # Sources benchmark: the standard dataset (N rows, default 1,000,000) exported
-# from PostgreSQL, MariaDB and SQLite by exportd, side by side with psql's
-# \copy … csv of the same rows. Whole-process wall time and peak RSS
-# (/usr/bin/time), median of 3 runs. Prints a Markdown table.
+# from PostgreSQL, MariaDB and SQLite by exportd, side by side with each
+# database's own client writing the same rows to a file: psql's \copy … csv,
+# `mariadb --quick --batch` (TSV) and `sqlite3 -csv`. Whole-process wall time
+# CPU time (user + system) and peak RSS (/usr/bin/time); the runs are interleaved (round r runs every
+# command once) and each figure is the median of R rounds (default 5), so
+# that load from other processes falls on all of them alike. Prints a
+# Markdown table with each export's ratio to its own database's client.
 #
-#   bench/sources/run.sh [N]
+#   bench/sources/run.sh [N [R]]
+#   EXPORTD_BASELINE=/path/to/old/exportd bench/sources/run.sh   # adds the old binary's runs, for before/after
+#   SOURCES="mysql sqlite" bench/sources/run.sh                   # only these (default: pg mysql sqlite)
 #
 # Needs EXPORTD_POSTGRES_URL and EXPORTD_MYSQL_URL (see README) and psql,
-# mariadb. The tables are created once (bench_accounts) and reused.
+# mariadb and sqlite3 (installed with apt-get when missing and run as root).
+# The tables are created once (bench_accounts) and reused.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 N=${1:-1000000}
-PG=${EXPORTD_POSTGRES_URL:?set EXPORTD_POSTGRES_URL}
-MY=${EXPORTD_MYSQL_URL:?set EXPORTD_MYSQL_URL}
+R=${2:-5}
+SOURCES=" ${SOURCES:-pg mysql sqlite} "
+want() { [[ $SOURCES == *" $1 "* ]]; }
+PG=${EXPORTD_POSTGRES_URL:-}
+MY=${EXPORTD_MYSQL_URL:-}
+want pg && : "${PG:?set EXPORTD_POSTGRES_URL}"
+want mysql && : "${MY:?set EXPORTD_MYSQL_URL}"
+BASE=${EXPORTD_BASELINE:-}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+
+if want sqlite && ! command -v sqlite3 >/dev/null; then
+	echo "installing the sqlite3 CLI (the reference for SQLite)…" >&2
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends sqlite3 >/dev/null
+fi
 
 CGO_ENABLED=0 go build -o "$work/exportd" ./cmd/exportd
 
@@ -22,54 +40,76 @@ CGO_ENABLED=0 go build -o "$work/exportd" ./cmd/exportd
 my_rest=${MY#mysql://}; my_cred=${my_rest%%@*}; my_hostdb=${my_rest#*@}
 my_user=${my_cred%%:*}; my_pass=""; [[ $my_cred == *:* ]] && my_pass=${my_cred#*:}
 my_host=${my_hostdb%%/*}; my_db=${my_hostdb#*/}; my_db=${my_db%%\?*}
-mysqlc() { mariadb -h"${my_host%%:*}" -P"${my_host##*:}" -u"$my_user" ${my_pass:+-p"$my_pass"} --default-character-set=utf8mb4 "$my_db" "$@"; }
+my_port=3306; [[ $my_host == *:* ]] && my_port=${my_host##*:}
+mysqlc() { mariadb -h"${my_host%%:*}" -P"$my_port" -u"$my_user" ${my_pass:+-p"$my_pass"} --default-character-set=utf8mb4 "$my_db" "$@"; }
 
-if [[ $(psql "$PG" -Atc "SELECT count(*) FROM bench_accounts" 2>/dev/null || echo 0) != "$N" ]]; then
+if want pg && [[ $(psql "$PG" -Atc "SELECT count(*) FROM bench_accounts" 2>/dev/null || echo 0) != "$N" ]]; then
 	echo "creating bench_accounts ($N rows) in PostgreSQL…" >&2
 	psql "$PG" -q -v n="$N" -f bench/sources/standard_postgres.sql >/dev/null 2>&1
 fi
-if [[ $(mysqlc -N -e "SELECT count(*) FROM bench_accounts" 2>/dev/null || echo 0) != "$N" ]]; then
+if want mysql && [[ $(mysqlc -N -e "SELECT count(*) FROM bench_accounts" 2>/dev/null || echo 0) != "$N" ]]; then
 	echo "creating bench_accounts ($N rows) in MariaDB…" >&2
 	sed "s/@N@/$((N - 1))/" bench/sources/standard_mysql.sql | mysqlc
 fi
-sqlite_dir="$work/demo"
-echo "creating the SQLite demo ($N account rows)…" >&2
-"$work/exportd" demo --no-serve --dir "$sqlite_dir" --rows "$N" >/dev/null
+DB="$work/demo/demo.db"
+if want sqlite; then
+	echo "creating the SQLite demo ($N account rows)…" >&2
+	"$work/exportd" demo --no-serve --dir "$work/demo" --rows "$N" >/dev/null
+fi
 
 Q="SELECT id, name, email, signup_at, score_avg, visits, active, balance, note, category FROM bench_accounts ORDER BY id"
 QS="SELECT id, name, email, signup_at, score_avg, visits, active, balance, note, category FROM accounts ORDER BY id"
 
-# measure NAME CMD… : runs CMD 3 times, records the median wall time and its peak RSS.
-declare -A wall rss size
-measure() {
-	local name=$1; shift
-	local runs=()
-	for i in 1 2 3; do
-		/usr/bin/time -f "%e %M" -o "$work/time" "$@" >/dev/null 2>"$work/err" || { cat "$work/err" >&2; exit 1; }
-		runs+=("$(cat "$work/time") $(stat -c %s "$work/out" 2>/dev/null || echo 0)")
-	done
-	local med
-	med=$(printf '%s\n' "${runs[@]}" | sort -n | sed -n 2p)
-	read -r wall[$name] kib size[$name] <<<"$med"
-	rss[$name]=$((kib / 1024))
-	echo "  $name: ${wall[$name]} s, ${rss[$name]} MiB, ${size[$name]} bytes" >&2
+# The commands, by name; each writes $work/out.
+declare -A cmd
+names=()
+add() { names+=("$1"); cmd[$1]=$2; }
+want pg && add psql-csv "psql '$PG' -c \"\\copy ($Q) to '$work/out' csv\""
+want mysql && add mariadb-batch "mariadb -h'${my_host%%:*}' -P'$my_port' -u'$my_user' ${my_pass:+-p'$my_pass'} --default-character-set=utf8mb4 --quick --batch -e '$Q' '$my_db' > '$work/out'"
+want sqlite && add sqlite3-csv "sqlite3 -csv '$DB' '$QS' > '$work/out'"
+exports() { # exports PREFIX BINARY
+	if want pg; then
+		add "$1pg-xlsx" "'$2' export -q --db '$PG' --query '$Q' -o '$work/out' --format xlsx"
+		add "$1pg-csv" "'$2' export -q --db '$PG' --query '$Q' -o '$work/out' --format csv"
+	fi
+	if want mysql; then
+		add "$1mysql-xlsx" "'$2' export -q --db '$MY' --query '$Q' -o '$work/out' --format xlsx"
+		add "$1mysql-csv" "'$2' export -q --db '$MY' --query '$Q' -o '$work/out' --format csv"
+	fi
+	if want sqlite; then
+		add "$1sqlite-xlsx" "'$2' export -q --db 'sqlite:$DB' --query '$QS' -o '$work/out' --format xlsx"
+		add "$1sqlite-csv" "'$2' export -q --db 'sqlite:$DB' --query '$QS' -o '$work/out' --format csv"
+	fi
 }
+[[ -n $BASE ]] && exports before- "$BASE"
+exports "" "$work/exportd"
 
-echo "measuring ($N rows, median of 3)…" >&2
-measure psql-csv sh -c "psql '$PG' -c \"\\copy ($Q) to '$work/out' csv\""
-measure pg-xlsx "$work/exportd" export -q --db "$PG" --query "$Q" -o "$work/out" --format xlsx
-measure pg-csv "$work/exportd" export -q --db "$PG" --query "$Q" -o "$work/out" --format csv
-measure mysql-xlsx "$work/exportd" export -q --db "$MY" --query "$Q" -o "$work/out" --format xlsx
-measure mysql-csv "$work/exportd" export -q --db "$MY" --query "$Q" -o "$work/out" --format csv
-measure sqlite-xlsx "$work/exportd" export -q --db "sqlite:$sqlite_dir/demo.db" --query "$QS" -o "$work/out" --format xlsx
-measure sqlite-csv "$work/exportd" export -q --db "sqlite:$sqlite_dir/demo.db" --query "$QS" -o "$work/out" --format csv
+declare -A runs wall rss size cpu
+echo "measuring ($N rows, $R interleaved rounds)…" >&2
+for ((r = 1; r <= R; r++)); do
+	for k in "${names[@]}"; do
+		rm -f "$work/out"
+		/usr/bin/time -f "%e %M %U %S" -o "$work/time" sh -c "${cmd[$k]}" >/dev/null 2>"$work/err" || { cat "$work/err" >&2; exit 1; }
+		read -r e m u sy <"$work/time"
+		runs[$k]+="$e $m $(stat -c %s "$work/out") $(awk -v u="$u" -v s="$sy" 'BEGIN { printf "%.2f", u + s }')"$'\n'
+	done
+	echo "  round $r done (load average $(cut -d' ' -f1-3 /proc/loadavg))" >&2
+done
+for k in "${names[@]}"; do
+	med=$(printf '%s' "${runs[$k]}" | sort -n | sed -n "$(((R + 1) / 2))p")
+	read -r wall[$k] kib size[$k] _ <<<"$med"
+	rss[$k]=$((kib / 1024))
+	cpu[$k]=$(printf '%s' "${runs[$k]}" | cut -d' ' -f4 | sort -n | sed -n "$(((R + 1) / 2))p")
+	echo "  $k: $(printf '%s' "${runs[$k]}" | cut -d' ' -f1 | tr '\n' ' ')s → median ${wall[$k]} s" >&2
+done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+ref() { case $1 in *pg-*) echo psql-csv ;; *mysql-*) echo mariadb-batch ;; *sqlite-*) echo sqlite3-csv ;; *) echo "$1" ;; esac; }
 echo
-echo "| export ($N rows) | wall s | rows/s | peak RSS MiB | size MiB | vs psql \\copy csv |"
-echo "|---|---:|---:|---:|---:|---:|"
-for k in psql-csv pg-xlsx pg-csv mysql-xlsx mysql-csv sqlite-xlsx sqlite-csv; do
-	printf '| %s | %s | %s | %s | %s | %s× |\n' "$k" "${wall[$k]}" \
+echo "| export ($N rows, median of $R) | wall s | CPU s (client) | rows/s | peak RSS MiB | size MiB | vs its database's client |"
+echo "|---|---:|---:|---:|---:|---:|---:|"
+for k in "${names[@]}"; do
+	printf '| %s | %s | %s | %s | %s | %s | %s× |\n' "$k" "${wall[$k]}" "${cpu[$k]}" \
 		"$(awk -v n="$N" -v s="${wall[$k]}" 'BEGIN { printf "%d", n / s }')" "${rss[$k]}" \
-		"$(awk -v b="${size[$k]}" 'BEGIN { printf "%.1f", b / 1048576 }')" "$(ratio "${wall[$k]}" "${wall[psql-csv]}")"
+		"$(awk -v b="${size[$k]}" 'BEGIN { printf "%.1f", b / 1048576 }')" "$(ratio "${wall[$k]}" "${wall[$(ref "$k")]}")"
 done
