@@ -266,32 +266,3 @@ func authError(err error) *Error {
 	}
 	return nil
 }
-
-// auditParams renders bound parameters for the audit line: each as text,
-// a list joined by commas, a missing value as "".
-func auditParams(params map[string]any) map[string]string {
-	out := make(map[string]string, len(params))
-	text := func(v any) string {
-		switch v := v.(type) {
-		case nil:
-			return ""
-		case exportd.DateArg:
-			return v.Format(time.DateOnly)
-		case time.Time:
-			return v.Format(time.RFC3339)
-		}
-		return fmt.Sprint(v)
-	}
-	for k, v := range params {
-		if list, ok := v.([]any); ok {
-			s := make([]string, len(list))
-			for i, e := range list {
-				s[i] = text(e)
-			}
-			out[k] = strings.Join(s, ",")
-			continue
-		}
-		out[k] = text(v)
-	}
-	return out
-}
