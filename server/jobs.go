@@ -328,14 +328,18 @@ func (s *Server) jobEvents(w http.ResponseWriter, r *http.Request) {
 func (s *Server) downloadJob(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	signed := jobs.IsSignedLink(r.URL.Query())
+	var (
+		res *jobs.Result
+		err error
+	)
 	if signed {
-		if err := s.cfg.Jobs.CheckLink(id, r.URL.Query(), time.Now()); err != nil {
+		res, err = s.cfg.Jobs.OpenLink(r.Context(), id, r.URL.Query(), time.Now())
+		if errors.Is(err, jobs.ErrBadLink) || errors.Is(err, jobs.ErrLinkExpired) {
 			s.log.Info("job download", "job", id, "outcome", toError(jobError(err)).Code, "client", remoteIP(r, s.cfg.TrustedProxies), "error", err.Error())
-			s.writeError(w, r, jobError(err))
-			return
 		}
+	} else {
+		res, err = s.cfg.Jobs.Open(r.Context(), s.cfg.Principal(r), id)
 	}
-	res, err := s.cfg.Jobs.Open(r.Context(), s.cfg.Principal(r), id, signed)
 	if err != nil {
 		s.writeError(w, r, jobError(err))
 		return
