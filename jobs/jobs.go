@@ -511,7 +511,7 @@ func (m *Manager) toJob(row *rivertype.JobRow) (*Job, error) {
 		j.contentType = f.ContentType()
 	}
 	if n := len(row.Errors); n > 0 {
-		j.Error = row.Errors[n-1].Error
+		j.Error = publicError(row.Errors[n-1].Error)
 	}
 	var meta struct {
 		CancelAttemptedAt *time.Time `json:"cancel_attempted_at"`
@@ -542,7 +542,7 @@ func (m *Manager) toJob(row *rivertype.JobRow) (*Job, error) {
 	case rivertype.JobStateCancelled:
 		j.State = StateCancelled
 		if out.Failed != "" {
-			j.State, j.Error = StateFailed, out.Failed
+			j.State, j.Error = StateFailed, publicError(out.Failed)
 		}
 	case rivertype.JobStateDiscarded:
 		j.State = StateFailed
