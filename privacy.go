@@ -116,7 +116,7 @@ func (pc *PrivacyConfig) CheckPurpose(category, text string) error {
 		return &PurposeError{"purpose", fmt.Sprintf("unknown purpose %q (want one of %s)", category, strings.Join(names, ", "))}
 	}
 	if n := PurposeLength(text); n < pc.PurposeMinLength {
-		return &PurposeError{"purpose_text", fmt.Sprintf("describe the purpose in at least %d characters (got %d: letters, digits and symbols count; spaces, punctuation and invisible characters do not)", pc.PurposeMinLength, n)}
+		return &PurposeError{"purpose_text", fmt.Sprintf("describe the purpose in at least %d characters (got %d)", pc.PurposeMinLength, n)}
 	}
 	return nil
 }

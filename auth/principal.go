@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 )
 
 // Principal is who a request acts for.
@@ -42,6 +43,18 @@ func (p *Principal) ID() string {
 		return p.Name
 	}
 	return p.Via + ":" + p.Name
+}
+
+// NameOf returns the name in an identity made by ID (kim of header:kim),
+// for people to read (a workbook's marking); an id without a source is
+// returned as it is.
+func NameOf(id string) string {
+	for _, via := range []string{ViaToken, ViaHeader, ViaLink, ViaAnonymous} {
+		if name, ok := strings.CutPrefix(id, via+":"); ok {
+			return name
+		}
+	}
+	return id
 }
 
 // HasRole reports whether p has role.

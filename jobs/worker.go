@@ -19,6 +19,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/exportd/exportd"
+	"github.com/exportd/exportd/auth"
 	"github.com/exportd/exportd/format"
 	"github.com/exportd/exportd/mask"
 	"github.com/exportd/exportd/xlsx"
@@ -87,7 +88,7 @@ func (m *Manager) run(ctx context.Context, job *river.Job[exportArgs]) error {
 	if d.Marking {
 		// The job's owner made the file (only the owner, or a link the
 		// owner was given, downloads it), at this time.
-		opts.Mark(a.Owner, time.Now().In(location(m.cfg.Datasets.Location)))
+		opts.Mark(auth.NameOf(a.Owner), time.Now().In(location(m.cfg.Datasets.Location)))
 	}
 	newWriter := func(w io.Writer, cols []exportd.Column) (exportd.RowWriter, error) {
 		return format.New(f, w, cols, opts)

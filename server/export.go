@@ -17,6 +17,7 @@ import (
 
 	"github.com/exportd/exportd"
 	"github.com/exportd/exportd/audit"
+	"github.com/exportd/exportd/auth"
 	"github.com/exportd/exportd/format"
 	"github.com/exportd/exportd/xlsx"
 )
@@ -232,7 +233,7 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 		if loc == nil {
 			loc = time.UTC
 		}
-		opts.Mark(s.cfg.Principal(r), time.Now().In(loc))
+		opts.Mark(auth.NameOf(s.cfg.Principal(r)), time.Now().In(loc))
 	}
 	e := &exportd.Export{
 		Source:  src,
