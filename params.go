@@ -240,6 +240,9 @@ func parseTyped(t ParamType, s string, loc *time.Location, values []string) (any
 		if !utf8.ValidString(s) {
 			return nil, "not valid UTF-8 text"
 		}
+		if strings.IndexByte(s, 0) >= 0 {
+			return nil, "contains a NUL byte (no database takes it in text)"
+		}
 		return s, ""
 	case ParamInt:
 		n, err := strconv.ParseInt(s, 10, 64)

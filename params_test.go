@@ -174,3 +174,31 @@ func TestParamErrorMessage(t *testing.T) {
 		t.Error(e.Error())
 	}
 }
+
+// Text a database cannot bind (PostgreSQL refuses NUL in text, and invalid
+// UTF-8) is refused while binding, naming the parameter, so that a stream
+// answers 400 before its first byte instead of failing after it.
+func TestBindParamsUnbindableText(t *testing.T) {
+	ds := &Dataset{Name: "d", Params: []Param{
+		{Name: "name", Type: ParamString},
+		{Name: "tags", Type: ParamString, List: true},
+	}}
+	for _, in := range []map[string][]string{
+		{"name": {"kim\x00"}},
+		{"name": {"\x00"}},
+		{"name": {"k\xffim"}},
+		{"tags": {"a,b\x00c"}},
+	} {
+		_, err := ds.BindParams(in, nil)
+		var pe *ParamError
+		if !errors.As(err, &pe) {
+			t.Fatalf("%q: %v, want a ParamError", in, err)
+		}
+		if _, ok := in[pe.Param]; !ok || !(strings.Contains(pe.Reason, "NUL") || strings.Contains(pe.Reason, "UTF-8")) {
+			t.Errorf("%q: %v", in, err)
+		}
+	}
+	if _, err := ds.BindParams(map[string][]string{"name": {"김 민준 ☃"}}, nil); err != nil {
+		t.Errorf("plain text refused: %v", err)
+	}
+}

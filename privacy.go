@@ -9,8 +9,10 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
+	"github.com/rivo/uniseg"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -100,7 +102,8 @@ type PurposeError struct {
 func (e *PurposeError) Error() string { return e.Field + ": " + e.Reason }
 
 // CheckPurpose validates a stated purpose: category must be configured and
-// text at least PurposeMinLength characters (after trimming spaces).
+// text at least PurposeMinLength characters a person can read (see
+// PurposeLength).
 func (pc *PrivacyConfig) CheckPurpose(category, text string) error {
 	names := make([]string, len(pc.Purposes))
 	for i, c := range pc.Purposes {
@@ -112,10 +115,32 @@ func (pc *PrivacyConfig) CheckPurpose(category, text string) error {
 	case !ok:
 		return &PurposeError{"purpose", fmt.Sprintf("unknown purpose %q (want one of %s)", category, strings.Join(names, ", "))}
 	}
-	if n := utf8.RuneCountInString(strings.TrimSpace(text)); n < pc.PurposeMinLength {
+	if n := PurposeLength(text); n < pc.PurposeMinLength {
 		return &PurposeError{"purpose_text", fmt.Sprintf("describe the purpose in at least %d characters (got %d)", pc.PurposeMinLength, n)}
 	}
 	return nil
+}
+
+// PurposeLength counts the characters of a purpose's text that a person
+// can read: user-perceived characters (grapheme clusters, so that a letter
+// with its accents is one, and so is a Hangul syllable spelt in jamo) that
+// hold a letter, a digit or a symbol (Unicode L, N, S). Whitespace,
+// punctuation, zero-width and other format characters (Cf, Z*) and
+// combining marks on their own count for nothing: ten zero-width spaces
+// are an empty purpose.
+func PurposeLength(text string) int {
+	n, state := 0, -1
+	for len(text) > 0 {
+		var cluster string
+		cluster, text, _, state = uniseg.FirstGraphemeClusterInString(text, state)
+		for _, r := range cluster {
+			if unicode.In(r, unicode.L, unicode.N, unicode.S) {
+				n++
+				break
+			}
+		}
+	}
+	return n
 }
 
 // Encryption values of a dataset.

@@ -95,7 +95,18 @@ func TestPrivacyConfig(t *testing.T) {
 		{"", "long enough", "purpose"},
 		{"fun", "long enough", "purpose"},
 		{"audit", "  abc  ", "purpose_text"},
-		{"audit", "감사 대응", ""}, // 5 characters
+		{"audit", "감사 대응 건", ""},           // 5 readable characters
+		{"audit", "감사 대응", "purpose_text"}, // 4: the space does not count
+		// what a person cannot read does not count
+		{"audit", strings.Repeat("\u200b", 10), "purpose_text"},                         // zero-width spaces (Cf)
+		{"audit", "a\u200bb\u200bc\u200bd\u200b", "purpose_text"},                       // 4 letters, zero-width spaces between
+		{"audit", "\u00a0\u2003\u3000\u2028\u2029\ufeff\u2060\u00ad!?", "purpose_text"}, // Z*, Cf, punctuation
+		{"audit", strings.Repeat("\u0301", 10), "purpose_text"},                         // combining marks on their own
+		{"audit", "e\u0301e\u0301e\u0301e\u0301e\u0301", ""},                            // five letters with accents: 5
+		{"audit", "e\u0301e\u0301e\u0301e\u0301", "purpose_text"},                       // four: not 8
+		{"audit", "\u1100\u1161\u1100\u1161\u1100\u1161\u1100\u1161", "purpose_text"},   // 4 Hangul syllables spelt in jamo
+		{"audit", "2025년!", ""},                                                         // digits and letters
+		{"audit", "📊📊📊📊📊", ""},                                                          // symbols
 	} {
 		err := pc.CheckPurpose(tc.cat, tc.text)
 		var pe *PurposeError

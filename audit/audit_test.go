@@ -40,6 +40,8 @@ type backend struct {
 	// exec runs plain SQL on the database of trail name; %[1]s is its
 	// records table, %[1]s_head its head.
 	exec func(t *testing.T, name, query string)
+	// table returns the (unqualified) records table of trail name.
+	table func(t *testing.T, name string) string
 }
 
 func sqliteBackend(t *testing.T) backend {
@@ -64,6 +66,7 @@ func sqliteBackend(t *testing.T) backend {
 				t.Fatalf("%s: %v", query, err)
 			}
 		},
+		table: func(*testing.T, string) string { return audit.DefaultTable },
 	}
 }
 
@@ -104,6 +107,7 @@ func postgresBackend(t *testing.T) backend {
 				t.Fatalf("%s: %v", query, err)
 			}
 		},
+		table: table,
 	}
 }
 
@@ -127,6 +131,9 @@ func run(t *testing.T, newBackend func(*testing.T) backend) {
 		{"LogWriteFails", testLogWriteFails},
 		{"Started", testStarted},
 		{"MigrateRef", testMigrateRef},
+		{"PastHead", testPastHead},
+		{"Gaps", testGaps},
+		{"DuplicatesAndForks", testDuplicatesAndForks},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newBackend(t)) })
 	}

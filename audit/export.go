@@ -41,50 +41,67 @@ var ReviewColumns = []exportd.Column{
 // under a header row of ReviewColumns. Times are shown in from's location
 // (e.g. Asia/Seoul), without zone. Lists (roles, columns) are joined with
 // ", ". An outcome record shows the seq of the started record it completes
-// (ref). It returns the number of records written. Export does not verify
-// the chain: run Verify first for a verified review.
+// (ref). It returns the number of records written.
+//
+// Export verifies the whole trail first (see [Store.Verify]), in the same
+// snapshot it then reads, and writes nothing when it does not verify: the
+// error wraps ErrTampered and names each problem. It needs the trail's keys
+// (Options.Keys; ErrNoKey without them).
 func (s *Store) Export(ctx context.Context, from, to time.Time, w io.Writer, f exportd.Format) (int64, error) {
 	if f != exportd.FormatXLSX && f != exportd.FormatCSV {
 		return 0, fmt.Errorf("audit export: format %q (want xlsx or csv)", f)
 	}
-	loc := from.Location()
-	fw, err := format.New(f, w, ReviewColumns, format.Options{BOM: f == exportd.FormatCSV, Sheet: "audit"})
-	if err != nil {
-		return 0, fmt.Errorf("audit export: %w", err)
+	if s.keys.current == "" {
+		return 0, fmt.Errorf("audit export: the trail is verified first: %w", ErrNoKey)
 	}
-	var n int64
-	row := make([]exportd.Value, len(ReviewColumns))
-	err = s.Records(ctx, from, to, func(r *Record) error {
-		ref := exportd.Null()
-		if r.Ref != 0 {
-			ref = exportd.Int(r.Ref)
+	loc := from.Location()
+	var (
+		n   int64
+		fw  exportd.RowWriter
+		row = make([]exportd.Value, len(ReviewColumns))
+	)
+	err := s.locked(ctx, true, func(q querier) error {
+		if _, err := s.verifyAll(ctx, q); err != nil {
+			return err
 		}
-		row = append(row[:0],
-			exportd.Int(r.Seq),
-			exportd.DateTime(r.Time.In(loc)),
-			exportd.String(r.Principal),
-			exportd.String(strings.Join(r.Roles, ", ")),
-			exportd.String(r.Client),
-			exportd.String(r.Dataset),
-			exportd.String(string(r.Params)),
-			exportd.String(strings.Join(r.Columns, ", ")),
-			exportd.String(r.Purpose.Category),
-			exportd.String(r.Purpose.Text),
-			exportd.String(r.Format),
-			exportd.Int(r.Rows),
-			exportd.Int(r.Bytes),
-			exportd.String(string(r.Outcome)),
-			ref,
-			exportd.String(r.Error),
-			exportd.String(r.SHA256),
-			exportd.String(r.KeyID),
-			exportd.String(r.MAC.String()),
-		)
-		n++
-		return fw.WriteRow(row)
+		var err error
+		if fw, err = format.New(f, w, ReviewColumns, format.Options{BOM: f == exportd.FormatCSV, Sheet: "audit"}); err != nil {
+			return err
+		}
+		return s.records(ctx, q, from, to, func(r *Record) error {
+			ref := exportd.Null()
+			if r.Ref != 0 {
+				ref = exportd.Int(r.Ref)
+			}
+			row = append(row[:0],
+				exportd.Int(r.Seq),
+				exportd.DateTime(r.Time.In(loc)),
+				exportd.String(r.Principal),
+				exportd.String(strings.Join(r.Roles, ", ")),
+				exportd.String(r.Client),
+				exportd.String(r.Dataset),
+				exportd.String(string(r.Params)),
+				exportd.String(strings.Join(r.Columns, ", ")),
+				exportd.String(r.Purpose.Category),
+				exportd.String(r.Purpose.Text),
+				exportd.String(r.Format),
+				exportd.Int(r.Rows),
+				exportd.Int(r.Bytes),
+				exportd.String(string(r.Outcome)),
+				ref,
+				exportd.String(r.Error),
+				exportd.String(r.SHA256),
+				exportd.String(r.KeyID),
+				exportd.String(r.MAC.String()),
+			)
+			n++
+			return fw.WriteRow(row)
+		})
 	})
 	if err != nil {
-		fw.Abort()
+		if fw != nil {
+			fw.Abort()
+		}
 		return n, fmt.Errorf("audit export: %w", err)
 	}
 	if err := fw.Close(); err != nil {

@@ -550,24 +550,28 @@ func scanRecord(rows *sql.Rows) (Record, error) {
 // order. It does not verify them.
 func (s *Store) Records(ctx context.Context, from, to time.Time, fn func(*Record) error) error {
 	return s.locked(ctx, true, func(q querier) error {
-		rows, err := q.QueryContext(ctx, "SELECT "+s.columns+" FROM "+s.table+" WHERE time_us >= ? AND time_us < ? ORDER BY seq",
-			from.UnixMicro(), to.UnixMicro())
-		if err != nil {
-			return fmt.Errorf("audit: read records: %w", err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			r, err := scanRecord(rows)
-			if err != nil {
-				return err
-			}
-			if err := fn(&r); err != nil {
-				return err
-			}
-		}
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("audit: read records: %w", err)
-		}
-		return nil
+		return s.records(ctx, q, from, to, fn)
 	})
+}
+
+func (s *Store) records(ctx context.Context, q querier, from, to time.Time, fn func(*Record) error) error {
+	rows, err := q.QueryContext(ctx, "SELECT "+s.columns+" FROM "+s.table+" WHERE time_us >= ? AND time_us < ? ORDER BY seq",
+		from.UnixMicro(), to.UnixMicro())
+	if err != nil {
+		return fmt.Errorf("audit: read records: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		r, err := scanRecord(rows)
+		if err != nil {
+			return err
+		}
+		if err := fn(&r); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("audit: read records: %w", err)
+	}
+	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"io"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -50,22 +51,69 @@ type Summary struct {
 	StartedWithoutOutcome []Record
 }
 
-// Verify checks the whole chain, from the checkpoint to the newest record,
-// and returns a *ChainError (wrapping ErrTampered) naming the first broken
-// record:
+// ChainErrors are every problem [Store.Verify] found, in seq order (at
+// most maxProblems of them; Total counts them all). errors.As finds the
+// first *ChainError in it, errors.Is finds ErrTampered.
+type ChainErrors struct {
+	Problems []*ChainError
+	Total    int
+}
+
+// maxProblems is the most problems a ChainErrors holds.
+const maxProblems = 1000
+
+func (e *ChainErrors) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %d problems: ", ErrTampered, e.Total)
+	for i, p := range e.Problems {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(p.Error())
+	}
+	if more := e.Total - len(e.Problems); more > 0 {
+		fmt.Fprintf(&b, "; and %d more", more)
+	}
+	return b.String()
+}
+
+// Unwrap returns the problems, each a *ChainError.
+func (e *ChainErrors) Unwrap() []error {
+	errs := make([]error, len(e.Problems))
+	for i, p := range e.Problems {
+		errs[i] = p
+	}
+	return errs
+}
+
+// Verify checks the whole store: the checkpoint and every row of the
+// records' table, whatever the head row says. It returns nil, a
+// *ChainError when one thing is wrong, or a *ChainErrors naming each of
+// several; both wrap ErrTampered, and errors.As finds the first
+// *ChainError in either:
 //
 //   - an edited record: "MAC mismatch" at that record (the MAC covers every
 //     field, the seq and the key id);
-//   - a deleted record k: "missing" at k, the first absent seq (record k+1
-//     is present, its seq is not the one expected); with the seqs renumbered
-//     to hide the gap, a MAC mismatch at k instead;
-//   - reordered or swapped content: a MAC mismatch at the first of the
-//     records involved (the MAC covers the seq, so content moved to another
-//     seq no longer verifies);
-//   - an edited or forged checkpoint: a signature mismatch at the checkpoint;
+//   - a deleted record k: "missing" at k, the first absent seq of the gap;
+//     with the seqs renumbered to hide the gap, a MAC mismatch at k instead;
+//   - reordered or swapped content: a MAC mismatch at each record involved
+//     (the MAC covers the seq, so content moved to another seq no longer
+//     verifies);
+//   - a record that verifies on its own but does not follow the one
+//     before it (its prev_mac is another record's MAC): named as such;
+//   - a seq stored twice ("duplicate"; "fork" when both copies verify and
+//     follow the same record: two histories merged, such as a restored
+//     backup appended to);
+//   - rows past the head, each named "after the head": a record appended
+//     around Append (a copy with the next seq and another principal);
+//   - an edited or forged checkpoint: a signature mismatch at the
+//     checkpoint; rows at or before it: "before the checkpoint";
 //   - deleted newest records with the head row left as it was: "missing" at
 //     the first deleted seq. Someone who also rewinds the head row to an
 //     older record goes unnoticed here: [Store.VerifyAgainstLog] finds it.
+//
+// A record whose key is not in the Store's Keys stops the walk with an
+// error wrapping ErrNoKey.
 //
 // A started record ([OutcomeStarted]) that no outcome record completes is
 // not an error: it is listed in Summary.StartedWithoutOutcome. An outcome
@@ -76,85 +124,226 @@ type Summary struct {
 func (s *Store) Verify(ctx context.Context) (Summary, error) {
 	var sum Summary
 	err := s.locked(ctx, true, func(q querier) error {
-		h, err := s.readHead(ctx, q, false)
-		if err != nil {
-			return err
-		}
-		var lastMAC MAC
-		sum, lastMAC, err = s.verify(ctx, q, h, h.seq)
-		if err != nil {
-			return err
-		}
-		switch {
-		case sum.Last < h.seq:
-			return &ChainError{Seq: sum.Last + 1, Reason: fmt.Sprintf("missing (the head is record %d): the newest records were deleted", h.seq)}
-		case sum.Last > h.seq:
-			return &ChainError{Seq: h.seq + 1, Reason: fmt.Sprintf("after the head (record %d)", h.seq)}
-		case !hmac.Equal(lastMAC, h.mac):
-			return &ChainError{Seq: h.seq, Reason: "MAC differs from the head's"}
-		}
-		return nil
+		var err error
+		sum, err = s.verifyAll(ctx, q)
+		return err
 	})
 	return sum, err
 }
 
+// verifyAll is Verify within a read transaction.
+func (s *Store) verifyAll(ctx context.Context, q querier) (Summary, error) {
+	h, err := s.readHead(ctx, q, false)
+	if err != nil {
+		return Summary{}, err
+	}
+	w := walker{s: s, h: h, limit: maxProblems}
+	sum, err := w.walk(ctx, q, -1)
+	if err != nil {
+		return sum, err
+	}
+	switch {
+	case w.last < h.seq:
+		w.problem(w.last+1, fmt.Sprintf("missing (the head is record %d): the newest records were deleted", h.seq))
+	case h.seq > h.ck.Seq && !hmac.Equal(w.headMAC, h.mac):
+		w.problem(h.seq, "MAC differs from the head's")
+	case h.seq == h.ck.Seq && !hmac.Equal(h.ck.MAC, h.mac):
+		w.problem(h.seq, "MAC differs from the head's")
+	}
+	return sum, w.err()
+}
+
 // verify checks the checkpoint of h and the records after it up to seq
 // upTo, the last of which it returns the MAC of (the checkpoint's when
-// there is none).
+// there is none). It stops at the first problem, which it returns as a
+// *ChainError.
 func (s *Store) verify(ctx context.Context, q querier, h headRow, upTo int64) (Summary, MAC, error) {
-	sum := Summary{Checkpoint: h.ck.Seq}
-	if err := s.verifyCheckpoint(h.ck); err != nil {
+	w := walker{s: s, h: h, limit: 1}
+	sum, err := w.walk(ctx, q, upTo)
+	if err != nil {
 		return sum, nil, err
 	}
-	rows, err := q.QueryContext(ctx, "SELECT "+s.columns+" FROM "+s.table+" WHERE seq <= ? ORDER BY seq", upTo)
+	if err := w.err(); err != nil {
+		return sum, nil, err
+	}
+	return sum, w.prev, nil
+}
+
+// walker walks the records of a trail in seq order and collects what is
+// wrong with them.
+type walker struct {
+	s     *Store
+	h     headRow
+	limit int // stop after this many problems
+
+	problems []*ChainError
+	total    int
+	last     int64 // seq of the last record of the chain (the checkpoint's before any)
+	prev     MAC   // its MAC
+	headMAC  MAC   // the MAC of the record at the head's seq
+}
+
+func (w *walker) problem(seq int64, reason string) {
+	w.total++
+	if len(w.problems) < maxProblems {
+		w.problems = append(w.problems, &ChainError{Seq: seq, Reason: reason})
+	}
+}
+
+func (w *walker) full() bool { return w.total >= w.limit }
+
+func (w *walker) err() error {
+	switch len(w.problems) {
+	case 0:
+		return nil
+	case 1:
+		return w.problems[0]
+	}
+	return &ChainErrors{Problems: w.problems, Total: w.total}
+}
+
+// walk reads the records (those up to seq upTo, or all when upTo < 0).
+func (w *walker) walk(ctx context.Context, q querier, upTo int64) (Summary, error) {
+	s, h := w.s, w.h
+	sum := Summary{Checkpoint: h.ck.Seq}
+	if err := s.verifyCheckpoint(h.ck); err != nil {
+		var ce *ChainError
+		if !errors.As(err, &ce) {
+			return sum, err
+		}
+		w.problems, w.total = append(w.problems, ce), w.total+1
+		if w.full() {
+			return sum, nil
+		}
+	}
+	query, args := "SELECT "+s.columns+" FROM "+s.table+" ORDER BY seq, time_us, mac", []any(nil)
+	if upTo >= 0 {
+		query, args = "SELECT "+s.columns+" FROM "+s.table+" WHERE seq <= ? ORDER BY seq, time_us, mac", []any{upTo}
+	}
+	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
-		return sum, nil, fmt.Errorf("audit: read records: %w", err)
+		return sum, fmt.Errorf("audit: read records: %w", err)
 	}
 	defer rows.Close()
-	want, prev := h.ck.Seq+1, h.ck.MAC
-	open := map[int64]Record{} // started records awaiting their outcome
-	for rows.Next() {
-		r, err := scanRecord(rows)
-		if err != nil {
-			return sum, nil, err
-		}
-		switch {
-		case r.Seq < want:
-			return sum, nil, &ChainError{Seq: r.Seq, Reason: fmt.Sprintf("before the checkpoint (record %d)", h.ck.Seq)}
-		case r.Seq > want:
-			return sum, nil, &ChainError{Seq: want, Reason: fmt.Sprintf("missing (record %d follows record %d)", r.Seq, want-1)}
-		}
-		key, err := s.keys.key(r.KeyID)
-		if err != nil {
-			return sum, nil, fmt.Errorf("audit record %d: %w", r.Seq, err)
-		}
-		if !hmac.Equal(computeMAC(key, &r, prev), r.MAC) {
-			if !hmac.Equal(r.PrevMAC, prev) {
-				return sum, nil, &ChainError{Seq: r.Seq, Reason: "MAC mismatch: prev_mac does not match the previous record (deleted, reordered or edited)"}
+	w.last, w.prev = h.ck.Seq, h.ck.MAC
+	var (
+		lastBroken bool                 // the last record of the chain was itself reported
+		open       = map[int64]Record{} // started records awaiting their outcome
+	)
+	// the rows come in groups of one seq: more than one is a duplicate or a fork
+	var pending []Record
+	nextGroup := func() ([]Record, error) {
+		g := pending
+		pending = nil
+		for rows.Next() {
+			r, err := scanRecord(rows)
+			if err != nil {
+				var ce *ChainError
+				if !errors.As(err, &ce) {
+					return nil, err
+				}
+				w.problem(ce.Seq, ce.Reason)
+				continue
 			}
-			return sum, nil, &ChainError{Seq: r.Seq, Reason: "MAC mismatch (edited, reordered or signed with another key)"}
+			if len(g) > 0 && r.Seq != g[0].Seq {
+				pending = []Record{r}
+				return g, nil
+			}
+			g = append(g, r)
 		}
-		if !hmac.Equal(r.PrevMAC, prev) {
+		return g, rows.Err()
+	}
+	for !w.full() {
+		g, err := nextGroup()
+		if err != nil {
+			return sum, fmt.Errorf("audit: read records: %w", err)
+		}
+		if len(g) == 0 {
+			break
+		}
+		if g[0].Seq <= h.ck.Seq {
+			for _, r := range g {
+				w.problem(r.Seq, fmt.Sprintf("before the checkpoint (record %d)", h.ck.Seq))
+			}
+			continue
+		}
+		// the record of the chain: the one that follows the chain (and is
+		// the head's, at the head), else the first
+		keys := make([][]byte, len(g))
+		chained := make([]bool, len(g))
+		pick := -1
+		for i := range g {
+			if keys[i], err = s.keys.key(g[i].KeyID); err != nil {
+				return sum, fmt.Errorf("audit record %d: %w", g[i].Seq, err)
+			}
+			chained[i] = hmac.Equal(computeMAC(keys[i], &g[i], w.prev), g[i].MAC)
+			if chained[i] && (pick < 0 || g[i].Seq == h.seq && hmac.Equal(g[i].MAC, h.mac)) {
+				pick = i
+			}
+		}
+		if pick < 0 {
+			pick = 0
+		}
+		r, key := g[pick], keys[pick]
+		for i := range g {
+			if i == pick {
+				continue
+			}
+			if hmac.Equal(computeMAC(keys[i], &g[i], g[i].PrevMAC), g[i].MAC) && hmac.Equal(g[i].PrevMAC, r.PrevMAC) {
+				w.problem(r.Seq, fmt.Sprintf("fork: a second record %d that also follows record %d (two histories merged: a restored backup appended to?)", r.Seq, w.last))
+			} else {
+				w.problem(r.Seq, fmt.Sprintf("duplicate: a second record %d", r.Seq))
+			}
+		}
+		own := hmac.Equal(computeMAC(key, &r, r.PrevMAC), r.MAC) // the record verifies on its own
+		gap := r.Seq > w.last+1
+		if gap {
+			reason := fmt.Sprintf("missing (record %d follows record %d)", r.Seq, w.last)
+			if r.Seq > w.last+2 {
+				reason = fmt.Sprintf("missing: records %d–%d (record %d follows record %d)", w.last+1, r.Seq-1, r.Seq, w.last)
+			}
+			w.problem(w.last+1, reason)
+		}
+		broken := false
+		if !chained[pick] {
+			switch {
+			case own && (gap || lastBroken):
+				// the gap, or the broken record before, says it all
+			case own:
+				broken = true
+				w.problem(r.Seq, fmt.Sprintf("does not follow record %d: its prev_mac is another record's MAC (records deleted, reordered or forked)", w.last))
+			case !hmac.Equal(r.PrevMAC, w.prev):
+				broken = true
+				w.problem(r.Seq, "MAC mismatch: prev_mac does not match the previous record (deleted, reordered or edited)")
+			default:
+				broken = true
+				w.problem(r.Seq, "MAC mismatch (edited, reordered or signed with another key)")
+			}
+		} else if !hmac.Equal(r.PrevMAC, w.prev) {
 			// the MAC covers the chained value, not the stored column
-			return sum, nil, &ChainError{Seq: r.Seq, Reason: "prev_mac column edited"}
+			broken = true
+			w.problem(r.Seq, "prev_mac column edited")
+		}
+		if upTo < 0 && r.Seq > h.seq {
+			w.problem(r.Seq, fmt.Sprintf("after the head (record %d): not appended through the trail", h.seq))
 		}
 		switch {
 		case r.Outcome == OutcomeStarted:
 			open[r.Seq] = r
 		case r.Ref > h.ck.Seq:
 			if _, ok := open[r.Ref]; !ok || r.Ref >= r.Seq {
-				return sum, nil, &ChainError{Seq: r.Seq, Reason: fmt.Sprintf("completes record %d, which is not a started record awaiting its outcome", r.Ref)}
+				w.problem(r.Seq, fmt.Sprintf("completes record %d, which is not a started record awaiting its outcome", r.Ref))
 			}
 			delete(open, r.Ref)
 		}
 		if sum.First == 0 {
 			sum.First = r.Seq
 		}
+		if r.Seq == h.seq {
+			w.headMAC = r.MAC
+		}
 		sum.Last, sum.Records = r.Seq, sum.Records+1
-		want, prev = r.Seq+1, r.MAC
-	}
-	if err := rows.Err(); err != nil {
-		return sum, nil, fmt.Errorf("audit: read records: %w", err)
+		w.last, w.prev, lastBroken = r.Seq, r.MAC, broken
 	}
 	if sum.Records == 0 {
 		sum.Last = h.ck.Seq
@@ -163,7 +352,7 @@ func (s *Store) verify(ctx context.Context, q querier, h headRow, upTo int64) (S
 		sum.StartedWithoutOutcome = append(sum.StartedWithoutOutcome, r)
 	}
 	slices.SortFunc(sum.StartedWithoutOutcome, func(a, b Record) int { return cmp.Compare(a.Seq, b.Seq) })
-	return sum, prev, nil
+	return sum, nil
 }
 
 func (s *Store) verifyCheckpoint(ck Checkpoint) error {

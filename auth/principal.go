@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 )
 
 // Principal is who a request acts for.
@@ -28,6 +29,33 @@ const (
 
 // AnonymousName is the name of the anonymous principal.
 const AnonymousName = "anonymous"
+
+// ID returns the principal's identity namespaced by where it comes from
+// ("token:kim", "header:kim", "link:kim", "anonymous:anonymous"): the user
+// kim a proxy names is not the API token named kim, nor a host
+// application's link for kim. Jobs belong to it, and records of who did
+// what should keep it. A principal without Via (made by hand) is its Name.
+func (p *Principal) ID() string {
+	if p == nil {
+		return ""
+	}
+	if p.Via == "" {
+		return p.Name
+	}
+	return p.Via + ":" + p.Name
+}
+
+// NameOf returns the name in an identity made by ID (kim of header:kim),
+// for people to read (a workbook's marking); an id without a source is
+// returned as it is.
+func NameOf(id string) string {
+	for _, via := range []string{ViaToken, ViaHeader, ViaLink, ViaAnonymous} {
+		if name, ok := strings.CutPrefix(id, via+":"); ok {
+			return name
+		}
+	}
+	return id
+}
 
 // HasRole reports whether p has role.
 func (p *Principal) HasRole(role string) bool { return p != nil && slices.Contains(p.Roles, role) }

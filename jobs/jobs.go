@@ -2,7 +2,6 @@ package jobs
 
 import (
 	"context"
-	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -315,7 +314,11 @@ func (m *Manager) Submit(ctx context.Context, req Request) (job *Job, joined boo
 	if err != nil {
 		return nil, false, err
 	}
-	args := exportArgs{Owner: req.Owner, Roles: req.Roles, Dataset: d.Name, Format: string(req.Format),
+	uid, err := newUID()
+	if err != nil {
+		return nil, false, err
+	}
+	args := exportArgs{UID: uid, Owner: req.Owner, Roles: req.Roles, Dataset: d.Name, Format: string(req.Format),
 		Params: params, Bound: string(key), Columns: req.Columns, Purpose: req.Purpose, PurposeText: req.PurposeText}
 	res, err := m.client.Insert(ctx, args, &river.InsertOpts{
 		Queue:    queueName,
@@ -469,6 +472,7 @@ type Job struct {
 	owner       string
 	roles       []string
 	rowID       int64
+	uid         string // the job's unguessable identity (see exportArgs.UID)
 	key         string
 	contentType string
 }
@@ -513,7 +517,7 @@ func (m *Manager) toJob(row *rivertype.JobRow) (*Job, error) {
 	j := &Job{
 		ID: strconv.FormatInt(row.ID, 10), Dataset: args.Dataset, Format: args.Format, Params: args.Params,
 		Rows: out.Rows, Bytes: out.Bytes, Attempt: row.Attempt, CreatedAt: row.CreatedAt,
-		owner: args.Owner, roles: args.Roles, rowID: row.ID,
+		owner: args.Owner, roles: args.Roles, rowID: row.ID, uid: args.UID,
 		Columns: args.Columns, Purpose: args.Purpose, PurposeText: args.PurposeText,
 	}
 	if j.Params == nil {
@@ -539,7 +543,7 @@ func (m *Manager) toJob(row *rivertype.JobRow) (*Job, error) {
 		j.contentType = f.ContentType()
 	}
 	if n := len(row.Errors); n > 0 {
-		j.Error = row.Errors[n-1].Error
+		j.Error = publicError(row.Errors[n-1].Error)
 	}
 	var meta struct {
 		CancelAttemptedAt *time.Time `json:"cancel_attempted_at"`
@@ -564,13 +568,13 @@ func (m *Manager) toJob(row *rivertype.JobRow) (*Job, error) {
 			if r.Deleted != nil || !time.Now().Before(exp) {
 				j.State = StateExpired
 			} else {
-				j.DownloadURL = m.SignedURL(j.ID, exp)
+				j.DownloadURL = m.SignedURL(j, exp)
 			}
 		}
 	case rivertype.JobStateCancelled:
 		j.State = StateCancelled
 		if out.Failed != "" {
-			j.State, j.Error = StateFailed, out.Failed
+			j.State, j.Error = StateFailed, publicError(out.Failed)
 		}
 	case rivertype.JobStateDiscarded:
 		j.State = StateFailed
@@ -583,62 +587,26 @@ func (m *Manager) toJob(row *rivertype.JobRow) (*Job, error) {
 	return j, nil
 }
 
-// SignedURL returns the download path of job id, signed to be valid until
-// expires: /v1/jobs/{id}/download?expires=UNIX&sig=HEX, with sig the hex
-// HMAC-SHA256 under the link secret of "exportd-job-download\n{id}\n{UNIX}".
-func (m *Manager) SignedURL(id string, expires time.Time) string {
-	exp := strconv.FormatInt(expires.Unix(), 10)
-	return "/v1/jobs/" + url.PathEscape(id) + "/download?expires=" + exp + "&sig=" + m.linkMAC(id, exp)
-}
-
-func (m *Manager) linkMAC(id, exp string) string {
-	mac := hmac.New(sha256.New, m.cfg.LinkSecret)
-	mac.Write([]byte("exportd-job-download\n" + id + "\n" + exp))
-	return hex.EncodeToString(mac.Sum(nil))
-}
-
-// IsSignedLink reports whether q carries a job download signature.
-func IsSignedLink(q url.Values) bool { return q.Has("sig") }
-
-// CheckLink checks the signature and expiry of a download link of job id
-// (ErrBadLink, ErrLinkExpired).
-func (m *Manager) CheckLink(id string, q url.Values, now time.Time) error {
-	exp, sig := q.Get("expires"), q.Get("sig")
-	want := m.linkMAC(id, exp)
-	if len(q["sig"]) != 1 || len(q["expires"]) != 1 || !hmac.Equal([]byte(sig), []byte(want)) {
-		return fmt.Errorf("job %s: %w", id, ErrBadLink)
-	}
-	n, err := strconv.ParseInt(exp, 10, 64)
-	if err != nil {
-		return fmt.Errorf("job %s: %w", id, ErrBadLink)
-	}
-	if !now.Before(time.Unix(n, 0)) {
-		return fmt.Errorf("job %s: %w at %s", id, ErrLinkExpired, time.Unix(n, 0).UTC().Format(time.RFC3339))
-	}
-	return nil
-}
-
 // Result is an opened result of a succeeded job.
 type Result struct {
 	storage.Object
 	Job *Job
 }
 
-// Open opens the result of job id for owner; with signed set, the caller
-// has checked a signed link (CheckLink) and the owner is not compared.
-// ErrNotReady for a job that has not succeeded, ErrExpired after its
+// Open opens the result of owner's job id (see OpenLink for a signed
+// link). ErrNotReady for a job that has not succeeded, ErrExpired after its
 // result's time.
-func (m *Manager) Open(ctx context.Context, owner, id string, signed bool) (*Result, error) {
-	var j *Job
-	var err error
-	if signed {
-		j, err = m.get(ctx, id)
-	} else {
-		j, err = m.Get(ctx, owner, id)
-	}
+func (m *Manager) Open(ctx context.Context, owner, id string) (*Result, error) {
+	j, err := m.Get(ctx, owner, id)
 	if err != nil {
 		return nil, err
 	}
+	return m.open(ctx, j)
+}
+
+// open opens the result of j.
+func (m *Manager) open(ctx context.Context, j *Job) (*Result, error) {
+	id := j.ID
 	switch j.State {
 	case StateSucceeded:
 	case StateExpired:
@@ -659,6 +627,11 @@ func (m *Manager) Open(ctx context.Context, owner, id string, signed bool) (*Res
 // exportArgs are a job's arguments. The fields marked unique make
 // identical requests in flight join one job.
 type exportArgs struct {
+	// UID is the job's unguessable identity (128 random bits, hex), made
+	// when it is submitted: its download links are signed over it (see
+	// SignedURL), so that a link names this job and no other that comes to
+	// have its numeric id (a recreated queue, a restored backup).
+	UID     string   `json:"uid,omitempty"`
 	Owner   string   `json:"owner" river:"unique"`
 	Roles   []string `json:"roles,omitempty"`
 	Dataset string   `json:"dataset" river:"unique"`

@@ -490,7 +490,7 @@ func suite(t *testing.T, e *env) {
 					t.Errorf("tampered %s: %d %s", name, r.StatusCode, b)
 				}
 			}
-			expired := e.m.SignedURL(j.ID, time.Now().Add(-time.Second))
+			expired := signedURL(t, e, e.owner, j.ID, time.Now().Add(-time.Second))
 			r, b := e.do(t, "", "GET", expired, nil)
 			if r.StatusCode != http.StatusForbidden || !bytes.Contains(b, []byte(`"link_expired"`)) {
 				t.Errorf("expired link: %d %s", r.StatusCode, b)

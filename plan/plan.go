@@ -191,7 +191,8 @@ func New(cfg *exportd.Config, name string, req Request) (*Plan, error) {
 		if now.IsZero() {
 			now = time.Now()
 		}
-		p.Options.Mark(pr.Name, now.In(loc))
+		// The person's name, not the source-qualified identity.
+		p.Options.Mark(auth.NameOf(pr.Name), now.In(loc))
 	}
 	p.FileName = d.FileNameFor(params, p.Format)
 	return p, nil

@@ -116,8 +116,16 @@ func needsCSRF(r *http.Request, p *auth.Principal) bool {
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var p *auth.Principal
-		// A signed job download link is its own credential (jobs.go).
-		if s.cfg.Auth != nil && !isPublic(r.URL.Path) && !(s.cfg.Jobs != nil && isJobLink(r)) {
+		// A signed job download link is its own credential (jobs.go); a
+		// credential presented beside it must hold all the same.
+		jobLink := s.cfg.Jobs != nil && isJobLink(r)
+		if s.cfg.Auth != nil && jobLink {
+			if err := s.presentedToken(r); err != nil {
+				s.writeError(w, r, err)
+				return
+			}
+		}
+		if s.cfg.Auth != nil && !isPublic(r.URL.Path) && !jobLink {
 			var err error
 			p, err = s.principal(r)
 			if err != nil {
@@ -151,6 +159,9 @@ func (s *Server) principal(r *http.Request) (*auth.Principal, error) {
 	if !auth.IsLink(q) {
 		return s.cfg.Auth.Authenticate(r)
 	}
+	if err := s.presentedToken(r); err != nil {
+		return nil, err
+	}
 	name, ext, ok := exportPath(r.URL.Path)
 	if !ok || (r.Method != http.MethodGet && r.Method != http.MethodHead) {
 		return nil, fmt.Errorf("%w: a signed link is valid only for the export it names", auth.ErrBadLink)
@@ -162,6 +173,18 @@ func (s *Server) principal(r *http.Request) (*auth.Principal, error) {
 	// The export sees its parameters only; the signature covered them all.
 	r.URL.RawQuery = p.Link.Params.Encode()
 	return p, nil
+}
+
+// presentedToken checks the Authorization header of a request that also
+// carries a signed link: a credential that fails (a revoked or unknown
+// token) refuses the request, whatever else it carries, so that revoking a
+// token is never worked around by a link.
+func (s *Server) presentedToken(r *http.Request) error {
+	if r.Header.Get("Authorization") == "" {
+		return nil
+	}
+	_, err := s.cfg.Auth.Authenticate(r)
+	return err
 }
 
 // exportPath returns the dataset and format of an export path
@@ -179,11 +202,12 @@ func exportPath(path string) (name, format string, ok bool) {
 	return name, format, ok && format != ""
 }
 
-// PrincipalName returns the name of r's principal, or "" when the server
-// has no access control. Jobs belong to this name.
+// PrincipalName returns the identity of r's principal, namespaced by where
+// it comes from (auth.Principal.ID: "token:kim" is not "header:kim"), or
+// "" when the server has no access control. Jobs belong to this name.
 func PrincipalName(r *http.Request) string {
 	if p := auth.From(r.Context()); p != nil {
-		return p.Name
+		return p.ID()
 	}
 	return ""
 }

@@ -121,10 +121,22 @@ func (s *Server) submitJob(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, j)
 }
 
-// parseJobRequest reads the format and parameters of a job request.
+// maxJobBody is the largest job request body: 413 beyond it.
+const maxJobBody = 1 << 20
+
+// parseJobRequest reads the format and parameters of a job request; a body
+// over maxJobBody is 413 body_too_large.
 func parseJobRequest(r *http.Request) (exportd.Format, url.Values, error) {
 	bad := func(msg string) error {
 		return &Error{Status: http.StatusBadRequest, Code: "bad_request", Message: msg}
+	}
+	tooLarge := func(err error) error {
+		var mb *http.MaxBytesError
+		if errors.As(err, &mb) {
+			return &Error{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large",
+				Message: fmt.Sprintf("the request body is larger than %d bytes", mb.Limit)}
+		}
+		return nil
 	}
 	q := url.Values{}
 	format := ""
@@ -132,9 +144,12 @@ func parseJobRequest(r *http.Request) (exportd.Format, url.Values, error) {
 	switch mt {
 	case "application/json":
 		var req jobRequest
-		dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+		dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, maxJobBody))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&req); err != nil {
+			if e := tooLarge(err); e != nil {
+				return "", nil, e
+			}
 			return "", nil, bad("malformed JSON body: " + err.Error())
 		}
 		format = req.Format
@@ -147,8 +162,11 @@ func parseJobRequest(r *http.Request) (exportd.Format, url.Values, error) {
 			q[k] = vals
 		}
 	case "application/x-www-form-urlencoded", "multipart/form-data", "":
-		r.Body = http.MaxBytesReader(nil, r.Body, 1<<20)
+		r.Body = http.MaxBytesReader(nil, r.Body, maxJobBody)
 		if err := r.ParseForm(); err != nil {
+			if e := tooLarge(err); e != nil {
+				return "", nil, e
+			}
 			return "", nil, bad("malformed form: " + err.Error())
 		}
 		for k, v := range r.PostForm {
@@ -329,19 +347,29 @@ func (s *Server) jobEvents(w http.ResponseWriter, r *http.Request) {
 func (s *Server) downloadJob(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	signed := jobs.IsSignedLink(r.URL.Query())
+	var (
+		res *jobs.Result
+		err error
+	)
 	if signed {
-		if err := s.cfg.Jobs.CheckLink(id, r.URL.Query(), time.Now()); err != nil {
+		res, err = s.cfg.Jobs.OpenLink(r.Context(), id, r.URL.Query(), time.Now())
+		if errors.Is(err, jobs.ErrBadLink) || errors.Is(err, jobs.ErrLinkExpired) {
 			s.log.Info("job download", "job", id, "outcome", toError(jobError(err)).Code, "client", remoteIP(r, s.cfg.TrustedProxies), "error", err.Error())
-			s.writeError(w, r, jobError(err))
-			return
 		}
+	} else {
+		res, err = s.cfg.Jobs.Open(r.Context(), s.cfg.Principal(r), id)
 	}
-	res, err := s.cfg.Jobs.Open(r.Context(), s.cfg.Principal(r), id, signed)
 	if err != nil {
 		s.writeError(w, r, jobError(err))
 		return
 	}
 	defer res.Close()
+	if err := limitRanges(r, res.Size()); err != nil {
+		// answered 416 by ServeContent below, so that a personal
+		// dataset's refused attempt is in the trail like any other
+		w.Header().Set("Exportd-Range-Error", err.Error())
+		r.Header.Set("Range", fmt.Sprintf("bytes=%d-", res.Size()))
+	}
 	// A personal dataset's download is audited; a password-protected one
 	// is encrypted on the way (privacy.go).
 	if s.personalDownload(w, r, res) {

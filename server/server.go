@@ -224,7 +224,7 @@ func New(cfg Config) (*Server, error) {
 			// An authenticated principal is one client wherever it comes
 			// from; anonymous requests are told apart by address.
 			if p := auth.From(r.Context()); p != nil && p.Via != auth.ViaAnonymous {
-				return "principal:" + p.Name
+				return "principal:" + p.ID()
 			}
 			return remoteIP(r, proxies)
 		}

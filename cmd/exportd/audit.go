@@ -15,8 +15,8 @@ import (
 )
 
 type auditCmd struct {
-	Verify auditVerifyCmd `cmd:"" help:"Check the audit trail's chain; exit 1 naming the first broken record. Lists exports started without an outcome record (exit 0)."`
-	Export auditExportCmd `cmd:"" help:"Write the review file of the audit records of a period (e.g. a month)."`
+	Verify auditVerifyCmd `cmd:"" help:"Check every record of the audit trail; exit 1 naming each problem (edited, missing, duplicated, forked, past the head). Lists exports started without an outcome record (exit 0)."`
+	Export auditExportCmd `cmd:"" help:"Write the review file of the audit records of a period (e.g. a month); refuses a trail that does not verify."`
 }
 
 type auditVerifyCmd struct {
@@ -37,6 +37,16 @@ func (c *auditVerifyCmd) Run(ctx context.Context) error {
 	}
 	defer s.Close()
 	sum, err := s.Verify(ctx)
+	var problems *audit.ChainErrors
+	if errors.As(err, &problems) {
+		// one line each on stdout; the error line sums them up
+		for _, p := range problems.Problems {
+			fmt.Println(p.Error())
+		}
+		if more := problems.Total - len(problems.Problems); more > 0 {
+			fmt.Printf("… and %d more problems\n", more)
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -99,6 +109,7 @@ func printStartedWithoutOutcome(w io.Writer, recs []audit.Record) {
 
 type auditExportCmd struct {
 	DB       string `help:"Audit database URL: sqlite:PATH or postgres://…" required:"" placeholder:"URL"`
+	KeyFile  string `help:"File of the HMAC key(s), to verify the whole trail before writing its review: hex or base64, one a line, the newest last." required:"" type:"path" placeholder:"FILE"`
 	From     string `help:"First day (YYYY-MM-DD, or an RFC 3339 time)." required:"" placeholder:"DATE"`
 	To       string `help:"Day after the last (exclusive), e.g. the first of the next month." required:"" placeholder:"DATE"`
 	Format   string `help:"xlsx or csv; default: from the output file's extension, else xlsx." enum:",xlsx,csv" default:""`
@@ -130,7 +141,11 @@ func (c *auditExportCmd) Run(ctx context.Context) error {
 	case strings.EqualFold(filepath.Ext(c.Output), ".csv"):
 		f = exportd.FormatCSV
 	}
-	s, err := audit.Open(ctx, c.DB, audit.Options{Table: c.Table, ReadOnly: true})
+	keys, err := audit.LoadKeys(c.KeyFile)
+	if err != nil {
+		return usageError{err}
+	}
+	s, err := audit.Open(ctx, c.DB, audit.Options{Table: c.Table, Keys: keys, ReadOnly: true})
 	if err != nil {
 		return err
 	}

@@ -58,7 +58,7 @@ func TestAuditVerifyAndExport(t *testing.T) {
 	}
 
 	// The October review file holds the records of October, every field as stored.
-	_, stderr, code = run(t, dir, "audit", "export", "--db", url, "--from", "2026-10-01", "--to", "2026-10-06",
+	_, stderr, code = run(t, dir, "audit", "export", "--db", url, "--key-file", key, "--from", "2026-10-01", "--to", "2026-10-06",
 		"--format", "csv", "--timezone", "UTC", "-o", "review.csv")
 	if code != 0 {
 		t.Fatalf("export: exit %d, %s", code, stderr)
@@ -142,5 +142,49 @@ func TestAuditVerifyStartedWithoutOutcome(t *testing.T) {
 	if !strings.Contains(out, "1 started without outcome") || !strings.Contains(out, "record 4 started without outcome") ||
 		!strings.Contains(out, "park") || !strings.Contains(out, "민원 처리 확인용") || strings.Contains(out, "record 3 started") {
 		t.Fatalf("verify does not list record 4 (park's) alone as started without outcome:\n%s", out)
+	}
+}
+
+// A record slipped in after the newest one (a copy with the next seq and
+// another principal), and two records deleted: verify names each problem,
+// with and without the log, and export writes no review of such a trail.
+func TestAuditVerifyWholeStore(t *testing.T) {
+	dir := t.TempDir()
+	url, key := auditTrail(t, dir, 6)
+	db, err := sql.Open("sqlite", strings.TrimPrefix(url, "sqlite:"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`INSERT INTO exportd_audit (seq, time_us, principal, roles, client, dataset, params, cols, purpose_category, purpose, format,
+			row_count, byte_count, sha256, outcome, error, key_id, prev_mac, mac, ref)
+		 SELECT 7, time_us, 'mallory', roles, client, dataset, params, cols, purpose_category, purpose, format,
+			row_count, byte_count, sha256, outcome, error, key_id, mac, mac, ref FROM exportd_audit WHERE seq = 6`,
+		`DELETE FROM exportd_audit WHERE seq IN (2, 4)`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	log := filepath.Join(dir, "audit.jsonl")
+	os.WriteFile(log, []byte(`{"time":"2026-10-01T09:00:00Z","level":"INFO","msg":"export audit","audit":{"seq":1,"mac":"`+strings.Repeat("00", 32)+`"}}`+"\n"), 0o600)
+	for _, args := range [][]string{{}, {"--log", log}} {
+		out, stderr, code := run(t, dir, append([]string{"audit", "verify", "--db", url, "--key-file", key}, args...)...)
+		if code != 1 {
+			t.Fatalf("verify %v: exit %d, %q %q", args, code, out, stderr)
+		}
+		for _, want := range []string{"audit record 2: missing", "audit record 4: missing", "audit record 7: MAC mismatch", "audit record 7: after the head (record 6)"} {
+			if !strings.Contains(out, want+"") || !strings.Contains(stderr, want) {
+				t.Errorf("verify %v does not name %q:\nstdout: %s\nstderr: %s", args, want, out, stderr)
+			}
+		}
+	}
+	_, stderr, code := run(t, dir, "audit", "export", "--db", url, "--key-file", key, "--from", "2026-10-01", "--to", "2026-11-01", "-o", "review.csv")
+	if code != 1 || !strings.Contains(stderr, "does not verify") {
+		t.Fatalf("export of a broken trail: exit %d, %q", code, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "review.csv")); !os.IsNotExist(err) {
+		t.Fatalf("review file written: %v", err)
 	}
 }
