@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,9 +37,6 @@ type jobFlags struct {
 	JobsPoll       time.Duration `help:"How often to look for new jobs (and, on SQLite, cancellations)." default:"1s"`
 	JobsMaxAttempt int           `name:"jobs-max-attempts" help:"Attempts of a failing job (with backoff)." default:"3"`
 	JobsBackoff    time.Duration `name:"jobs-retry-backoff" help:"Wait before a failed job's first retry; the n-th retry waits n⁴ times as long (1s: 1s, 16s, 81s…)." default:"1s"`
-
-	// demo makes up a secret when none is given (exportd demo).
-	demo bool
 }
 
 // start opens the queue and the storage, starts the job manager and puts
@@ -52,14 +47,8 @@ func (f *jobFlags) start(ctx context.Context, configPath string, sc *server.Conf
 		return func() {}, nil
 	}
 	secret := f.JobsSecret
-	if secret == "" && f.demo {
-		b := make([]byte, 32)
-		rand.Read(b)
-		secret = hex.EncodeToString(b)
-		log.Warn("no --jobs-secret: using a random one; download links stop working when the server restarts")
-	}
 	if len(secret) < 16 {
-		return nil, usageError{errors.New("--jobs needs --jobs-secret (or EXPORTD_JOBS_SECRET) of at least 16 bytes, the same on every node")}
+		return nil, usageError{errors.New("--jobs needs --jobs-secret or --jobs-secret-file (or EXPORTD_JOBS_SECRET, EXPORTD_JOBS_SECRET_FILE) of at least 16 bytes, the same on every node")}
 	}
 	queueURL := f.JobsQueue
 	if queueURL == "" {
