@@ -46,12 +46,12 @@ Open %[2]s/ in a browser, or:
 member_scores holds personal data: state a purpose (recorded in the audit trail).
 From this machine you are the anonymous admin (names, e-mails and phones in full):
 
-  curl -OJ '%[2]s/v1/datasets/member_scores/export.xlsx?from=2019-01-01&purpose=score_review&purpose_text=demo+of+a+personal+export'
+  curl -o 회원점수.xlsx '%[2]s/v1/datasets/member_scores/export.xlsx?from=2019-01-01&purpose=score_review&purpose_text=demo+of+a+personal+export'
 
 To see them masked, export as the support role with a token:
 
   exportd token create --config %[3]s --name demo-support --roles support
-  curl -OJ -H 'Authorization: Bearer TOKEN' '%[2]s/v1/datasets/member_scores/export.csv?purpose=member_support&purpose_text=demo+of+masking+by+role'
+  curl -o 회원점수_마스킹.csv -H 'Authorization: Bearer TOKEN' '%[2]s/v1/datasets/member_scores/export.csv?purpose=member_support&purpose_text=demo+of+masking+by+role'
 
 Or without the server:  exportd export --config %[3]s --dataset accounts -o accounts.xlsx
 `, c.Dir, base, cfgPath)
