@@ -13,16 +13,25 @@ build: ## Build the exportd binary into ./bin (no cgo).
 	CGO_ENABLED=0 $(GO) build -o bin/exportd ./cmd/exportd
 
 .PHONY: demo
-demo: ## Create the demo data and show how to export it.
+demo: ## Create the demo data and serve it on http://127.0.0.1:8080 (web UI, API, jobs; Ctrl-C stops).
 	$(GO) run ./cmd/exportd demo
 
+# The tests run through internal/testsummary: go test's own lines ("ok"/"FAIL"
+# per package, the output of failed tests), then what was skipped and why,
+# grouped, with what turns each group on; the exit status is go test's.
+TESTSUMMARY = bin/testsummary
+
+.PHONY: $(TESTSUMMARY)
+$(TESTSUMMARY):
+	@$(GO) build -o $@ ./internal/testsummary
+
 .PHONY: test
-test: ## Run every test with the race detector (integration tests need the URLs that .ci/run sets).
-	$(GO) test -race -count=1 -timeout 45m ./...
+test: $(TESTSUMMARY) ## Run every test with the race detector; ends with what was skipped and why (integration tests need the variables that .ci/run sets).
+	$(TESTSUMMARY) $(GO) test -json -race -count=1 -timeout 45m ./...
 
 .PHONY: test-short
-test-short: ## Quick tests: skips the multi-gigabyte and 1M-row tests.
-	$(GO) test -short -count=1 ./...
+test-short: $(TESTSUMMARY) ## Quick tests: skips the multi-gigabyte, 1M-row and build tests.
+	$(TESTSUMMARY) $(GO) test -json -short -count=1 ./...
 
 .PHONY: test-race
 test-race: test ## Same as test (the race detector is always on).

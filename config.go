@@ -486,13 +486,25 @@ func (p *parser) hasErrorFor(field string) bool {
 	return false
 }
 
-// expandEnv replaces each ${NAME} in s with the environment variable NAME;
-// an unset variable is an error. A bare $ is left alone (passwords).
+// expandEnv replaces each ${NAME} in s with the environment variable NAME,
+// or, when NAME is unset and NAME_FILE is set, with the content of the file
+// NAME_FILE names, without the white space around it (a secret kept out of
+// the environment: a systemd credential, a container secret); neither set
+// is an error. A bare $ is left alone (passwords).
 func (p *parser) expandEnv(s string) (string, error) {
 	var err error
 	out := envVarRE.ReplaceAllStringFunc(s, func(m string) string {
 		name := m[2 : len(m)-1]
 		v, ok := p.env(name)
+		if !ok {
+			if file, fok := p.env(name + "_FILE"); fok {
+				b, ferr := os.ReadFile(file)
+				if ferr != nil && err == nil {
+					err = fmt.Errorf("environment variable %s_FILE: %w", name, ferr)
+				}
+				return strings.TrimSpace(string(b))
+			}
+		}
 		if !ok && err == nil {
 			err = fmt.Errorf("environment variable %q is not set", name)
 		}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/exportd/exportd"
+	"github.com/exportd/exportd/internal/buildinfo"
 )
 
 // datasetInfo is the JSON description of a dataset.
@@ -81,7 +82,8 @@ func (s *Server) getDataset(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	bi := buildinfo.Read()
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "version": bi.Version, "revision": bi.Revision, "go": bi.Go})
 }
 
 // readyz pings every connection's source (at once, 2 s each) and answers

@@ -566,11 +566,14 @@ func TestPrivacyJobs(t *testing.T) {
 func decryptXLSX(t *testing.T, b []byte, password string) [][]string {
 	t.Helper()
 	py := "/usr/bin/python3"
-	if err := exec.Command(py, "-c", "import msoffcrypto, openpyxl").Run(); err != nil {
+	if out, err := exec.Command(py, "-c", "import msoffcrypto, openpyxl").CombinedOutput(); err != nil {
+		// The reason is python's last line ("No module named
+		// 'msoffcrypto'"), not just the exit status.
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 		if os.Getenv("EXPORTD_REQUIRE_INTEGRATION") == "1" {
-			t.Fatalf("python3-msoffcrypto-tool and python3-openpyxl are needed: %v", err)
+			t.Fatalf("python3-msoffcrypto-tool and python3-openpyxl are needed: %v: %s", err, lines[len(lines)-1])
 		}
-		t.Skipf("python3-msoffcrypto-tool or python3-openpyxl missing: %v", err)
+		t.Skipf("python3-msoffcrypto-tool or python3-openpyxl missing: %s: %v", lines[len(lines)-1], err)
 	}
 	path := filepath.Join(t.TempDir(), "enc.xlsx")
 	if err := os.WriteFile(path, b, 0o600); err != nil {

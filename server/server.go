@@ -17,7 +17,9 @@ import (
 	"github.com/exportd/exportd"
 	"github.com/exportd/exportd/audit"
 	"github.com/exportd/exportd/auth"
+	"github.com/exportd/exportd/internal/buildinfo"
 	"github.com/exportd/exportd/jobs"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Config configures a [Server]. Only Datasets and Sources are required;
@@ -243,6 +245,14 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics(), csrfKey: cfg.CSRFKey}
 	s.served.Store(first)
+	// The running build (what /healthz says too): which nodes of a fleet
+	// an upgrade has reached.
+	bi := buildinfo.Read()
+	s.metrics.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name:        "exportd_build_info",
+		Help:        "Always 1; the labels name the running build: module version, VCS revision and Go version.",
+		ConstLabels: prometheus.Labels{"version": bi.Version, "revision": bi.Revision, "goversion": bi.Go},
+	}, func() float64 { return 1 }))
 	if len(s.csrfKey) == 0 {
 		s.csrfKey = make([]byte, 32)
 		rand.Read(s.csrfKey)

@@ -3,6 +3,7 @@ package xlsx
 import (
 	"archive/zip"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -233,7 +234,14 @@ func tool(t *testing.T, name string, check ...string) string {
 	t.Helper()
 	path, err := exec.LookPath(name)
 	if err == nil && len(check) > 0 {
-		err = exec.Command(path, check...).Run()
+		// The reason is the check's last line (python3's "No module
+		// named 'openpyxl'"), not just its exit status.
+		var out []byte
+		if out, err = exec.Command(path, check...).CombinedOutput(); err != nil {
+			if lines := strings.Split(strings.TrimSpace(string(out)), "\n"); lines[len(lines)-1] != "" {
+				err = errors.New(lines[len(lines)-1])
+			}
+		}
 	}
 	if err != nil {
 		if os.Getenv("EXPORTD_REQUIRE_INTEGRATION") == "1" {

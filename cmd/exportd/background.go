@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -43,9 +41,6 @@ type jobFlags struct {
 	JobsMaxJobs    int           `name:"jobs-max-per-user" help:"Most jobs one principal has queued or running (beyond: 429 job_quota); 0 = no bound." default:"20"`
 	JobsMaxBytes   int64         `name:"jobs-max-bytes-per-user" help:"Most bytes of results one principal keeps (succeeded, not expired); 0 = no bound." default:"10737418240"`
 	JobsRoleQuota  []string      `name:"jobs-role-quota" help:"Quota of a role, replacing the per-user ones for its principals: ROLE=JOBS:BYTES (0 = no bound); repeatable." placeholder:"ROLE=JOBS:BYTES"`
-
-	// demo makes up a secret when none is given (exportd demo).
-	demo bool
 }
 
 // start opens the queue and the storage, starts the job manager and puts
@@ -56,14 +51,8 @@ func (f *jobFlags) start(ctx context.Context, configPath string, sc *server.Conf
 		return func() {}, nil
 	}
 	secret := f.JobsSecret
-	if secret == "" && f.demo {
-		b := make([]byte, 32)
-		rand.Read(b)
-		secret = hex.EncodeToString(b)
-		log.Warn("no --jobs-secret: using a random one; download links stop working when the server restarts")
-	}
 	if len(secret) < 16 {
-		return nil, usageError{errors.New("--jobs needs --jobs-secret (or EXPORTD_JOBS_SECRET) of at least 16 bytes, the same on every node")}
+		return nil, usageError{errors.New("--jobs needs --jobs-secret or --jobs-secret-file (or EXPORTD_JOBS_SECRET, EXPORTD_JOBS_SECRET_FILE) of at least 16 bytes, the same on every node")}
 	}
 	queueURL := f.JobsQueue
 	if queueURL == "" {

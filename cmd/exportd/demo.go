@@ -46,19 +46,20 @@ Open %[2]s/ in a browser, or:
 member_scores holds personal data: state a purpose (recorded in the audit trail).
 From this machine you are the anonymous admin (names, e-mails and phones in full):
 
-  curl -OJ '%[2]s/v1/datasets/member_scores/export.xlsx?from=2019-01-01&purpose=score_review&purpose_text=demo+of+a+personal+export'
+  curl -o 회원점수.xlsx '%[2]s/v1/datasets/member_scores/export.xlsx?from=2019-01-01&purpose=score_review&purpose_text=demo+of+a+personal+export'
 
 To see them masked, export as the support role with a token:
 
   exportd token create --config %[3]s --name demo-support --roles support
-  curl -OJ -H 'Authorization: Bearer TOKEN' '%[2]s/v1/datasets/member_scores/export.csv?purpose=member_support&purpose_text=demo+of+masking+by+role'
+  curl -o 회원점수_마스킹.csv -H 'Authorization: Bearer TOKEN' '%[2]s/v1/datasets/member_scores/export.csv?purpose=member_support&purpose_text=demo+of+masking+by+role'
 
 Or without the server:  exportd export --config %[3]s --dataset accounts -o accounts.xlsx
 `, c.Dir, base, cfgPath)
 	serve := serveCmd{Config: cfgPath, Addr: c.Addr, KeepAlive: 10 * time.Second, WriteTimeout: time.Minute,
 		MaxExports: 4096, MaxPerClient: 1024, ShutdownGrace: 30 * time.Second, LogFormat: "text", LogLevel: "info",
 		jobFlags: jobFlags{Jobs: true, JobsStorage: "file://" + filepath.Join(c.Dir, "results"), JobsTTL: 24 * time.Hour,
-			JobsWorkers: 2, JobsTimeout: 2 * time.Hour, JobsPoll: time.Second, JobsMaxAttempt: 3, JobsBackoff: time.Second, demo: true}}
+			JobsWorkers: 2, JobsTimeout: 2 * time.Hour, JobsPoll: time.Second, JobsMaxAttempt: 3, JobsBackoff: time.Second},
+		JobsSecretFile: filepath.Join(c.Dir, "jobs.secret")}
 	return serve.Run(ctx)
 }
 
@@ -90,16 +91,22 @@ func prepareDemo(ctx context.Context, dir string, rows int, log *os.File) (strin
 	if err := os.WriteFile(cfgPath, []byte(demoDatasets), 0o644); err != nil {
 		return "", fmt.Errorf("demo: %w", err)
 	}
-	if err := demoAuditKey(filepath.Join(dir, "audit.key")); err != nil {
+	if err := demoSecret(filepath.Join(dir, "audit.key"), "the demo's audit trail key (exportd audit verify needs it)"); err != nil {
+		return "", fmt.Errorf("demo: %w", err)
+	}
+	if err := demoSecret(filepath.Join(dir, "jobs.secret"), ""); err != nil {
 		return "", fmt.Errorf("demo: %w", err)
 	}
 	return cfgPath, nil
 }
 
-// demoAuditKey writes the audit trail's HMAC key (privacy.audit.key_file
-// of the demo's datasets file) once: a new key for an existing trail would
-// make its records fail verification.
-func demoAuditKey(path string) error {
+// demoSecret writes a random 32-byte key in hex to path once, after a
+// comment line when comment is given: the audit trail's HMAC key
+// (privacy.audit.key_file of the demo's datasets file; a new key for an
+// existing trail would make its records fail verification) and the
+// secret that signs job download links (--jobs-secret-file, which takes
+// the file's one line; kept, links stay valid when the demo restarts).
+func demoSecret(path, comment string) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if errors.Is(err, fs.ErrExist) {
 		return nil
@@ -109,7 +116,12 @@ func demoAuditKey(path string) error {
 	}
 	key := make([]byte, 32)
 	rand.Read(key)
-	_, err = fmt.Fprintf(f, "# the demo's audit trail key (exportd audit verify needs it); generated once\n%s\n", hex.EncodeToString(key))
+	if comment != "" {
+		_, err = fmt.Fprintf(f, "# %s; generated once\n", comment)
+	}
+	if err == nil {
+		_, err = fmt.Fprintf(f, "%s\n", hex.EncodeToString(key))
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

@@ -214,5 +214,14 @@ func TestDemoServes(t *testing.T) {
 		cmd.Process.Kill()
 		<-exited
 		t.Error("demo did not stop within a minute of SIGTERM")
+		return
+	}
+	// A demo's messages are calm: nothing at warning or error level (it
+	// once opened with a WARN about a random --jobs-secret). The process
+	// has exited: its output is complete.
+	for line := range strings.Lines(log.String()) {
+		if strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") {
+			t.Errorf("demo log: %s", line)
+		}
 	}
 }

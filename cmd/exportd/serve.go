@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/exportd/exportd"
@@ -27,11 +29,16 @@ type serveCmd struct {
 	LogLevel       string        `help:"Log level." enum:"debug,info,warn,error" default:"info"`
 
 	jobFlags `embed:""` // background jobs (background.go)
+
+	JobsSecretFile string `help:"File holding --jobs-secret (one line), so the secret is on no command line and in no environment." type:"path" placeholder:"FILE"`
 }
 
 func (c *serveCmd) Run(ctx context.Context) error {
 	cfg, err := exportd.LoadConfig(c.Config)
 	if err != nil {
+		return usageError{err}
+	}
+	if err := c.readSecrets(); err != nil {
 		return usageError{err}
 	}
 	log := newLogger(c.LogFormat, c.LogLevel)
@@ -73,6 +80,36 @@ func (c *serveCmd) Run(ctx context.Context) error {
 	rl.srv = s
 	defer rl.onHangup(ctx)()
 	return s.ListenAndServe(ctx)
+}
+
+// readSecrets reads the secrets given by file into their settings.
+func (c *serveCmd) readSecrets() error {
+	if c.JobsSecretFile == "" {
+		return nil
+	}
+	if c.JobsSecret != "" {
+		return errors.New("--jobs-secret and --jobs-secret-file (or their EXPORTD_ variables) both given: keep one")
+	}
+	s, err := readSecretFile(c.JobsSecretFile)
+	if err != nil {
+		return fmt.Errorf("--jobs-secret-file: %w", err)
+	}
+	c.JobsSecret = s
+	return nil
+}
+
+// readSecretFile returns the content of a file holding one secret, without
+// the white space around it (the newline of "openssl rand -hex 32 > FILE").
+func readSecretFile(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	s := strings.TrimSpace(string(b))
+	if s == "" {
+		return "", fmt.Errorf("%s is empty", path)
+	}
+	return s, nil
 }
 
 // config opens a source per connection (from pool) and builds the
