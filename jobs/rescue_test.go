@@ -33,6 +33,13 @@ datasets:
         WHERE i < (SELECT CASE WHEN EXISTS (SELECT 1 FROM hold) THEN 4000000000 ELSE 20000 END))
       SELECT i, 'row ' || i AS s FROM n
     columns: [{name: i, type: int}, {name: s, type: string}]
+  heldfat:
+    # held with 1 KiB rows: an S3 part fills within seconds.
+    sql: |
+      WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n
+        WHERE i < (SELECT CASE WHEN EXISTS (SELECT 1 FROM hold) THEN 4000000000 ELSE 20000 END))
+      SELECT i, hex(zeroblob(512)) AS pad FROM n
+    columns: [{name: i, type: int}, {name: pad, type: string}]
 `
 
 const heldRows = 20000
@@ -328,7 +335,7 @@ func TestS3DiesDuringJob(t *testing.T) {
 	}
 	ctx := context.Background()
 	owner := "kim-" + randHex(4)
-	j, _, err := m.Submit(ctx, jobs.Request{Owner: owner, Dataset: "held", Format: exportd.FormatCSV})
+	j, _, err := m.Submit(ctx, jobs.Request{Owner: owner, Dataset: "heldfat", Format: exportd.FormatCSV})
 	if err != nil {
 		t.Fatal(err)
 	}
