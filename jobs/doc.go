@@ -8,8 +8,10 @@
 // flight (same principal, dataset, bound parameters and format) join one
 // job. An attempt writes its result under a key of its own and commits it
 // only when the export succeeded, so a partial file is never served; a
-// failed attempt is retried with backoff (Config.RetryBackoff), and a job
-// whose node died runs again elsewhere once RescueAfter has passed. A new
+// failed attempt is retried with backoff (Config.RetryBackoff). A job
+// whose node was killed runs again as soon as the node is back, or on
+// another node once the dead one has been silent for NodeTimeout (see
+// rescue.go); what the dead attempt left in the storage is discarded. A new
 // attempt counts its rows from 0 again: progress goes forward as
 // (Job.Attempt, Job.Rows). Once the retention sweep has deleted a result,
 // its job shows "expired".

@@ -84,10 +84,21 @@ type Config struct {
 	ResultTTL time.Duration
 	// JobTimeout bounds one attempt of a job; 0 means 2 h.
 	JobTimeout time.Duration
-	// RescueAfter is how long a job may stay running before it is taken
-	// to belong to a dead node and is run again (by any node). It must
-	// exceed JobTimeout; 0 means JobTimeout + 5 min. A job on a node that
-	// died therefore waits this long before it runs again.
+	// NodeID names this node in the queue: River's client id, the same
+	// after a restart and different from every other live node's (two
+	// processes under one id stop each other's jobs). A restarted node's
+	// unfinished jobs run again at once; see rescue.go. Empty means
+	// DefaultNodeID("").
+	NodeID string
+	// NodeTimeout is how long a node may go without a heartbeat before
+	// the leader runs its jobs again on other nodes; a node writes one
+	// every NodeTimeout/6, and one that could not for NodeTimeout/2
+	// cancels its own jobs. 0 means 30 s.
+	NodeTimeout time.Duration
+	// RescueAfter is River's own last resort: how long a job may stay
+	// running before it is run again whatever its node says. It must
+	// exceed JobTimeout; 0 means JobTimeout + 5 min. The jobs of a dead
+	// node are run again long before (NodeTimeout).
 	RescueAfter time.Duration
 	// MaxAttempts is how often a failing job is tried; 0 means 3.
 	MaxAttempts int
@@ -121,6 +132,7 @@ type Manager struct {
 	log      *slog.Logger
 	client   riverClient
 	datasets atomic.Pointer[datasets] // Config.Datasets and Sources until a Reload
+	node     nodeState
 }
 
 // datasets are the datasets jobs run, on a source per connection.
@@ -164,6 +176,15 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.RescueAfter <= cfg.JobTimeout {
 		return nil, fmt.Errorf("jobs: RescueAfter (%v) must exceed JobTimeout (%v), or a live job would run twice", cfg.RescueAfter, cfg.JobTimeout)
 	}
+	if cfg.NodeID == "" {
+		cfg.NodeID = DefaultNodeID("")
+	}
+	if len(cfg.NodeID) > 100 {
+		return nil, fmt.Errorf("jobs: node id %q: longer than 100 characters", cfg.NodeID)
+	}
+	if cfg.NodeTimeout <= 0 {
+		cfg.NodeTimeout = DefaultNodeTimeout
+	}
 	if cfg.MaxAttempts <= 0 {
 		cfg.MaxAttempts = DefaultMaxAttempts
 	}
@@ -179,7 +200,7 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	m := &Manager{cfg: cfg, log: cfg.Logger}
+	m := &Manager{cfg: cfg, log: cfg.Logger, node: nodeState{instance: newInstance(), running: map[int64]context.CancelCauseFunc{}}}
 	m.Reload(cfg.Datasets, cfg.Sources)
 
 	workers := river.NewWorkers()
@@ -190,6 +211,8 @@ func New(cfg Config) (*Manager, error) {
 		return nil, fmt.Errorf("jobs: %w", err)
 	}
 	rc := &river.Config{
+		ID:                   cfg.NodeID,
+		Middleware:           []rivertype.Middleware{&trackRunning{n: &m.node}},
 		Workers:              workers,
 		JobTimeout:           cfg.JobTimeout,
 		RescueStuckJobsAfter: cfg.RescueAfter,
@@ -233,7 +256,11 @@ func (m *Manager) Start(ctx context.Context) error {
 	if m.cfg.Workers < 0 {
 		return nil
 	}
+	if err := m.startNode(ctx); err != nil {
+		return fmt.Errorf("jobs: start: %w", err)
+	}
 	if err := m.client.Start(context.WithoutCancel(ctx)); err != nil {
+		m.stopNode()
 		return fmt.Errorf("jobs: start: %w", err)
 	}
 	return nil
@@ -246,6 +273,8 @@ func (m *Manager) Stop(ctx context.Context) error {
 	if m.cfg.Workers < 0 {
 		return nil
 	}
+	// The heartbeat goes on while running jobs finish: they are alive.
+	defer m.stopNode()
 	err := m.client.Stop(ctx)
 	if err != nil && errors.Is(err, context.DeadlineExceeded) {
 		// River's StopAndCancel cancels the work contexts.
@@ -260,6 +289,9 @@ func (m *Manager) Stop(ctx context.Context) error {
 	}
 	return nil
 }
+
+// NodeID returns this node's id in the queue.
+func (m *Manager) NodeID() string { return m.cfg.NodeID }
 
 // ResultTTL returns how long results are kept.
 func (m *Manager) ResultTTL() time.Duration { return m.cfg.ResultTTL }

@@ -328,12 +328,12 @@ func TestJobs(t *testing.T) {
 	}
 }
 
-// TestS3Storage runs the suite with results in S3 (gofakes3 on loopback,
-// through the production S3 client).
+// TestS3Storage runs the suite with results in S3: a real S3 server that
+// checks signatures (versitygw), through the production S3 client.
 func TestS3Storage(t *testing.T) {
 	f := newFixture(t)
-	u, _ := storagetest.S3(t, "results")
-	e := f.start(t, "sqlite:"+filepath.Join(t.TempDir(), "jobs.db"), u+"&part_size=5242880")
+	srv := storagetest.Start(t, "results")
+	e := f.start(t, "sqlite:"+filepath.Join(t.TempDir(), "jobs.db"), srv.URL("results")+"&part_size=5242880")
 	suite(t, e)
 }
 

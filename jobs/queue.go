@@ -28,7 +28,13 @@ type Queue struct {
 	name string // "sqlite" or "postgres"
 	// newClient makes the River client of a manager on this queue.
 	newClient func(cfg *river.Config) (riverClient, error)
-	close     func()
+	// exec runs River's own queries (leader, rescue) on the queue's
+	// database, in schema.
+	exec   riverdriver.Executor
+	schema string
+	// nodes is the table of the nodes' heartbeats.
+	nodes nodeTable
+	close func()
 }
 
 // riverClient is the part of *river.Client[TTx] the manager uses, the
@@ -82,8 +88,15 @@ func openSQLite(ctx context.Context, path string) (*Queue, error) {
 		db.Close()
 		return nil, err
 	}
+	nodes := sqliteNodes{db}
+	if err := nodes.create(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
 	return &Queue{
-		name: "sqlite",
+		name:  "sqlite",
+		exec:  driver.GetExecutor(),
+		nodes: nodes,
 		newClient: func(cfg *river.Config) (riverClient, error) {
 			// SQLite has no LISTEN/NOTIFY: River polls (cancellations
 			// every 2 s, new jobs every FetchPollInterval).
@@ -122,8 +135,20 @@ func openPostgres(ctx context.Context, rawURL string) (*Queue, error) {
 		pool.Close()
 		return nil, err
 	}
+	table := pgx.Identifier{nodeTableName}
+	if schema != "" {
+		table = pgx.Identifier{schema, nodeTableName}
+	}
+	nodes := pgNodes{pool, table.Sanitize()}
+	if err := nodes.create(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
 	return &Queue{
-		name: "postgres",
+		name:   "postgres",
+		exec:   driver.GetExecutor(),
+		schema: schema,
+		nodes:  nodes,
 		newClient: func(cfg *river.Config) (riverClient, error) {
 			cfg.Schema = schema
 			return river.NewClient(driver, cfg)
@@ -148,3 +173,139 @@ func (q *Queue) Driver() string { return q.name }
 
 // Close closes the queue's database pool.
 func (q *Queue) Close() { q.close() }
+
+// nodeTableName is the table of the nodes' heartbeats, beside River's.
+const nodeTableName = "exportd_node"
+
+// node is a row of the node table: the node running under a River client
+// id, since when (its instance's start: a restart makes a new instance),
+// and when it was last heard of. Times are the database's, in
+// microseconds since 1970.
+type node struct {
+	ID        string
+	Instance  string
+	Started   int64
+	Heartbeat int64
+}
+
+// nodeTable keeps the nodes' heartbeats in the queue database.
+type nodeTable interface {
+	// register makes instance the live one of node id and returns its
+	// start time (the database's clock).
+	register(ctx context.Context, id, instance string) (started int64, err error)
+	// beat records that instance of node id is alive; false means another
+	// instance has registered under id since.
+	beat(ctx context.Context, id, instance string) (bool, error)
+	// list returns every node.
+	list(ctx context.Context) (map[string]node, error)
+}
+
+type sqliteNodes struct{ db *sql.DB }
+
+const sqliteNow = "CAST(unixepoch('subsec') * 1000000 AS INTEGER)"
+
+func (n sqliteNodes) create(ctx context.Context) error {
+	_, err := n.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS `+nodeTableName+` (
+		id TEXT PRIMARY KEY, instance TEXT NOT NULL, started_at INTEGER NOT NULL, heartbeat_at INTEGER NOT NULL)`)
+	if err != nil {
+		return fmt.Errorf("job queue: node table: %w", err)
+	}
+	return nil
+}
+
+func (n sqliteNodes) register(ctx context.Context, id, instance string) (int64, error) {
+	var started int64
+	err := n.db.QueryRowContext(ctx, `INSERT INTO `+nodeTableName+` (id, instance, started_at, heartbeat_at)
+		VALUES (?1, ?2, `+sqliteNow+`, `+sqliteNow+`)
+		ON CONFLICT (id) DO UPDATE SET instance = excluded.instance, started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at
+		RETURNING started_at`, id, instance).Scan(&started)
+	if err != nil {
+		return 0, fmt.Errorf("register node %s: %w", id, err)
+	}
+	return started, nil
+}
+
+func (n sqliteNodes) beat(ctx context.Context, id, instance string) (bool, error) {
+	res, err := n.db.ExecContext(ctx, `UPDATE `+nodeTableName+` SET heartbeat_at = `+sqliteNow+` WHERE id = ?1 AND instance = ?2`, id, instance)
+	if err != nil {
+		return false, fmt.Errorf("node %s: heartbeat: %w", id, err)
+	}
+	k, err := res.RowsAffected()
+	return k == 1, err
+}
+
+func (n sqliteNodes) list(ctx context.Context) (map[string]node, error) {
+	rows, err := n.db.QueryContext(ctx, `SELECT id, instance, started_at, heartbeat_at FROM `+nodeTableName)
+	if err != nil {
+		return nil, fmt.Errorf("list nodes: %w", err)
+	}
+	defer rows.Close()
+	nodes := map[string]node{}
+	for rows.Next() {
+		var nd node
+		if err := rows.Scan(&nd.ID, &nd.Instance, &nd.Started, &nd.Heartbeat); err != nil {
+			return nil, fmt.Errorf("list nodes: %w", err)
+		}
+		nodes[nd.ID] = nd
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list nodes: %w", err)
+	}
+	return nodes, nil
+}
+
+type pgNodes struct {
+	pool  *pgxpool.Pool
+	table string // quoted, with its schema
+}
+
+const pgNow = "(extract(epoch FROM clock_timestamp()) * 1000000)::bigint"
+
+func (n pgNodes) create(ctx context.Context) error {
+	_, err := n.pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+n.table+` (
+		id text PRIMARY KEY, instance text NOT NULL, started_at bigint NOT NULL, heartbeat_at bigint NOT NULL)`)
+	if err != nil {
+		return fmt.Errorf("job queue: node table: %w", err)
+	}
+	return nil
+}
+
+func (n pgNodes) register(ctx context.Context, id, instance string) (int64, error) {
+	var started int64
+	err := n.pool.QueryRow(ctx, `INSERT INTO `+n.table+` (id, instance, started_at, heartbeat_at)
+		VALUES ($1, $2, `+pgNow+`, `+pgNow+`)
+		ON CONFLICT (id) DO UPDATE SET instance = excluded.instance, started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at
+		RETURNING started_at`, id, instance).Scan(&started)
+	if err != nil {
+		return 0, fmt.Errorf("register node %s: %w", id, err)
+	}
+	return started, nil
+}
+
+func (n pgNodes) beat(ctx context.Context, id, instance string) (bool, error) {
+	tag, err := n.pool.Exec(ctx, `UPDATE `+n.table+` SET heartbeat_at = `+pgNow+` WHERE id = $1 AND instance = $2`, id, instance)
+	if err != nil {
+		return false, fmt.Errorf("node %s: heartbeat: %w", id, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+func (n pgNodes) list(ctx context.Context) (map[string]node, error) {
+	rows, err := n.pool.Query(ctx, `SELECT id, instance, started_at, heartbeat_at FROM `+n.table)
+	if err != nil {
+		return nil, fmt.Errorf("list nodes: %w", err)
+	}
+	defer rows.Close()
+	nodes := map[string]node{}
+	for rows.Next() {
+		var nd node
+		if err := rows.Scan(&nd.ID, &nd.Instance, &nd.Started, &nd.Heartbeat); err != nil {
+			return nil, fmt.Errorf("list nodes: %w", err)
+		}
+		nodes[nd.ID] = nd
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list nodes: %w", err)
+	}
+	return nodes, nil
+}

@@ -70,7 +70,7 @@ func (m *Manager) run(ctx context.Context, job *river.Job[exportArgs]) error {
 	// A new attempt starts from zero.
 	m.progress(ctx, job.ID, out)
 
-	key := fmt.Sprintf("%s%d/%d.%s", resultPrefix, job.ID, job.Attempt, f)
+	key := resultKey(job.ID, job.Attempt, f)
 	up, err := m.cfg.Storage.Create(ctx, key, f.ContentType())
 	if err != nil {
 		return err
@@ -166,8 +166,8 @@ func (w *sweepWorker) Work(ctx context.Context, _ *river.Job[sweepArgs]) error {
 }
 
 // Sweep deletes the results committed more than ResultTTL before now, and
-// files a crashed writer left (a directory's temporary files) older than
-// RescueAfter. A result's job is marked before its file is deleted, so
+// discards what the writers of dead attempts left unfinished (see
+// deadUpload). A result's job is marked before its file is deleted, so
 // that it shows "expired" from then on (see Job.ExpiresAt). It returns
 // how many objects it deleted.
 func (m *Manager) Sweep(ctx context.Context, now time.Time) (int, error) {
@@ -179,8 +179,15 @@ func (m *Manager) Sweep(ctx context.Context, now time.Time) (int, error) {
 			break
 		}
 		age := now.Sub(info.ModTime)
-		partial := strings.HasSuffix(info.Key, ".tmp")
-		if (!partial && age >= m.cfg.ResultTTL) || (partial && age >= m.cfg.RescueAfter) {
+		partial := info.Partial
+		if partial && m.deadUpload(ctx, info.Key, age) {
+			if err := m.cfg.Storage.Discard(ctx, info.Key); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			n++
+		}
+		if !partial && age >= m.cfg.ResultTTL {
 			if !partial {
 				// Past its time, the file goes even if the job cannot be
 				// marked.

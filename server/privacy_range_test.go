@@ -290,7 +290,8 @@ func TestPrivacyPasswordNowhere(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, want := range []string{"jobs.db", "datasets.yaml", ".attrs"} { // the job database, the result's attributes
+			// The job database, the datasets file, a job's result file.
+			for _, want := range []string{"jobs.db", "datasets.yaml", filepath.Join("results", "results") + string(filepath.Separator)} {
 				found := false
 				for p := range places {
 					found = found || strings.Contains(p, want)

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -34,7 +35,9 @@ type jobFlags struct {
 	JobsTTL        time.Duration `help:"How long a result can be downloaded; then it is deleted." default:"24h"`
 	JobsWorkers    int           `help:"Jobs this node runs at once; -1: none (the node only accepts and serves jobs)." default:"2"`
 	JobsTimeout    time.Duration `help:"Longest attempt of one job." default:"2h"`
-	JobsRescue     time.Duration `name:"jobs-rescue-after" help:"A job running this long is taken to be on a dead node and runs again; must exceed --jobs-timeout (0: timeout + 5m)." default:"0"`
+	JobsNodeID     string        `name:"jobs-node-id" help:"This node's id in the queue: the same across restarts, different from every other live node's (default: host name/--addr)." placeholder:"ID" env:"EXPORTD_JOBS_NODE_ID"`
+	JobsNodeTO     time.Duration `name:"jobs-node-timeout" help:"A node without heartbeat this long is taken for dead and its jobs run again on the others (a restarted node's run again at once)." default:"30s"`
+	JobsRescue     time.Duration `name:"jobs-rescue-after" help:"Last resort: a job running this long runs again whatever its node says; must exceed --jobs-timeout (0: timeout + 5m)." default:"0"`
 	JobsPoll       time.Duration `help:"How often to look for new jobs (and, on SQLite, cancellations)." default:"1s"`
 	JobsMaxAttempt int           `name:"jobs-max-attempts" help:"Attempts of a failing job (with backoff)." default:"3"`
 	JobsBackoff    time.Duration `name:"jobs-retry-backoff" help:"Wait before a failed job's first retry; the n-th retry waits n⁴ times as long (1s: 1s, 16s, 81s…)." default:"1s"`
@@ -87,6 +90,7 @@ func (f *jobFlags) start(ctx context.Context, configPath string, sc *server.Conf
 	jc := jobs.Config{
 		Datasets: sc.Datasets, Sources: sc.Sources, Queue: q, Storage: st, LinkSecret: []byte(secret),
 		Workers: f.JobsWorkers, ResultTTL: f.JobsTTL, JobTimeout: f.JobsTimeout, RescueAfter: f.JobsRescue,
+		NodeID: cmp.Or(f.JobsNodeID, jobs.DefaultNodeID(sc.Addr)), NodeTimeout: f.JobsNodeTO,
 		MaxAttempts: f.JobsMaxAttempt, RetryBackoff: f.JobsBackoff, PollInterval: f.JobsPoll, Logger: log,
 		Quota: jobs.Quota{Jobs: f.JobsMaxJobs, Bytes: f.JobsMaxBytes}, RoleQuotas: roleQuotas,
 	}
@@ -104,7 +108,7 @@ func (f *jobFlags) start(ctx context.Context, configPath string, sc *server.Conf
 		q.Close()
 		return nil, err
 	}
-	log.Info("background jobs", "queue", q.Driver(), "workers", f.JobsWorkers, "ttl", f.JobsTTL.String())
+	log.Info("background jobs", "queue", q.Driver(), "workers", f.JobsWorkers, "ttl", f.JobsTTL.String(), "node", m.NodeID())
 	sc.Jobs = m
 	return func() {
 		c, cancel := context.WithTimeout(context.Background(), 30*time.Second)

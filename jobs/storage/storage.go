@@ -1,12 +1,13 @@
 // Package storage keeps the finished results of background exports: in a
-// local directory (the default) or in S3-compatible object storage. Both go
-// through gocloud.dev/blob, so disk and S3 share one code path; each has
-// what only it needs (the directory's temporary files, S3's multipart
-// uploads).
+// local directory (the default) or in S3-compatible object storage (on the
+// AWS SDK). Both implement one interface with the same promise: a result
+// becomes visible only when it is complete. [Upload.Commit] publishes it
+// (the directory renames its temporary file, S3 completes the upload);
+// [Upload.Abort] leaves nothing behind under the key.
 //
-// A result becomes visible only when it is complete: [Upload.Commit]
-// publishes it (fileblob renames its temporary file, S3 completes the
-// upload), [Upload.Abort] leaves nothing behind under the key.
+// What a writer that died (kill -9, a lost node) left unfinished — a
+// directory's temporary file, an S3 multipart upload — is listed by
+// List as a partial Info and removed by Discard.
 package storage
 
 import (
@@ -18,9 +19,6 @@ import (
 	"net/url"
 	"strings"
 	"time"
-
-	"gocloud.dev/blob"
-	"gocloud.dev/gcerrors"
 )
 
 // ErrNotFound is returned (wrapped) by Open for a key that holds no
@@ -35,12 +33,17 @@ type Storage interface {
 	// Open opens a committed result for reading; the Object seeks (a
 	// range read on S3), so it can be served with http.ServeContent.
 	Open(ctx context.Context, key string) (Object, error)
-	// Delete removes a result; deleting a missing key is not an error.
+	// Delete removes a committed result; deleting a missing key is not an
+	// error.
 	Delete(ctx context.Context, key string) error
-	// List yields the objects under prefix, committed or not (a
-	// directory's temporary files are listed too, so that the retention
-	// sweep can remove what a crashed writer left).
+	// List yields the committed results under prefix, and the unfinished
+	// uploads (Info.Partial) that writers which never ended left there.
 	List(ctx context.Context, prefix string) iter.Seq2[Info, error]
+	// Discard removes every unfinished upload under key (a crashed
+	// writer's temporary file, an open S3 multipart upload); a writer
+	// still running under key then fails to commit. A committed result is
+	// left alone.
+	Discard(ctx context.Context, key string) error
 	// Close releases the storage.
 	Close() error
 }
@@ -56,7 +59,9 @@ type Object interface {
 type Info struct {
 	Key     string
 	Size    int64
-	ModTime time.Time
+	ModTime time.Time // for a partial upload: when it was last written (directory) or started (S3)
+	// Partial marks an upload that was never committed nor aborted.
+	Partial bool
 }
 
 // Open opens the storage named by rawURL:
@@ -87,94 +92,68 @@ func redact(u *url.URL) string {
 	return c.Redacted()
 }
 
-// bucket is what both storages share: a blob.Bucket and the writer
-// options that suit it.
-type bucket struct {
-	b    *blob.Bucket
-	opts blob.WriterOptions
-	// aborted, if set, is called after an upload under key was aborted,
-	// with a fresh context (the upload's own may be cancelled).
-	aborted func(ctx context.Context, key string)
-}
-
-func (s *bucket) Create(ctx context.Context, key, contentType string) (*Upload, error) {
-	// The writer gets a context of the Upload's own: Abort cancels it,
-	// which is how a blob writer is told to throw its bytes away rather
-	// than commit them on Close.
-	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	opts := s.opts
-	opts.ContentType = contentType
-	w, err := s.b.NewWriter(wctx, key, &opts)
-	if err != nil {
-		cancel()
-		return nil, fmt.Errorf("create %s: %w", key, err)
+// checkKey refuses keys that could leave the storage's root or be taken
+// for a temporary file.
+func checkKey(key string) error {
+	if key == "" || strings.HasPrefix(key, "/") || strings.HasSuffix(key, "/") || strings.Contains(key, "\\") ||
+		strings.HasSuffix(key, tmpSuffix) {
+		return fmt.Errorf("storage: bad key %q", key)
 	}
-	u := &Upload{w: w, cancel: cancel, key: key, ctx: ctx}
-	if s.aborted != nil {
-		u.aborted = s.aborted
-	}
-	// The caller's context still ends the upload.
-	u.stop = context.AfterFunc(ctx, cancel)
-	return u, nil
-}
-
-func (s *bucket) Open(ctx context.Context, key string) (Object, error) {
-	r, err := s.b.NewReader(ctx, key, nil)
-	if err != nil {
-		if gcerrors.Code(err) == gcerrors.NotFound {
-			return nil, fmt.Errorf("open %s: %w", key, ErrNotFound)
+	for _, seg := range strings.Split(key, "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return fmt.Errorf("storage: bad key %q", key)
 		}
-		return nil, fmt.Errorf("open %s: %w", key, err)
-	}
-	return r, nil
-}
-
-func (s *bucket) Delete(ctx context.Context, key string) error {
-	err := s.b.Delete(ctx, key)
-	if err != nil && gcerrors.Code(err) != gcerrors.NotFound {
-		return fmt.Errorf("delete %s: %w", key, err)
 	}
 	return nil
 }
 
-func (s *bucket) List(ctx context.Context, prefix string) iter.Seq2[Info, error] {
-	return func(yield func(Info, error) bool) {
-		it := s.b.List(&blob.ListOptions{Prefix: prefix})
-		for {
-			obj, err := it.Next(ctx)
-			if err == io.EOF {
-				return
-			}
-			if err != nil {
-				yield(Info{}, fmt.Errorf("list %s: %w", prefix, err))
-				return
-			}
-			if obj.IsDir || strings.HasSuffix(obj.Key, "/") {
-				continue
-			}
-			if !yield(Info{Key: obj.Key, Size: obj.Size, ModTime: obj.ModTime}, nil) {
-				return
-			}
-		}
-	}
+// writer is what a storage writes an upload through.
+type writer interface {
+	io.Writer
+	// commit publishes what was written; on error nothing is visible.
+	commit(ctx context.Context) error
+	// abort throws it away; ctx is fresh (the upload's own may have
+	// ended).
+	abort(ctx context.Context)
 }
 
-func (s *bucket) Close() error { return s.b.Close() }
-
 // Upload is a result being written. Exactly one of Commit and Abort ends
-// it (a second call does nothing).
+// it (a second call does nothing). Its methods are for one goroutine.
 type Upload struct {
-	w       *blob.Writer
-	key     string
-	ctx     context.Context // the caller's
-	cancel  context.CancelFunc
-	stop    func() bool
-	aborted func(ctx context.Context, key string)
-	done    bool
+	w      writer
+	key    string
+	ctx    context.Context // the caller's
+	wctx   context.Context // the writer's: ends with the caller's, or on Abort
+	cancel context.CancelFunc
+	stop   func() bool
+	done   bool
+}
+
+// newUpload wraps w, whose requests use the returned upload's wctx.
+func newUpload(ctx context.Context, key string, mk func(wctx context.Context) (writer, error)) (*Upload, error) {
+	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	w, err := mk(wctx)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("create %s: %w", key, err)
+	}
+	u := &Upload{w: w, key: key, ctx: ctx, wctx: wctx, cancel: cancel}
+	// The caller's context still ends the upload's requests.
+	u.stop = context.AfterFunc(ctx, cancel)
+	return u, nil
 }
 
 // Write writes to the result.
-func (u *Upload) Write(p []byte) (int, error) { return u.w.Write(p) }
+func (u *Upload) Write(p []byte) (int, error) {
+	if u.done {
+		return 0, fmt.Errorf("write %s: upload already ended", u.key)
+	}
+	n, err := u.w.Write(p)
+	if err != nil {
+		return n, fmt.Errorf("write %s: %w", u.key, err)
+	}
+	return n, nil
+}
 
 // Key returns the key the result is written under.
 func (u *Upload) Key() string { return u.key }
@@ -183,20 +162,20 @@ func (u *Upload) Key() string { return u.key }
 // visible and the upload is aborted.
 func (u *Upload) Commit() error {
 	if u.done {
-		return errors.New("upload already ended")
+		return fmt.Errorf("commit %s: upload already ended", u.key)
 	}
 	if err := u.ctx.Err(); err != nil {
 		u.Abort()
 		return fmt.Errorf("commit %s: %w", u.key, err)
 	}
-	u.done = true
-	u.stop()
-	err := u.w.Close()
-	u.cancel()
+	err := u.w.commit(u.wctx)
 	if err != nil {
-		u.cleanup()
+		u.Abort()
 		return fmt.Errorf("commit %s: %w", u.key, err)
 	}
+	u.done = true
+	u.stop()
+	u.cancel()
 	return nil
 }
 
@@ -207,18 +186,10 @@ func (u *Upload) Abort() {
 	}
 	u.done = true
 	u.stop()
-	u.cancel()
-	u.w.Close() // with its context cancelled, the writer discards
-	u.cleanup()
-}
-
-func (u *Upload) cleanup() {
-	if u.aborted == nil {
-		return
-	}
-	// A fresh context: the upload's own is cancelled by now, and an abort
-	// sent with it never leaves.
+	u.cancel() // in-flight requests end
+	// A fresh context: the upload's own is cancelled by now, and a
+	// clean-up sent with it never leaves.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	u.aborted(ctx, u.key)
+	u.w.abort(ctx)
 }

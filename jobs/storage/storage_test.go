@@ -6,9 +6,11 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -24,7 +26,7 @@ func TestDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	run(t, st, func(*testing.T, string) {}, func(t *testing.T) {
+	run(t, st, func(t *testing.T) {
 		// Nothing of an aborted upload is left in the directory.
 		var left []string
 		filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
@@ -37,45 +39,140 @@ func TestDir(t *testing.T) {
 			t.Errorf("aborted uploads left files: %v", left)
 		}
 	})
-}
-
-func TestS3(t *testing.T) {
-	u, _ := storagetest.S3(t, "results")
-	st, err := storage.Open(context.Background(), u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	s3st := st.(*storage.S3)
-	// Before an abort, wait until the multipart upload exists on the
-	// server, so that the test shows it is aborted (the SDK's own abort
-	// runs with the cancelled context and leaves it there).
-	started := func(t *testing.T, key string) {
-		for {
-			keys, err := s3st.PendingUploads(context.Background(), key)
-			if err != nil {
-				t.Fatal(err)
+	t.Run("keys stay inside the directory", func(t *testing.T) {
+		for _, k := range []string{"../x", "a/../../x", "/etc/passwd", "a//b", "a/", "", "a\\b", "x.tmp"} {
+			if _, err := st.Create(context.Background(), k, ""); err == nil {
+				t.Errorf("Create(%q) accepted", k)
 			}
-			if len(keys) > 0 {
-				return
+			if _, err := st.Open(context.Background(), k); err == nil || errors.Is(err, storage.ErrNotFound) {
+				t.Errorf("Open(%q): %v", k, err)
 			}
-			runtime.Gosched()
-		}
-	}
-	run(t, st, started, func(t *testing.T) {
-		keys, err := s3st.PendingUploads(context.Background(), "aborted")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(keys) > 0 {
-			t.Errorf("aborted multipart uploads left on the server: %v", keys)
 		}
 	})
 }
 
-func run(t *testing.T, st storage.Storage, started func(t *testing.T, key string), nothingLeft func(t *testing.T)) {
+// TestS3 runs the suite against a real S3 server that checks signatures
+// (versitygw).
+func TestS3(t *testing.T) {
+	srv := storagetest.Start(t, "results")
+	st, err := storage.Open(context.Background(), srv.URL("results"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	run(t, st, func(*testing.T) {})
+
+	t.Run("the server checks signatures", func(t *testing.T) {
+		// Unsigned: refused.
+		resp, err := http.Get(srv.Endpoint + "/results/results/1/1.bin")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("unsigned GET: %d, want 403", resp.StatusCode)
+		}
+		// Signed with a wrong secret: refused.
+		t.Setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+		bad, err := storage.Open(context.Background(), srv.URL("results"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := bad.Open(context.Background(), "results/1/1.bin"); err == nil || errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("open with a wrong secret: %v, want a refusal", err)
+		}
+	})
+
+	t.Run("the server dies during an upload", func(t *testing.T) {
+		ctx := context.Background()
+		up, err := st.Create(ctx, "results/9/1.bin", "application/octet-stream")
+		if err != nil {
+			t.Fatal(err)
+		}
+		part := bytes.Repeat([]byte("x"), 6<<20) // more than a part: a multipart upload is open
+		if _, err := up.Write(part); err != nil {
+			t.Fatal(err)
+		}
+		srv.Kill()
+		_, werr := up.Write(part)
+		cerr := up.Commit()
+		if werr == nil && cerr == nil {
+			t.Fatal("an upload to a dead server committed")
+		}
+		t.Logf("write: %v; commit: %v", werr, cerr)
+		srv.Restart()
+		if _, err := st.Open(ctx, "results/9/1.bin"); !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("open after the failed upload: %v, want ErrNotFound", err)
+		}
+		// What the dead upload left open on the server is listed as
+		// partial, and Discard removes it.
+		partial := false
+		for info, err := range st.List(ctx, "results/9/") {
+			if err != nil {
+				t.Fatal(err)
+			}
+			partial = partial || (info.Partial && info.Key == "results/9/1.bin")
+		}
+		if !partial {
+			t.Error("the dead upload is not listed as partial")
+		}
+		if err := st.Discard(ctx, "results/9/1.bin"); err != nil {
+			t.Fatal(err)
+		}
+		for info, err := range st.List(ctx, "results/9/") {
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Errorf("left after Discard: %+v", info)
+		}
+		// Once it is back, a new upload succeeds.
+		up, err = st.Create(ctx, "results/9/2.bin", "application/octet-stream")
+		if err != nil {
+			t.Fatal(err)
+		}
+		up.Write(part)
+		up.Write(part)
+		if err := up.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		obj, err := st.Open(ctx, "results/9/2.bin")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer obj.Close()
+		if obj.Size() != 2*int64(len(part)) {
+			t.Errorf("size %d", obj.Size())
+		}
+	})
+}
+
+// partials returns the keys of the unfinished uploads under prefix.
+func partials(t *testing.T, st storage.Storage, prefix string) []string {
+	t.Helper()
+	var keys []string
+	for info, err := range st.List(context.Background(), prefix) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Partial {
+			keys = append(keys, info.Key)
+		}
+	}
+	return keys
+}
+
+// started waits until the upload under key shows in the storage as
+// partial, so that the test shows it is removed.
+func started(t *testing.T, st storage.Storage, key string) {
+	t.Helper()
+	for !slices.Contains(partials(t, st, key), key) {
+		runtime.Gosched()
+	}
+}
+
+func run(t *testing.T, st storage.Storage, nothingLeft func(t *testing.T)) {
 	ctx := context.Background()
-	// 20 MiB: more than two S3 parts (8 MiB at least), a multipart upload.
+	// 20 MiB: more than two S3 parts (5 MiB), a multipart upload.
 	data := make([]byte, 20<<20+12345)
 	r := rand.New(rand.NewPCG(1, 2))
 	for i := range data {
@@ -92,6 +189,13 @@ func run(t *testing.T, st storage.Storage, started func(t *testing.T, key string
 		}
 		if _, err := st.Open(ctx, "results/1/1.bin"); !errors.Is(err, storage.ErrNotFound) {
 			t.Fatalf("open before commit: %v, want ErrNotFound", err)
+		}
+		// While it is written, it is listed as partial only.
+		started(t, st, "results/1/1.bin")
+		for info, err := range st.List(ctx, "results/1/") {
+			if err != nil || !info.Partial {
+				t.Fatalf("listed before commit: %+v, %v", info, err)
+			}
 		}
 		if _, err := up.Write(data[8<<20:]); err != nil {
 			t.Fatal(err)
@@ -140,13 +244,16 @@ func run(t *testing.T, st storage.Storage, started func(t *testing.T, key string
 		if _, err := up.Write(data); err != nil {
 			t.Fatal(err)
 		}
-		started(t, "aborted/1.bin")
+		started(t, st, "aborted/1.bin")
 		up.Abort()
 		if _, err := st.Open(ctx, "aborted/1.bin"); !errors.Is(err, storage.ErrNotFound) {
 			t.Fatalf("open after abort: %v, want ErrNotFound", err)
 		}
 		if err := up.Commit(); err == nil {
 			t.Fatal("commit after abort succeeded")
+		}
+		if keys := partials(t, st, "aborted/"); len(keys) > 0 {
+			t.Errorf("aborted uploads still listed: %v", keys)
 		}
 		nothingLeft(t)
 	})
@@ -160,13 +267,16 @@ func run(t *testing.T, st storage.Storage, started func(t *testing.T, key string
 		if _, err := up.Write(data[:18<<20]); err != nil {
 			t.Fatal(err)
 		}
-		started(t, "aborted/2.bin")
+		started(t, st, "aborted/2.bin")
 		cancel()
 		if err := up.Commit(); err == nil {
 			t.Fatal("commit with a cancelled context succeeded")
 		}
 		if _, err := st.Open(ctx, "aborted/2.bin"); !errors.Is(err, storage.ErrNotFound) {
 			t.Fatalf("open: %v, want ErrNotFound", err)
+		}
+		if keys := partials(t, st, "aborted/"); len(keys) > 0 {
+			t.Errorf("aborted uploads still listed: %v", keys)
 		}
 		nothingLeft(t)
 	})
