@@ -98,7 +98,7 @@ func testStarted(t *testing.T, b backend) {
 // read-only.
 func testMigrateRef(t *testing.T, b backend) {
 	ctx := t.Context()
-	s, _ := fill(t, b, "old", 3)
+	fill(t, b, "old", 3)
 	// the layout before refs: no ref column, no index on it
 	b.exec(t, "old", `DROP INDEX %[1]s_ref`)
 	b.exec(t, "old", `ALTER TABLE %[1]s DROP COLUMN ref`)
@@ -117,7 +117,7 @@ func testMigrateRef(t *testing.T, b backend) {
 		t.Fatalf("read-only Records of the old layout: %d, %v", n, err)
 	}
 
-	s = b.open(t, "old", audit.Options{Keys: keys(t)})
+	s := b.open(t, "old", audit.Options{Keys: keys(t)})
 	st := started(4)
 	if err := s.Append(ctx, st); err != nil {
 		t.Fatal(err)
