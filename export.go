@@ -288,6 +288,12 @@ func (r *reader) run(ctx context.Context, src Source, q Query) {
 			return
 		}
 		r.release = release
+		if ctx.Err() != nil {
+			// Admitted as the export ended: no query starts.
+			r.admitErr = context.Cause(ctx)
+			close(r.started)
+			return
+		}
 	}
 	if r.estimate {
 		if est, ok := src.(Estimator); ok {

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -272,7 +273,7 @@ func onlyResult(t *testing.T, store, id string, attempt int) {
 		}
 		return nil
 	})
-	if want := fmt.Sprintf("results/%s/%d.csv", id, attempt); len(files) != 1 || files[0] != want {
+	if want := regexp.MustCompile(fmt.Sprintf(`^results/%s/%d-[0-9a-f]{32}\.csv$`, id, attempt)); len(files) != 1 || !want.MatchString(files[0]) {
 		t.Errorf("result storage holds %v, want only %s", files, want)
 	}
 }

@@ -653,7 +653,8 @@ func suite(t *testing.T, e *env) {
 			}
 			keys = append(keys, info.Key)
 		}
-		if want := fmt.Sprintf("results/%s/%d.csv", j.ID, done.Attempt); len(keys) != 1 || keys[0] != want {
+		// results/{id}/{attempt}-{the job's 128-bit identity}.csv
+		if want := regexp.MustCompile(fmt.Sprintf(`^results/%s/%d-[0-9a-f]{32}\.csv$`, j.ID, done.Attempt)); len(keys) != 1 || !want.MatchString(keys[0]) {
 			t.Errorf("stored %v, want only %s", keys, want)
 		}
 	})

@@ -314,16 +314,23 @@ func (m *Manager) requeue(ctx context.Context, job *rivertype.JobRow, why string
 	if err != nil {
 		return nil
 	}
-	key := resultKey(job.ID, job.Attempt, f)
+	key := resultKey(job.ID, args.UID, job.Attempt, f)
 	if err := m.cfg.Storage.Discard(ctx, key); err != nil {
 		return fmt.Errorf("job %d: discard the dead attempt's result: %w", job.ID, err)
 	}
 	return nil
 }
 
-// resultKey is where attempt of job id writes its result.
-func resultKey(id int64, attempt int, f exportd.Format) string {
-	return fmt.Sprintf("%s%d/%d.%s", resultPrefix, id, attempt, f)
+// resultKey is where attempt of job id, whose identity is uid, writes its
+// result: results/{id}/{attempt}-{uid}.{ext}. The identity keeps a job of
+// a recreated queue, which may get an old job's id, from writing over (or
+// discarding) that job's result. Jobs queued before they had an identity
+// write results/{id}/{attempt}.{ext}.
+func resultKey(id int64, uid string, attempt int, f exportd.Format) string {
+	if uid == "" {
+		return fmt.Sprintf("%s%d/%d.%s", resultPrefix, id, attempt, f)
+	}
+	return fmt.Sprintf("%s%d/%d-%s.%s", resultPrefix, id, attempt, uid, f)
 }
 
 // deadUpload reports whether the unfinished upload under key, last written
@@ -339,7 +346,8 @@ func (m *Manager) deadUpload(ctx context.Context, key string, age time.Duration)
 		return false
 	}
 	id, file, _ := strings.Cut(rest, "/")
-	attempt, _, _ := strings.Cut(file, ".")
+	file, _, _ = strings.Cut(file, ".")
+	attempt, uid, _ := strings.Cut(file, "-")
 	jobID, err1 := strconv.ParseInt(id, 10, 64)
 	n, err2 := strconv.Atoi(attempt)
 	if err1 != nil || err2 != nil {
@@ -351,6 +359,10 @@ func (m *Manager) deadUpload(ctx context.Context, key string, age time.Duration)
 	}
 	if err != nil {
 		return false
+	}
+	var args exportArgs
+	if uid != "" && (json.Unmarshal(row.EncodedArgs, &args) != nil || args.UID != uid) {
+		return true // another job's (a recreated queue gave the id again)
 	}
 	return row.State != rivertype.JobStateRunning || row.Attempt != n
 }

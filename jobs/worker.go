@@ -70,7 +70,7 @@ func (m *Manager) run(ctx context.Context, job *river.Job[exportArgs]) error {
 	// A new attempt starts from zero.
 	m.progress(ctx, job.ID, out)
 
-	key := resultKey(job.ID, job.Attempt, f)
+	key := resultKey(job.ID, a.UID, job.Attempt, f)
 	up, err := m.cfg.Storage.Create(ctx, key, f.ContentType())
 	if err != nil {
 		return err

@@ -164,6 +164,11 @@ func (a *admission) dispatch() {
 // held until done). Calling it again after the slot is granted returns at
 // once.
 func (t *ticket) wait(ctx context.Context) (func(), error) {
+	if ctx.Err() != nil {
+		// Ended (the client left, shutdown) before or as the slot came:
+		// no query starts; done hands the slot on.
+		return nil, context.Cause(ctx)
+	}
 	select {
 	case <-t.ready:
 		return t.done, nil

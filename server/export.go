@@ -231,7 +231,7 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 		OnAuditError:  func(err error) { s.auditFailed(d.Name, p.Principal.Name, err) },
 		WrapWriter:    func(w exportd.RowWriter) exportd.RowWriter { rw = &rowCounter{RowWriter: w}; return rw },
 		FlushInterval: s.cfg.FlushInterval,
-		Admit:         ticket.wait,
+		Admit:         s.admitted(ticket),
 		OnFlush: func(bool) error {
 			if s.cfg.KeepAlive < 0 && (rw == nil || !rw.seen) {
 				// Keep-alives off: nothing is sent before the first row
@@ -295,6 +295,20 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 		rw.Close()
 	}
 	panic(http.ErrAbortHandler)
+}
+
+// admitted returns the wait of ticket for the engine: no slot is taken,
+// and so no query starts, once the shutdown's grace period is over (the
+// streams' context ends before each export's own does).
+func (s *Server) admitted(t *ticket) func(context.Context) (func(), error) {
+	return func(ctx context.Context) (func(), error) {
+		release, err := t.wait(ctx)
+		if err == nil && s.streams.Err() != nil {
+			release()
+			return nil, context.Cause(s.streams)
+		}
+		return release, err
+	}
 }
 
 // classify names the outcome of a failed export: ctx is the export's

@@ -119,7 +119,9 @@ func policies(cfg *exportd.Config) (map[string]*mask.Policy, error) {
 func (s *Server) auditRecord(r *http.Request, d string, f exportd.Format, params any) *audit.Record {
 	rec := &audit.Record{Principal: AnonymousPrincipal, Client: remoteIP(r, s.cfg.TrustedProxies), Dataset: d, Format: string(f)}
 	if p := auth.From(r.Context()); p != nil {
-		rec.Principal, rec.Roles = p.Name, p.Roles
+		// Who, with where the identity comes from (token:kim is not
+		// header:kim), as jobs and the export's plan record it.
+		rec.Principal, rec.Roles = p.ID(), p.Roles
 	}
 	if m, ok := params.(map[string]string); ok {
 		params = redactPassword(m)

@@ -102,7 +102,7 @@ func TestPrivacyJobRange(t *testing.T) {
 		rec := f.last(t)
 		p := params(t, rec)
 		if rec.SHA256 != sum256(body) || rec.Bytes != int64(len(body)) || rec.Outcome != audit.OutcomePartial ||
-			p["range"] != tc.wantRange || p["file_sha256"] != j.SHA256 || p["job"] != j.ID || rec.Principal != "sue" {
+			p["range"] != tc.wantRange || p["file_sha256"] != j.SHA256 || p["job"] != j.ID || rec.Principal != "token:sue" {
 			t.Errorf("Range %s: record %+v (params %s); received %d bytes, sha256 %s", tc.rng, rec, rec.Params, len(body), sum256(body))
 		}
 	}

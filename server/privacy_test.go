@@ -386,7 +386,7 @@ func TestPrivacy(t *testing.T) {
 			if rows := readTable(t, exportd.FormatCSV, body); resp.StatusCode != 200 || !reflect.DeepEqual(rows[1], []string{"김*준", "us****@example.com"}) {
 				t.Errorf("signed link: %s %q", resp.Status, rows)
 			}
-			if rec := f.last(t); rec.Principal != "sue" || rec.Purpose != (audit.Purpose{Category: "audit", Text: "분기 감사 표본 확인 요청"}) {
+			if rec := f.last(t); rec.Principal != "link:sue" || rec.Purpose != (audit.Purpose{Category: "audit", Text: "분기 감사 표본 확인 요청"}) {
 				t.Errorf("signed link record %+v", rec)
 			}
 			n = len(f.records(t))

@@ -39,7 +39,7 @@ func TestPrivacySignedLinkEveryFormat(t *testing.T) {
 					}
 					sum := sha256.Sum256(body)
 					rec := f.last(t)
-					if rec.Principal != "link-"+who.role || rec.Outcome != audit.OutcomeOK || rec.Rows != int64(len(who.want)) ||
+					if rec.Principal != "link:link-"+who.role || rec.Outcome != audit.OutcomeOK || rec.Rows != int64(len(who.want)) ||
 						rec.SHA256 != hex.EncodeToString(sum[:]) || rec.Bytes != int64(len(body)) ||
 						rec.Purpose != (audit.Purpose{Category: "audit", Text: "분기 감사 표본 확인 요청"}) {
 						t.Errorf("%s as %s: record %+v; received %d bytes, sha256 %x", format, who.role, rec, len(body), sum)

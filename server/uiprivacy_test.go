@@ -129,7 +129,7 @@ func TestUIPrivacyForm(t *testing.T) {
 		t.Errorf("file:\n%s\nwant:\n%s", got, want)
 	}
 	rec := f.last(t)
-	if rec.Principal != "kim" || rec.Purpose.Category != "member_support" || strings.Join(rec.Columns, ",") != "id,name" {
+	if rec.Principal != "token:kim" || rec.Purpose.Category != "member_support" || strings.Join(rec.Columns, ",") != "id,name" {
 		t.Errorf("audit record %+v", rec)
 	}
 }
@@ -195,7 +195,7 @@ func TestUIPrivacyAudit(t *testing.T) {
 			continue
 		}
 		r := recs[n]
-		if r.Outcome != audit.OutcomeDenied || r.Principal != "kim" || r.Dataset != "people" || r.Format != "csv" ||
+		if r.Outcome != audit.OutcomeDenied || r.Principal != "token:kim" || r.Dataset != "people" || r.Format != "csv" ||
 			!strings.HasPrefix(r.Error, fmt.Sprint(tc.status)+" ") || r.Purpose.Category != tc.purpose || !slices.Equal(r.Columns, tc.columns) {
 			t.Errorf("%s: record %+v", tc.path, r)
 		}
