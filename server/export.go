@@ -226,7 +226,8 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 		dst = gz
 	}
 	var rw exportd.RowWriter
-	opts := format.Options{BOM: true, Sheet: d.SheetName(), Properties: xlsx.Properties{Title: d.Title, Description: d.Description}}
+	opts := format.Options{BOM: true, Sheet: d.SheetName(), Properties: xlsx.Properties{Title: d.Title, Description: d.Description},
+		KeepAlive: s.cfg.KeepAlive > 0 && !req.gzip} // JSON Lines sent as is keeps alive with spaces
 	if d.Marking {
 		loc := s.cfg.Datasets.Location
 		if loc == nil {
@@ -446,6 +447,10 @@ func (r *rowCounter) WriteRow(row []exportd.Value) error {
 	r.seen = true
 	return r.RowWriter.WriteRow(row)
 }
+
+// Unwrap returns the format writer, so that the export finds its
+// keep-alive (exportd.KeepAliver).
+func (r *rowCounter) Unwrap() exportd.RowWriter { return r.RowWriter }
 
 // flatten renders query values for an audit record: each key's values
 // joined by commas.
