@@ -283,4 +283,3 @@ func tail(s string, n int) string {
 	}
 	return s
 }
-
