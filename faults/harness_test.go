@@ -66,8 +66,9 @@ type rig struct {
 
 // startRig loads the datasets in yaml (its connection "db" at dbURL),
 // opens the source and starts a server with jobs (retries after 0.2 s,
-// 3.2 s, 16 s…, up to 5 attempts). Everything stops when the test ends.
-func startRig(t *testing.T, dbURL, yaml string, cfgMod func(*server.Config)) *rig {
+// 3.2 s, 16 s…, up to 5 attempts) queued at queueURL (empty: an SQLite
+// file). Everything stops when the test ends.
+func startRig(t *testing.T, dbURL, yaml, queueURL string) *rig {
 	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "datasets.yaml")
@@ -87,7 +88,10 @@ func startRig(t *testing.T, dbURL, yaml string, cfgMod func(*server.Config)) *ri
 	t.Cleanup(func() { src.Close() }) // after the server and the jobs (cleanups run last first)
 	lb := &logBuffer{}
 	log := slog.New(slog.NewJSONHandler(lb, nil))
-	q, err := jobs.OpenQueue(ctx, "sqlite:"+filepath.Join(dir, "jobs.db"))
+	if queueURL == "" {
+		queueURL = "sqlite:" + filepath.Join(dir, "jobs.db")
+	}
+	q, err := jobs.OpenQueue(ctx, queueURL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,9 +114,6 @@ func startRig(t *testing.T, dbURL, yaml string, cfgMod func(*server.Config)) *ri
 		st.Close()
 	})
 	sc := server.Config{Datasets: cfg, Sources: map[string]exportd.Source{"db": src}, Logger: log, Jobs: m, ShutdownGrace: 5 * time.Second}
-	if cfgMod != nil {
-		cfgMod(&sc)
-	}
 	srv := servertest.Start(t, sc)
 	t.Cleanup(func() {
 		if t.Failed() {

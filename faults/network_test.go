@@ -84,7 +84,7 @@ func TestNetworkFaults(t *testing.T) {
 	qv := u.Query()
 	qv.Set("application_name", app)
 	u.RawQuery = qv.Encode()
-	r := startRig(t, u.String(), networkDatasets, nil)
+	r := startRig(t, u.String(), networkDatasets, "")
 
 	// stream starts a CSV download of crawl and reads its first rows.
 	stream := func(t *testing.T) (*bufio.Reader, func()) {

@@ -48,7 +48,7 @@ func TestPostgresRestart(t *testing.T) {
 		t.Skip("starts a private PostgreSQL server")
 	}
 	pg := startPostgres(t)
-	testRestart(t, pg, startRig(t, pg.URL, pgDatasets, nil))
+	testRestart(t, pg, startRig(t, pg.URL, pgDatasets, ""))
 }
 
 // MariaDB restarted (shutdown on SIGTERM) under a stream and a job.
@@ -57,7 +57,7 @@ func TestMariaDBRestart(t *testing.T) {
 		t.Skip("starts a private MariaDB server")
 	}
 	m := startMariaDB(t)
-	testRestart(t, m, startRig(t, m.URL, mariaDatasets, nil))
+	testRestart(t, m, startRig(t, m.URL, mariaDatasets, ""))
 }
 
 // testRestart stops db in the middle of a stream: the client's download

@@ -28,6 +28,7 @@ type Queue struct {
 	name string // "sqlite" or "postgres"
 	// newClient makes the River client of a manager on this queue.
 	newClient func(cfg *river.Config) (riverClient, error)
+	ping      func(ctx context.Context) error
 	close     func()
 }
 
@@ -90,6 +91,7 @@ func openSQLite(ctx context.Context, path string) (*Queue, error) {
 			cfg.PollOnly = true
 			return river.NewClient(driver, cfg)
 		},
+		ping:  db.PingContext,
 		close: func() { db.Close() },
 	}, nil
 }
@@ -128,6 +130,7 @@ func openPostgres(ctx context.Context, rawURL string) (*Queue, error) {
 			cfg.Schema = schema
 			return river.NewClient(driver, cfg)
 		},
+		ping:  pool.Ping,
 		close: pool.Close,
 	}, nil
 }
@@ -145,6 +148,14 @@ func migrate[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], schem
 
 // Driver returns "sqlite" or "postgres".
 func (q *Queue) Driver() string { return q.name }
+
+// Ping checks that the queue's database answers.
+func (q *Queue) Ping(ctx context.Context) error {
+	if err := q.ping(ctx); err != nil {
+		return fmt.Errorf("job queue: %w", err)
+	}
+	return nil
+}
 
 // Close closes the queue's database pool.
 func (q *Queue) Close() { q.close() }

@@ -84,8 +84,9 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-// readyz pings every connection's source (at once, 2 s each) and answers
-// 503 when one fails or the server is shutting down.
+// readyz pings every connection's source and the job queue's database (at
+// once, 2 s each) and answers 503 when one fails or the server is shutting
+// down.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	names := make([]string, 0, len(s.cfg.Sources))
 	for n := range s.cfg.Sources {
@@ -108,6 +109,17 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 			mu.Unlock()
 		})
 	}
+	// The job queue's database too: without it no job is submitted,
+	// followed or run.
+	queue := ""
+	if s.cfg.Jobs != nil {
+		wg.Go(func() {
+			queue = "ok"
+			if err := s.cfg.Jobs.Ping(ctx); err != nil {
+				queue = err.Error()
+			}
+		})
+	}
 	wg.Wait()
 	status, code := "ok", http.StatusOK
 	for _, res := range results {
@@ -115,10 +127,18 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 			status, code = "unavailable", http.StatusServiceUnavailable
 		}
 	}
+	body := map[string]any{"connections": results}
+	if s.cfg.Jobs != nil {
+		body["jobs_queue"] = queue
+		if queue != "ok" {
+			status, code = "unavailable", http.StatusServiceUnavailable
+		}
+	}
 	if s.draining.Load() {
 		status, code = "shutting down", http.StatusServiceUnavailable
 	}
-	writeJSON(w, code, map[string]any{"status": status, "connections": results})
+	body["status"] = status
+	writeJSON(w, code, body)
 }
 
 //go:embed openapi.json
