@@ -49,7 +49,7 @@ func (f *faultProxy) add(toxic string) {
 // clear removes every toxic.
 func (f *faultProxy) clear() { f.proxy.Toxics.ResetToxics(f.t.Context()) }
 
-const networkDatasets = `
+const pgNetworkDatasets = `
 datasets:
   crawl:
     sql: SELECT n, pg_sleep(0.002)::text AS s FROM generate_series(1, 1500) AS n
@@ -61,30 +61,57 @@ datasets:
     timeout: 4s
 `
 
-// The network between exportd and PostgreSQL through a real TCP fault
-// proxy: latency only slows an export down; a reset connection fails the
+// mariaNetworkDatasets pads the rows, so that MariaDB's 16 KiB network
+// buffer fills, and sends, every few dozen rows.
+const mariaNetworkDatasets = `
+datasets:
+  crawl:
+    sql: SELECT seq AS n, SLEEP(0.002) AS s, REPEAT('x', 200) AS pad FROM seq_1_to_1500
+    columns: [{name: n, type: int}, {name: s, type: int}, {name: pad, type: string}]
+    timeout: 4s
+  small:
+    sql: SELECT seq AS n FROM seq_1_to_1000
+    columns: [{name: n, type: int}]
+    timeout: 4s
+`
+
+// The network between exportd and the database (PostgreSQL, MariaDB)
+// through a real TCP fault proxy: latency only slows an export down; a reset connection fails the
 // stream at once; a black hole (bytes dropped, the connection left open)
 // fails it within the dataset's timeout plus a few seconds, and /readyz
 // answers 503 meanwhile. Every failure reaches the client as a failed
 // download; afterwards exports succeed again, and no goroutine or
 // connection is left behind.
 func TestNetworkFaults(t *testing.T) {
-	dbURL := sourcetest.IntegrationURL(t, "EXPORTD_POSTGRES_URL")
+	t.Run("postgres", func(t *testing.T) {
+		testNetworkFaults(t, sourcetest.IntegrationURL(t, "EXPORTD_POSTGRES_URL"), pgNetworkDatasets)
+	})
+	t.Run("mariadb", func(t *testing.T) {
+		testNetworkFaults(t, sourcetest.IntegrationURL(t, "EXPORTD_MYSQL_URL"), mariaNetworkDatasets)
+	})
+}
+
+func testNetworkFaults(t *testing.T, dbURL, datasets string) {
 	// Checked last: after the server, the source and the proxy have
 	// stopped (cleanups run in reverse).
-	t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreCurrent()) })
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
 	u, err := url.Parse(dbURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	fp := startFaultProxy(t, u.Host)
 	u.Host = fp.proxy.Listen
-	// The sessions of this test's pool, told apart in pg_stat_activity.
+	// PostgreSQL: the sessions of this test's pool, told apart in
+	// pg_stat_activity.
 	app := sourcetest.UniqueName("exportd_faults")
-	qv := u.Query()
-	qv.Set("application_name", app)
-	u.RawQuery = qv.Encode()
-	r := startRig(t, u.String(), networkDatasets, "")
+	postgres := u.Scheme == "postgres"
+	if postgres {
+		qv := u.Query()
+		qv.Set("application_name", app)
+		u.RawQuery = qv.Encode()
+	}
+	r := startRig(t, u.String(), datasets, "")
 
 	// stream starts a CSV download of crawl and reads its first rows.
 	stream := func(t *testing.T) (*bufio.Reader, func()) {
@@ -177,6 +204,11 @@ func TestNetworkFaults(t *testing.T) {
 		}
 	})
 
+	if !postgres {
+		r.srv.Close()
+		r.src.Close()
+		return // goleak checks that the driver's goroutines have ended
+	}
 	// No query is left running on the database, and once the server and
 	// its source are closed, no session of theirs either.
 	sessions := func(where string) int {

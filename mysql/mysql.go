@@ -159,22 +159,31 @@ func (s *Source) Describe(ctx context.Context, q exportd.Query) ([]exportd.Resul
 // driver stops reading when ctx is cancelled, but the server would run on:
 // so a cancel also sends KILL QUERY for that connection on another one.
 // A positive q.Timeout becomes max_statement_time (MariaDB) or
-// max_execution_time (MySQL, SELECT only).
+// max_execution_time (MySQL, SELECT only), and bounds the query on this
+// side too, at q.Timeout plus a grace: a database that cannot be heard
+// (packets dropped, a host gone) sends no timeout error.
 func (s *Source) Query(ctx context.Context, q exportd.Query) (exportd.Rows, error) {
 	text, args, err := s.bind(q, false)
 	if err != nil {
 		return nil, fmt.Errorf("mysql query: %w", err)
 	}
+	stop := context.CancelFunc(func() {})
+	if q.Timeout > 0 {
+		ctx, stop = context.WithTimeoutCause(ctx, q.Timeout+silenceGrace, errSilent)
+	}
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
+		stop()
 		return nil, wrap(ctx, "mysql query", err)
 	}
 	var id int64
 	if err := conn.QueryRowContext(ctx, "SELECT CONNECTION_ID()").Scan(&id); err != nil {
 		conn.Close()
+		stop()
 		return nil, wrap(ctx, "mysql query", err)
 	}
-	qctx, cancel := context.WithCancel(ctx)
+	qctx, qcancel := context.WithCancel(ctx)
+	cancel := func() { qcancel(); stop() }
 	r := &Rows{ctx: ctx, cancel: cancel, conn: conn, loc: s.loc, killDone: make(chan struct{})}
 	r.stopKill = context.AfterFunc(qctx, func() {
 		defer close(r.killDone)
@@ -213,6 +222,14 @@ func (s *Source) Query(ctx context.Context, q exportd.Query) (exportd.Rows, erro
 	return r, nil
 }
 
+// silenceGrace is how long past a statement timeout a query may stay
+// silent before it is given up on this side (see Query).
+const silenceGrace = 2 * time.Second
+
+// errSilent ends a query whose database said nothing for longer than its
+// statement timeout: the network between them is lost.
+var errSilent = fmt.Errorf("no answer from the database within the statement timeout: %w", exportd.ErrQueryTimeout)
+
 // wrap adds op to err and says why a statement ended early: a statement
 // timeout wraps exportd.ErrQueryTimeout, a cancel the context's error.
 func wrap(ctx context.Context, op string, err error) error {
@@ -220,6 +237,9 @@ func wrap(ctx context.Context, op string, err error) error {
 	if errors.As(err, &myErr) && (myErr.Number == 1969 || myErr.Number == 3024) {
 		// ER_STATEMENT_TIMEOUT (MariaDB), ER_QUERY_TIMEOUT (MySQL)
 		return fmt.Errorf("%s: %w (%w)", op, exportd.ErrQueryTimeout, err)
+	}
+	if errors.Is(context.Cause(ctx), errSilent) {
+		return fmt.Errorf("%s: %w (%w)", op, errSilent, err)
 	}
 	if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
 		return fmt.Errorf("%s: %w (%w)", op, ctx.Err(), err)
