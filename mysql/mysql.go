@@ -173,14 +173,16 @@ func (s *Source) Query(ctx context.Context, q exportd.Query) (exportd.Rows, erro
 	}
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
+		err = wrap(ctx, "mysql query", err) // before stop: it reads ctx's cause
 		stop()
-		return nil, wrap(ctx, "mysql query", err)
+		return nil, err
 	}
 	var id int64
 	if err := conn.QueryRowContext(ctx, "SELECT CONNECTION_ID()").Scan(&id); err != nil {
 		conn.Close()
+		err = wrap(ctx, "mysql query", err)
 		stop()
-		return nil, wrap(ctx, "mysql query", err)
+		return nil, err
 	}
 	qctx, qcancel := context.WithCancel(ctx)
 	cancel := func() { qcancel(); stop() }
@@ -198,16 +200,18 @@ func (s *Source) Query(ctx context.Context, q exportd.Query) (exportd.Rows, erro
 		} else {
 			ms := strconv.FormatInt(max(q.Timeout.Milliseconds(), 1), 10)
 			if _, err := conn.ExecContext(qctx, "SET SESSION max_execution_time = "+ms); err != nil {
+				err = wrap(ctx, "mysql query", err) // before finish: it cancels the query's context
 				r.finish(false)
-				return nil, wrap(ctx, "mysql query", err)
+				return nil, err
 			}
 			r.resetTimeout = true
 		}
 	}
 	rows, err := conn.QueryContext(qctx, text, args...)
 	if err != nil {
+		err = wrap(ctx, "mysql query", err) // before finish: it cancels the query's context
 		r.finish(false)
-		return nil, wrap(ctx, "mysql query", err)
+		return nil, err
 	}
 	r.rows = rows
 	if r.cols, r.kinds, err = columns(rows); err != nil {

@@ -172,22 +172,25 @@ func (s *Source) Query(ctx context.Context, q exportd.Query) (exportd.Rows, erro
 	}
 	conn, err := s.pool.Acquire(qctx)
 	if err != nil {
+		err = wrap(qctx, "postgres query", err) // before cancel: it reads qctx's cause
 		cancel()
-		return nil, wrap(qctx, "postgres query", err)
+		return nil, err
 	}
 	r := &Rows{ctx: qctx, cancel: cancel, conn: conn, loc: s.loc}
 	if q.Timeout > 0 {
 		ms := max(q.Timeout.Milliseconds(), 1)
 		if _, err := conn.Exec(qctx, "BEGIN; SET LOCAL statement_timeout = "+strconv.FormatInt(ms, 10)); err != nil {
+			err = wrap(qctx, "postgres query", err) // before finish: it cancels the query's context
 			r.finish(false)
-			return nil, wrap(ctx, "postgres query", err)
+			return nil, err
 		}
 		r.inTx = true
 	}
 	rows, err := conn.Query(qctx, text, append([]any{resultFormats}, args...)...)
 	if err != nil {
+		err = wrap(qctx, "postgres query", err) // before finish: it cancels the query's context
 		r.finish(false)
-		return nil, wrap(ctx, "postgres query", err)
+		return nil, err
 	}
 	r.rows = rows
 	r.cols, r.oids = columns(conn.Conn().TypeMap(), rows.FieldDescriptions())
