@@ -39,10 +39,11 @@ type Config struct {
 	// KeepAlive, so that a proxy's read timeout never fires while the
 	// database is silent. Uncompressed CSV and TSV have no such bytes and
 	// stay silent. 0 means DefaultKeepAlive (1 s: under any proxy read
-	// timeout of 2 s or more, at 5 bytes a second). A negative value turns keep-alives off, and with them the
-	// early first bytes: the response then starts with the first rows, as
-	// from a plain streaming server (behind a proxy, a query silent for
-	// longer than its read timeout then gets 504).
+	// timeout of 2 s or more, for at most 5 bytes a second). A negative
+	// value turns keep-alives off, and with them the early first bytes:
+	// the response then starts with the first rows, as from a plain
+	// streaming server (behind a proxy, a query silent for longer than its
+	// read timeout then gets 504).
 	KeepAlive time.Duration
 	// FlushInterval is the longest time written bytes wait before they are
 	// flushed to the client while rows flow; 0 means 250 ms.
