@@ -95,3 +95,14 @@ type RowWriter interface {
 	// io.Writer, and any goroutine of the writer has ended on return.
 	Abort()
 }
+
+// KeepAliver is a RowWriter that can send bytes which change nothing the
+// finished file says, when Flush alone would send none: JSON whitespace
+// between two rows, for instance. While the database is silent, an
+// [Export] with a KeepAlive calls KeepAlive instead of Flush, so that a
+// proxy's read timeout sees bytes. A writer that wraps another finds it
+// through an Unwrap() RowWriter method.
+type KeepAliver interface {
+	// KeepAlive flushes, as Flush does, and sends at least one byte.
+	KeepAlive() error
+}

@@ -55,7 +55,8 @@ type Export struct {
 	// row MaxRows+1 arrives.
 	MaxRows int64
 	// KeepAlive, when positive, flushes the writer each time no row has
-	// arrived for this long (an empty deflate block for XLSX).
+	// arrived for this long (an empty deflate block for XLSX), through its
+	// KeepAlive method when it is a [KeepAliver].
 	KeepAlive time.Duration
 	// FlushInterval, when positive, flushes the writer at least this often
 	// while rows flow.
@@ -440,13 +441,34 @@ func declaredTypes(cols []Column) []Type {
 }
 
 func (e *Export) flush(w RowWriter, keepAlive bool) error {
-	if err := w.Flush(); err != nil {
+	flush := w.Flush
+	if keepAlive {
+		if ka := keepAliver(w); ka != nil {
+			flush = ka.KeepAlive
+		}
+	}
+	if err := flush(); err != nil {
 		return fmt.Errorf("flush: %w", err)
 	}
 	if e.OnFlush != nil {
 		if err := e.OnFlush(keepAlive); err != nil {
 			return fmt.Errorf("flush: %w", err)
 		}
+	}
+	return nil
+}
+
+// keepAliver returns the KeepAliver w is or wraps, or nil.
+func keepAliver(w RowWriter) KeepAliver {
+	for w != nil {
+		if ka, ok := w.(KeepAliver); ok {
+			return ka
+		}
+		u, ok := w.(interface{ Unwrap() RowWriter })
+		if !ok {
+			return nil
+		}
+		w = u.Unwrap()
 	}
 	return nil
 }

@@ -28,6 +28,17 @@ type Options struct {
 	NoFormulaGuard bool
 	// NoHeader leaves out the header row (CSV/TSV/XLSX).
 	NoHeader bool
+	// KeepAlive makes a JSON Lines writer an [exportd.KeepAliver]: each
+	// keep-alive sends a space, which JSON allows around a value, so the
+	// finished file says the same. Each row's line feed then waits for the
+	// next row or Close, so that the spaces always land inside a line that
+	// holds a row (an export with no rows is spaces only). Set it for a
+	// stream read as it comes and not compressed: a compressed stream
+	// keeps alive with empty deflate blocks. XLSX keeps alive through
+	// Flush (an empty deflate block); CSV and TSV have no byte that
+	// changes nothing (a space is part of a field, an empty line is a
+	// row to many readers), so they ignore it.
+	KeepAlive bool
 
 	// Sheet is the XLSX sheet name; "Sheet1" when empty.
 	Sheet string
@@ -59,7 +70,7 @@ func New(f exportd.Format, w io.Writer, cols []exportd.Column, opts Options) (ex
 	case exportd.FormatTSV:
 		return newDelimited(w, cols, '\t', opts)
 	case exportd.FormatJSONL:
-		return newJSONL(w, cols), nil
+		return newJSONL(w, cols, opts.KeepAlive), nil
 	case exportd.FormatXLSX:
 		return newXLSX(w, cols, opts)
 	}

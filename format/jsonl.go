@@ -18,15 +18,24 @@ import (
 // that no reader rounds them; NaN and ±Inf are null; dates are
 // "YYYY-MM-DD" and timestamps "YYYY-MM-DDTHH:MM:SS[.fff]" in the zone the
 // source converted them to.
+//
+// With keep-alives (Options.KeepAlive), a keep-alive writes a space, and
+// the line feed that ends a row is written only before the next row or
+// by Close: a row's line is then `{…}   ` and the file's bytes are those
+// of the plain writer plus the spaces.
 type jsonl struct {
-	w    *bufio.Writer
-	keys [][]byte // `"name":` per column, the first with '{', the others with ','
-	buf  []byte
-	err  error
+	w         *bufio.Writer
+	keys      [][]byte // `"name":` per column, the first with '{', the others with ','
+	buf       []byte
+	err       error
+	keepAlive bool // KeepAlive sends a space; line feeds are held back
+	held      bool // a row's line feed is still to be written
 }
 
-func newJSONL(w io.Writer, cols []exportd.Column) *jsonl {
-	j := &jsonl{w: bufio.NewWriterSize(w, 64<<10), keys: make([][]byte, len(cols))}
+var _ exportd.KeepAliver = (*jsonl)(nil)
+
+func newJSONL(w io.Writer, cols []exportd.Column, keepAlive bool) *jsonl {
+	j := &jsonl{w: bufio.NewWriterSize(w, 64<<10), keys: make([][]byte, len(cols)), keepAlive: keepAlive}
 	for i, c := range cols {
 		k := []byte{','}
 		if i == 0 {
@@ -43,6 +52,9 @@ func (j *jsonl) WriteRow(row []exportd.Value) error {
 		return j.err
 	}
 	b := j.buf[:0]
+	if j.held {
+		b = append(b, '\n')
+	}
 	for i, v := range row {
 		b = append(b, j.keys[i]...)
 		switch v.Kind {
@@ -73,7 +85,12 @@ func (j *jsonl) WriteRow(row []exportd.Value) error {
 	if len(row) == 0 {
 		b = append(b, '{')
 	}
-	b = append(b, '}', '\n')
+	b = append(b, '}')
+	if j.keepAlive {
+		j.held = true
+	} else {
+		b = append(b, '\n')
+	}
 	j.buf = b
 	if _, err := j.w.Write(b); err != nil {
 		j.err = fmt.Errorf("write row: %w", err)
@@ -110,7 +127,27 @@ func (j *jsonl) Flush() error {
 	return j.err
 }
 
-func (j *jsonl) Close() error { return j.Flush() }
+// KeepAlive flushes and, with Options.KeepAlive, sends a space first:
+// after the last row's closing brace (its line feed is held back), or at
+// the start of the first line.
+func (j *jsonl) KeepAlive() error {
+	if j.err == nil && j.keepAlive {
+		if err := j.w.WriteByte(' '); err != nil {
+			j.err = fmt.Errorf("keep-alive: %w", err)
+		}
+	}
+	return j.Flush()
+}
+
+func (j *jsonl) Close() error {
+	if j.err == nil && j.held {
+		j.held = false
+		if err := j.w.WriteByte('\n'); err != nil {
+			j.err = fmt.Errorf("write row: %w", err)
+		}
+	}
+	return j.Flush()
+}
 
 // Abort drops what is buffered; later writes fail.
 func (j *jsonl) Abort() {

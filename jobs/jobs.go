@@ -293,6 +293,10 @@ func (m *Manager) Stop(ctx context.Context) error {
 // NodeID returns this node's id in the queue.
 func (m *Manager) NodeID() string { return m.cfg.NodeID }
 
+// Ping checks that the queue's database answers: without it no job can
+// be submitted, followed or run (the server's /readyz asks).
+func (m *Manager) Ping(ctx context.Context) error { return m.cfg.Queue.Ping(ctx) }
+
 // ResultTTL returns how long results are kept.
 func (m *Manager) ResultTTL() time.Duration { return m.cfg.ResultTTL }
 

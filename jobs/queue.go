@@ -34,6 +34,7 @@ type Queue struct {
 	schema string
 	// nodes is the table of the nodes' heartbeats.
 	nodes nodeTable
+	ping  func(ctx context.Context) error
 	close func()
 }
 
@@ -103,6 +104,7 @@ func openSQLite(ctx context.Context, path string) (*Queue, error) {
 			cfg.PollOnly = true
 			return river.NewClient(driver, cfg)
 		},
+		ping:  db.PingContext,
 		close: func() { db.Close() },
 	}, nil
 }
@@ -153,6 +155,7 @@ func openPostgres(ctx context.Context, rawURL string) (*Queue, error) {
 			cfg.Schema = schema
 			return river.NewClient(driver, cfg)
 		},
+		ping:  pool.Ping,
 		close: pool.Close,
 	}, nil
 }
@@ -170,6 +173,14 @@ func migrate[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], schem
 
 // Driver returns "sqlite" or "postgres".
 func (q *Queue) Driver() string { return q.name }
+
+// Ping checks that the queue's database answers.
+func (q *Queue) Ping(ctx context.Context) error {
+	if err := q.ping(ctx); err != nil {
+		return fmt.Errorf("job queue: %w", err)
+	}
+	return nil
+}
 
 // Close closes the queue's database pool.
 func (q *Queue) Close() { q.close() }

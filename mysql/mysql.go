@@ -247,7 +247,9 @@ func (s *Source) Describe(ctx context.Context, q exportd.Query) ([]exportd.Resul
 // driver stops reading when ctx is cancelled, but the server would run on:
 // so a cancel also sends KILL QUERY for that connection on another one.
 // A positive q.Timeout becomes max_statement_time (MariaDB) or
-// max_execution_time (MySQL, SELECT only).
+// max_execution_time (MySQL, SELECT only), and bounds the query on this
+// side too, at q.Timeout plus a grace: a database that cannot be heard
+// (packets dropped, a host gone) sends no timeout error.
 //
 // The rows are read from the driver's connection directly, not through
 // database/sql: its Scan turned every integer and float the driver had
@@ -265,16 +267,25 @@ func (s *Source) Query(ctx context.Context, q exportd.Query) (exportd.Rows, erro
 		}
 		named[i] = driver.NamedValue{Ordinal: i + 1, Value: v}
 	}
+	stop := context.CancelFunc(func() {})
+	if q.Timeout > 0 {
+		ctx, stop = context.WithTimeoutCause(ctx, q.Timeout+silenceGrace, errSilent)
+	}
 	conn, err := s.driverConn(ctx)
 	if err != nil {
-		return nil, wrap(ctx, "mysql query", err)
+		err = wrap(ctx, "mysql query", err) // before stop: it reads ctx's cause
+		stop()
+		return nil, err
 	}
 	var id int64
 	if err := queryInt(ctx, conn, "SELECT CONNECTION_ID()", &id); err != nil {
 		s.release(conn, false)
-		return nil, wrap(ctx, "mysql query", err)
+		err = wrap(ctx, "mysql query", err)
+		stop()
+		return nil, err
 	}
-	qctx, cancel := context.WithCancel(ctx)
+	qctx, qcancel := context.WithCancel(ctx)
+	cancel := func() { qcancel(); stop() }
 	r := &Rows{src: s, ctx: ctx, cancel: cancel, conn: conn, loc: s.loc, killDone: make(chan struct{})}
 	r.stopKill = context.AfterFunc(qctx, func() {
 		defer close(r.killDone)
@@ -289,22 +300,32 @@ func (s *Source) Query(ctx context.Context, q exportd.Query) (exportd.Rows, erro
 		} else {
 			ms := strconv.FormatInt(max(q.Timeout.Milliseconds(), 1), 10)
 			if _, err := conn.(driver.ExecerContext).ExecContext(qctx, "SET SESSION max_execution_time = "+ms, nil); err != nil {
+				err = wrap(ctx, "mysql query", err) // before finish: it cancels the query's context
 				r.finish(false)
-				return nil, wrap(ctx, "mysql query", err)
+				return nil, err
 			}
 			r.resetTimeout = true
 		}
 	}
 	rows, err := conn.(driver.QueryerContext).QueryContext(qctx, text, named)
 	if err != nil {
+		err = wrap(ctx, "mysql query", err) // before finish: it cancels the query's context
 		r.finish(false)
-		return nil, wrap(ctx, "mysql query", err)
+		return nil, err
 	}
 	r.rows = rows
 	r.cols, r.kinds = columns(rows)
 	r.vals = make([]driver.Value, len(r.cols))
 	return r, nil
 }
+
+// silenceGrace is how long past a statement timeout a query may stay
+// silent before it is given up on this side (see Query).
+const silenceGrace = 2 * time.Second
+
+// errSilent ends a query whose database said nothing for longer than its
+// statement timeout: the network between them is lost.
+var errSilent = fmt.Errorf("no answer from the database within the statement timeout: %w", exportd.ErrQueryTimeout)
 
 // queryInt runs a query of one integer on conn.
 func queryInt(ctx context.Context, conn driver.Conn, query string, dst *int64) error {
@@ -335,6 +356,9 @@ func wrap(ctx context.Context, op string, err error) error {
 	if errors.As(err, &myErr) && (myErr.Number == 1969 || myErr.Number == 3024) {
 		// ER_STATEMENT_TIMEOUT (MariaDB), ER_QUERY_TIMEOUT (MySQL)
 		return fmt.Errorf("%s: %w (%w)", op, exportd.ErrQueryTimeout, err)
+	}
+	if errors.Is(context.Cause(ctx), errSilent) {
+		return fmt.Errorf("%s: %w (%w)", op, errSilent, err)
 	}
 	if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
 		return fmt.Errorf("%s: %w (%w)", op, ctx.Err(), err)

@@ -260,7 +260,11 @@ func (p *Plan) Record() audit.Record {
 // NewWriter returns the plan's writer maker: the format writer with its
 // options, behind the masking plan (so every format masks alike).
 func (p *Plan) NewWriter() func(io.Writer, []exportd.Column) (exportd.RowWriter, error) {
-	f, opts := p.Format, p.Options
+	return p.newWriter(p.Options)
+}
+
+func (p *Plan) newWriter(opts format.Options) func(io.Writer, []exportd.Column) (exportd.RowWriter, error) {
+	f := p.Format
 	nw := func(w io.Writer, cols []exportd.Column) (exportd.RowWriter, error) {
 		return format.New(f, w, cols, opts)
 	}
@@ -370,7 +374,11 @@ func (p *Plan) Run(ctx context.Context, o Options) (Result, error) {
 			return nil
 		}
 	}
-	newWriter := p.NewWriter()
+	opts := p.Options
+	// Sent as it is (not gzip) and kept alive, a JSON Lines file keeps
+	// alive with spaces (see format.Options.KeepAlive).
+	opts.KeepAlive = o.KeepAlive > 0 && !o.Gzip
+	newWriter := p.newWriter(opts)
 	if o.WrapWriter != nil {
 		inner := newWriter
 		newWriter = func(w io.Writer, cols []exportd.Column) (exportd.RowWriter, error) {

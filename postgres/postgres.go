@@ -43,6 +43,11 @@ func Open(ctx context.Context, dsn string, opts exportd.SourceOptions) (*Source,
 	if opts.MaxConns > 0 && !strings.Contains(dsn, "pool_max_conns") {
 		cfg.MaxConns = int32(min(opts.MaxConns, 1<<16))
 	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		// A new connection to a database that cannot be heard fails
+		// instead of waiting for ever (connect_timeout in the URL wins).
+		cfg.ConnConfig.ConnectTimeout = 10 * time.Second
+	}
 	cfg.ConnConfig.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
 		// Send the cancel request at once; if the server has not answered
 		// after DeadlineDelay, the connection is closed.
@@ -144,31 +149,52 @@ func (s *Source) EstimateRows(ctx context.Context, q exportd.Query) (int64, bool
 	return int64(out[0].Plan.Rows), true
 }
 
+// silenceGrace is how long past a statement timeout the rows may stay
+// silent before the query is given up on this side (see Query).
+const silenceGrace = 2 * time.Second
+
+// errSilent ends a query whose database said nothing for longer than its
+// statement timeout: the network between them is lost.
+var errSilent = fmt.Errorf("no answer from the database within the statement timeout: %w", exportd.ErrQueryTimeout)
+
 // Query runs q and streams its rows. A positive q.Timeout runs q in a
-// transaction with SET LOCAL statement_timeout.
+// transaction with SET LOCAL statement_timeout, and bounds the query on
+// this side as well, at q.Timeout plus a grace: a database that cannot be
+// heard (a network that drops packets, a host gone) sends no timeout
+// error, and without the bound the rows would wait for it forever.
 func (s *Source) Query(ctx context.Context, q exportd.Query) (exportd.Rows, error) {
 	text, args, err := s.bind(q)
 	if err != nil {
 		return nil, fmt.Errorf("postgres query: %w", err)
 	}
-	conn, err := s.pool.Acquire(ctx)
-	if err != nil {
-		return nil, wrap(ctx, "postgres query", err)
-	}
 	qctx, cancel := context.WithCancel(ctx)
-	r := &Rows{ctx: ctx, cancel: cancel, conn: conn, loc: s.loc}
+	if q.Timeout > 0 {
+		var stop context.CancelFunc
+		qctx, stop = context.WithTimeoutCause(qctx, q.Timeout+silenceGrace, errSilent)
+		cancelParent := cancel
+		cancel = func() { stop(); cancelParent() }
+	}
+	conn, err := s.pool.Acquire(qctx)
+	if err != nil {
+		err = wrap(qctx, "postgres query", err) // before cancel: it reads qctx's cause
+		cancel()
+		return nil, err
+	}
+	r := &Rows{ctx: qctx, cancel: cancel, conn: conn, loc: s.loc}
 	if q.Timeout > 0 {
 		ms := max(q.Timeout.Milliseconds(), 1)
 		if _, err := conn.Exec(qctx, "BEGIN; SET LOCAL statement_timeout = "+strconv.FormatInt(ms, 10)); err != nil {
+			err = wrap(qctx, "postgres query", err) // before finish: it cancels the query's context
 			r.finish(false)
-			return nil, wrap(ctx, "postgres query", err)
+			return nil, err
 		}
 		r.inTx = true
 	}
 	rows, err := conn.Query(qctx, text, append([]any{resultFormats}, args...)...)
 	if err != nil {
+		err = wrap(qctx, "postgres query", err) // before finish: it cancels the query's context
 		r.finish(false)
-		return nil, wrap(ctx, "postgres query", err)
+		return nil, err
 	}
 	r.rows = rows
 	r.cols, r.oids = columns(conn.Conn().TypeMap(), rows.FieldDescriptions())
@@ -236,6 +262,9 @@ func wrap(ctx context.Context, op string, err error) error {
 	if errors.As(err, &pgErr) && pgErr.Code == "57014" && strings.Contains(pgErr.Message, "statement timeout") {
 		return fmt.Errorf("%s: %w (%w)", op, exportd.ErrQueryTimeout, err)
 	}
+	if errors.Is(context.Cause(ctx), errSilent) {
+		return fmt.Errorf("%s: %w (%w)", op, errSilent, err)
+	}
 	if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
 		return fmt.Errorf("%s: %w (%w)", op, ctx.Err(), err)
 	}
@@ -245,7 +274,7 @@ func wrap(ctx context.Context, op string, err error) error {
 // Rows streams a result from one pooled connection, which it holds until
 // the last row is read or Close is called.
 type Rows struct {
-	ctx    context.Context // the caller's
+	ctx    context.Context // the query's: the caller's, bounded by a statement timeout
 	cancel context.CancelFunc
 	conn   *pgxpool.Conn
 	rows   pgx.Rows

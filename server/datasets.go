@@ -86,8 +86,9 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "version": bi.Version, "revision": bi.Revision, "go": bi.Go})
 }
 
-// readyz pings every connection's source (at once, 2 s each) and answers
-// 503 when one fails or the server is shutting down.
+// readyz pings every connection's source and the job queue's database (at
+// once, 2 s each) and answers 503 when one fails or the server is shutting
+// down.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	names := make([]string, 0, len(s.conf(r).sources))
 	for n := range s.conf(r).sources {
@@ -110,6 +111,17 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 			mu.Unlock()
 		})
 	}
+	// The job queue's database too: without it no job is submitted,
+	// followed or run.
+	queue := ""
+	if s.cfg.Jobs != nil {
+		wg.Go(func() {
+			queue = "ok"
+			if err := s.cfg.Jobs.Ping(ctx); err != nil {
+				queue = err.Error()
+			}
+		})
+	}
 	wg.Wait()
 	status, code := "ok", http.StatusOK
 	for _, res := range results {
@@ -117,10 +129,18 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 			status, code = "unavailable", http.StatusServiceUnavailable
 		}
 	}
+	body := map[string]any{"connections": results}
+	if s.cfg.Jobs != nil {
+		body["jobs_queue"] = queue
+		if queue != "ok" {
+			status, code = "unavailable", http.StatusServiceUnavailable
+		}
+	}
 	if s.draining.Load() {
 		status, code = "shutting down", http.StatusServiceUnavailable
 	}
-	writeJSON(w, code, map[string]any{"status": status, "connections": results})
+	body["status"] = status
+	writeJSON(w, code, body)
 }
 
 //go:embed openapi.json

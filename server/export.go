@@ -424,6 +424,10 @@ func (r *rowCounter) WriteRow(row []exportd.Value) error {
 	return r.RowWriter.WriteRow(row)
 }
 
+// Unwrap returns the format writer, so that the export finds its
+// keep-alive (exportd.KeepAliver).
+func (r *rowCounter) Unwrap() exportd.RowWriter { return r.RowWriter }
+
 // flatten renders query values for an audit record: each key's values
 // joined by commas.
 func flatten(q url.Values) map[string]string {

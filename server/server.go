@@ -35,13 +35,17 @@ type Config struct {
 	Addr string
 
 	// KeepAlive is how long a stream may go without a row before the
-	// server flushes an empty deflate block (XLSX always; CSV, TSV and
-	// JSON Lines when the response is gzip-encoded), so that a proxy's
-	// read timeout never fires while the database is silent. 0 means
-	// 10 s. A negative value turns keep-alives off, and with them the
-	// early first bytes: the response then starts with the first rows, as
-	// from a plain streaming server (behind a proxy, a query silent for
-	// longer than its read timeout then gets 504).
+	// server sends bytes that change nothing in the file: an empty deflate
+	// block (XLSX always; CSV, TSV and JSON Lines when the response is
+	// gzip-encoded) or a space (JSON Lines sent uncompressed), again every
+	// KeepAlive, so that a proxy's read timeout never fires while the
+	// database is silent. Uncompressed CSV and TSV have no such bytes and
+	// stay silent. 0 means DefaultKeepAlive (1 s: under any proxy read
+	// timeout of 2 s or more, for at most 5 bytes a second). A negative
+	// value turns keep-alives off, and with them the early first bytes:
+	// the response then starts with the first rows, as from a plain
+	// streaming server (behind a proxy, a query silent for longer than its
+	// read timeout then gets 504).
 	KeepAlive time.Duration
 	// FlushInterval is the longest time written bytes wait before they are
 	// flushed to the client while rows flow; 0 means 250 ms.
@@ -144,7 +148,7 @@ type Config struct {
 
 // Defaults applied by New.
 const (
-	DefaultKeepAlive      = 10 * time.Second
+	DefaultKeepAlive      = time.Second
 	DefaultFlushInterval  = 250 * time.Millisecond
 	DefaultFlushBytes     = 64 << 10
 	DefaultWriteTimeout   = 60 * time.Second

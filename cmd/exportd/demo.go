@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/exportd/exportd/server"
+
 	_ "modernc.org/sqlite" // the embedded default database
 )
 
@@ -55,7 +57,7 @@ To see them masked, export as the support role with a token:
 
 Or without the server:  exportd export --config %[3]s --dataset accounts -o accounts.xlsx
 `, c.Dir, base, cfgPath)
-	serve := serveCmd{Config: cfgPath, Addr: c.Addr, KeepAlive: 10 * time.Second, WriteTimeout: time.Minute,
+	serve := serveCmd{Config: cfgPath, Addr: c.Addr, KeepAlive: server.DefaultKeepAlive, WriteTimeout: time.Minute,
 		MaxExports: 4096, MaxPerClient: 1024, ShutdownGrace: 30 * time.Second, LogFormat: "text", LogLevel: "info",
 		jobFlags: jobFlags{Jobs: true, JobsStorage: "file://" + filepath.Join(c.Dir, "results"), JobsTTL: 24 * time.Hour,
 			JobsWorkers: 2, JobsTimeout: 2 * time.Hour, JobsPoll: time.Second, JobsMaxAttempt: 3, JobsBackoff: time.Second},
