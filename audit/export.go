@@ -51,7 +51,7 @@ func (s *Store) Export(ctx context.Context, from, to time.Time, w io.Writer, f e
 	if f != exportd.FormatXLSX && f != exportd.FormatCSV {
 		return 0, fmt.Errorf("audit export: format %q (want xlsx or csv)", f)
 	}
-	if s.keys.current == "" {
+	if s.Keys().current == "" {
 		return 0, fmt.Errorf("audit export: the trail is verified first: %w", ErrNoKey)
 	}
 	loc := from.Location()

@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
@@ -79,6 +80,7 @@ type Store struct {
 	refIndex  string
 	columns   string // recordColumns, with "0" for the ref of a read-only trail made before refs
 	keys      Keys
+	keysMu    sync.RWMutex // keys, replaced by SetKeys
 	log       slog.Handler // JSON lines on Options.Log; nil without one
 	retention time.Duration
 }
@@ -424,11 +426,12 @@ func (s *Store) Append(ctx context.Context, r *Record) error {
 	if err := r.normalize(); err != nil {
 		return err
 	}
-	key, err := s.keys.key(s.keys.current)
+	keys := s.Keys()
+	key, err := keys.key(keys.current)
 	if err != nil {
 		return err
 	}
-	r.KeyID = s.keys.current
+	r.KeyID = keys.current
 	roles, _ := json.Marshal(nonNil(r.Roles))
 	cols, _ := json.Marshal(nonNil(r.Columns))
 	err = s.locked(ctx, false, func(q querier) error {
@@ -574,4 +577,21 @@ func (s *Store) records(ctx context.Context, q querier, from, to time.Time, fn f
 		return fmt.Errorf("audit: read records: %w", err)
 	}
 	return nil
+}
+
+// Keys returns the keys the store signs and verifies with now.
+func (s *Store) Keys() Keys {
+	s.keysMu.RLock()
+	defer s.keysMu.RUnlock()
+	return s.keys
+}
+
+// SetKeys replaces the store's keys (a rotation: the newest of keys signs
+// the records appended from now on, every one verifies), as a server does
+// when it reloads its key file. Records signed with a key no longer among
+// keys no longer verify: keep old keys in the file.
+func (s *Store) SetKeys(keys Keys) {
+	s.keysMu.Lock()
+	defer s.keysMu.Unlock()
+	s.keys = keys
 }

@@ -273,7 +273,7 @@ func (w *walker) walk(ctx context.Context, q querier, upTo int64) (Summary, erro
 		chained := make([]bool, len(g))
 		pick := -1
 		for i := range g {
-			if keys[i], err = s.keys.key(g[i].KeyID); err != nil {
+			if keys[i], err = s.Keys().key(g[i].KeyID); err != nil {
 				return sum, fmt.Errorf("audit record %d: %w", g[i].Seq, err)
 			}
 			chained[i] = hmac.Equal(computeMAC(keys[i], &g[i], w.prev), g[i].MAC)
@@ -359,9 +359,9 @@ func (s *Store) verifyCheckpoint(ck Checkpoint) error {
 	if ck.Seq == 0 && len(ck.MAC) == 0 && ck.KeyID == "" && len(ck.Sig) == 0 && ck.Before.UnixMicro() == 0 {
 		return nil // nothing pruned yet
 	}
-	key, err := s.keys.key(ck.KeyID)
+	key, err := s.Keys().key(ck.KeyID)
 	if err != nil {
-		if errors.Is(err, ErrNoKey) && s.keys.current != "" {
+		if errors.Is(err, ErrNoKey) && s.Keys().current != "" {
 			return &ChainError{Seq: ck.Seq, Checkpoint: true, Reason: fmt.Sprintf("unknown key %q", ck.KeyID)}
 		}
 		return err
@@ -513,7 +513,8 @@ func (s *Store) VerifyAgainstLog(ctx context.Context, log io.Reader) (LogSummary
 // checkpoint over a broken chain, which would hide the tampering. It
 // returns the number of records deleted.
 func (s *Store) Prune(ctx context.Context, before time.Time) (int64, error) {
-	key, err := s.keys.key(s.keys.current)
+	keys := s.Keys()
+	key, err := keys.key(keys.current)
 	if err != nil {
 		return 0, err
 	}
@@ -546,7 +547,7 @@ func (s *Store) Prune(ctx context.Context, before time.Time) (int64, error) {
 			return fmt.Errorf("audit: prune: %w", err)
 		}
 		n, _ = res.RowsAffected()
-		ck := Checkpoint{Seq: upTo, MAC: lastMAC, Before: before.UTC().Truncate(time.Microsecond), KeyID: s.keys.current}
+		ck := Checkpoint{Seq: upTo, MAC: lastMAC, Before: before.UTC().Truncate(time.Microsecond), KeyID: keys.current}
 		ck.Sig = ck.sign(key)
 		if _, err := q.ExecContext(ctx, "UPDATE "+s.head+" SET ck_seq = ?, ck_mac = ?, ck_time_us = ?, ck_key_id = ?, ck_sig = ? WHERE id = 1",
 			ck.Seq, ck.MAC.String(), ck.Before.UnixMicro(), ck.KeyID, ck.Sig.String()); err != nil {

@@ -132,7 +132,9 @@ type Manager struct {
 	log      *slog.Logger
 	client   riverClient
 	datasets atomic.Pointer[datasets] // Config.Datasets and Sources until a Reload
-	node     nodeState
+	// linkSecrets sign and verify download links (link.go).
+	linkSecrets atomic.Pointer[linkSecrets]
+	node        nodeState
 }
 
 // datasets are the datasets jobs run, on a source per connection.
@@ -202,6 +204,9 @@ func New(cfg Config) (*Manager, error) {
 	}
 	m := &Manager{cfg: cfg, log: cfg.Logger, node: nodeState{instance: newInstance(), running: map[int64]context.CancelCauseFunc{}}}
 	m.Reload(cfg.Datasets, cfg.Sources)
+	if err := m.SetLinkSecrets(cfg.LinkSecret); err != nil {
+		return nil, err
+	}
 
 	workers := river.NewWorkers()
 	if err := river.AddWorkerSafely(workers, &exportWorker{m: m}); err != nil {

@@ -44,7 +44,46 @@ const linkTag = "exportd-job-download-v2\x00"
 // linkMAC returns the hex MAC of a link to j valid until exp: each field
 // length-prefixed, so that no two different links sign alike.
 func (m *Manager) linkMAC(j *Job, exp string) string {
-	mac := hmac.New(sha256.New, m.cfg.LinkSecret)
+	return linkMAC(m.linkSecrets.Load().sign, j, exp)
+}
+
+// linkSecrets are the secrets of the download links: the newest signs,
+// every one verifies, so that a secret can be rotated without breaking
+// the links already handed out (see SetLinkSecrets).
+type linkSecrets struct {
+	sign   []byte
+	verify [][]byte
+}
+
+// SetLinkSecrets makes the newest of secrets (the last) sign the download
+// links from now on, and each of them verify links; a rotation adds the
+// new secret after the old one, and drops the old one once its links have
+// expired. Every secret must have at least 16 bytes.
+func (m *Manager) SetLinkSecrets(secrets ...[]byte) error {
+	if len(secrets) == 0 {
+		return errors.New("jobs: no link secret")
+	}
+	for _, s := range secrets {
+		if len(s) < 16 {
+			return errors.New("jobs: a link secret must have at least 16 bytes")
+		}
+	}
+	m.linkSecrets.Store(&linkSecrets{sign: secrets[len(secrets)-1], verify: secrets})
+	return nil
+}
+
+// verifyLink reports whether sig is the MAC of a link to j valid until exp
+// under any of the link secrets.
+func (m *Manager) verifyLink(j *Job, exp, sig string) bool {
+	ok := false
+	for _, secret := range m.linkSecrets.Load().verify {
+		ok = hmac.Equal([]byte(sig), []byte(linkMAC(secret, j, exp))) || ok
+	}
+	return ok
+}
+
+func linkMAC(secret []byte, j *Job, exp string) string {
+	mac := hmac.New(sha256.New, secret)
 	b := []byte(linkTag)
 	for _, f := range []string{j.ID, j.uid, j.owner, j.key, exp} {
 		b = binary.BigEndian.AppendUint32(b, uint32(len(f)))
@@ -74,7 +113,7 @@ func (m *Manager) OpenLink(ctx context.Context, id string, q url.Values, now tim
 	if err != nil {
 		return nil, err
 	}
-	if j.uid == "" || j.key == "" || !hmac.Equal([]byte(sig), []byte(m.linkMAC(j, exp))) {
+	if j.uid == "" || j.key == "" || !m.verifyLink(j, exp, sig) {
 		return nil, fmt.Errorf("job %s: %w", id, ErrBadLink)
 	}
 	n, err := strconv.ParseInt(exp, 10, 64)

@@ -119,13 +119,13 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 		// A signed job download link is its own credential (jobs.go); a
 		// credential presented beside it must hold all the same.
 		jobLink := s.cfg.Jobs != nil && isJobLink(r)
-		if s.cfg.Auth != nil && jobLink {
+		if s.conf(r).auth != nil && jobLink {
 			if err := s.presentedToken(r); err != nil {
 				s.writeError(w, r, err)
 				return
 			}
 		}
-		if s.cfg.Auth != nil && !isPublic(r.URL.Path) && !jobLink {
+		if s.conf(r).auth != nil && !isPublic(r.URL.Path) && !jobLink {
 			var err error
 			p, err = s.principal(r)
 			if err != nil {
@@ -144,7 +144,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 		}
 		ctx = context.WithValue(ctx, csrfCtxKey{}, func() string { return auth.CSRFToken(s.csrfKey, p, time.Now()) })
 		r = r.WithContext(ctx)
-		if s.cfg.Auth != nil && needsCSRF(r, p) && !s.csrfOK(r) {
+		if s.conf(r).auth != nil && needsCSRF(r, p) && !s.csrfOK(r) {
 			s.writeError(w, r, &Error{Status: http.StatusForbidden, Code: "csrf", Field: CSRFField,
 				Message: "missing or wrong CSRF token: reload the page and try again"})
 			return
@@ -157,7 +157,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 func (s *Server) principal(r *http.Request) (*auth.Principal, error) {
 	q := r.URL.Query()
 	if !auth.IsLink(q) {
-		return s.cfg.Auth.Authenticate(r)
+		return s.conf(r).auth.Authenticate(r)
 	}
 	if err := s.presentedToken(r); err != nil {
 		return nil, err
@@ -166,7 +166,7 @@ func (s *Server) principal(r *http.Request) (*auth.Principal, error) {
 	if !ok || (r.Method != http.MethodGet && r.Method != http.MethodHead) {
 		return nil, fmt.Errorf("%w: a signed link is valid only for the export it names", auth.ErrBadLink)
 	}
-	p, err := s.cfg.Auth.VerifyLink(r, name, ext)
+	p, err := s.conf(r).auth.VerifyLink(r, name, ext)
 	if err != nil {
 		return nil, err
 	}
@@ -183,7 +183,7 @@ func (s *Server) presentedToken(r *http.Request) error {
 	if r.Header.Get("Authorization") == "" {
 		return nil
 	}
-	_, err := s.cfg.Auth.Authenticate(r)
+	_, err := s.conf(r).auth.Authenticate(r)
 	return err
 }
 

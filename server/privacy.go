@@ -20,7 +20,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -240,25 +239,6 @@ func (s *Server) auditDeniedPath(r *http.Request, err error) {
 	}
 	rec.Outcome, rec.Error = audit.OutcomeDenied, fmt.Sprintf("%d %s", toError(err).Status, err.Error())
 	s.appendAudit(r.Context(), rec)
-}
-
-// digestWriter is an audit.Digest safe for the XLSX writer's goroutine
-// and the export's flushes.
-type digestWriter struct {
-	mu sync.Mutex
-	d  *audit.Digest
-}
-
-func (w *digestWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.d.Write(p)
-}
-
-func (w *digestWriter) sum() (string, int64) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.d.Sum(), w.d.N()
 }
 
 // minPasswordLength is the shortest password a user may type for a

@@ -23,13 +23,14 @@ type served struct {
 	cfg      *exportd.Config
 	sources  map[string]exportd.Source
 	policies map[string]*mask.Policy // each dataset's masking policy (privacy.go)
+	auth     *auth.Authenticator     // nil: no access control
 }
 
 // newServed checks that cfg can be served with sources and makes its
 // configuration: a source for every dataset's connection, plain key
 // columns, no parameter named as the server's own, an audit trail for
 // personal data.
-func newServed(cfg *exportd.Config, sources map[string]exportd.Source, audited bool) (*served, error) {
+func newServed(cfg *exportd.Config, sources map[string]exportd.Source, a *auth.Authenticator, audited bool) (*served, error) {
 	if cfg == nil {
 		return nil, errors.New("server: no datasets config")
 	}
@@ -51,7 +52,7 @@ func newServed(cfg *exportd.Config, sources map[string]exportd.Source, audited b
 	if err != nil {
 		return nil, err
 	}
-	return &served{cfg: cfg, sources: sources, policies: pols}, nil
+	return &served{cfg: cfg, sources: sources, policies: pols, auth: a}, nil
 }
 
 type servedKey struct{}
@@ -72,12 +73,14 @@ func (s *Server) conf(r *http.Request) *served {
 	return s.served.Load()
 }
 
-// Reload makes the server serve cfg on sources from now on. It checks
-// them as New does; on an error the running configuration stays. Requests
-// already under way finish on the configuration they started with. The
-// background jobs' manager, if any, is the caller's to reload.
-func (s *Server) Reload(cfg *exportd.Config, sources map[string]exportd.Source) error {
-	c, err := newServed(cfg, sources, s.cfg.Audit != nil)
+// Reload makes the server serve cfg on sources from now on, with a as its
+// access control (nil: none; a reloaded datasets file's auth block and
+// link secret). It checks them as New does; on an error the running
+// configuration stays. Requests already under way finish on the
+// configuration they started with. The background jobs' manager, if any,
+// is the caller's to reload.
+func (s *Server) Reload(cfg *exportd.Config, sources map[string]exportd.Source, a *auth.Authenticator) error {
+	c, err := newServed(cfg, sources, a, s.cfg.Audit != nil)
 	if err != nil {
 		s.ReloadRefused()
 		return err
@@ -120,7 +123,7 @@ func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
 
 // mayAdminister reports whether r may act as the server's operator.
 func (s *Server) mayAdminister(r *http.Request) bool {
-	if s.cfg.Auth != nil {
+	if s.conf(r).auth != nil {
 		p := auth.From(r.Context())
 		return p != nil && p.HasRole("admin")
 	}

@@ -243,7 +243,7 @@ func New(cfg Config) (*Server, error) {
 			return AnonymousPrincipal
 		}
 	}
-	first, err := newServed(cfg.Datasets, cfg.Sources, cfg.Audit != nil) // reload.go
+	first, err := newServed(cfg.Datasets, cfg.Sources, cfg.Auth, cfg.Audit != nil) // reload.go
 	if err != nil {
 		return nil, err
 	}

@@ -31,6 +31,7 @@ type jobFlags struct {
 	Jobs           bool          `help:"Serve background export jobs (POST /v1/datasets/{name}/jobs)." env:"EXPORTD_JOBS"`
 	JobsQueue      string        `help:"Job queue: sqlite:PATH (one node; default: exportd-jobs.db beside the datasets file) or postgres://… (shared by every node)." placeholder:"URL" env:"EXPORTD_JOBS_QUEUE"`
 	JobsStorage    string        `help:"Result storage: file:///DIR or s3://BUCKET?endpoint=…&region=… (credentials from the usual AWS variables)." default:"file://./exportd-results" placeholder:"URL" env:"EXPORTD_JOBS_STORAGE"`
+	jobsSecrets    []string      // of --jobs-secret-file, the newest last (serve.go)
 	JobsSecret     string        `help:"Secret that signs download links (at least 16 bytes; the same on every node). Required with --jobs." placeholder:"SECRET" env:"EXPORTD_JOBS_SECRET"`
 	JobsTTL        time.Duration `help:"How long a result can be downloaded; then it is deleted." default:"24h"`
 	JobsWorkers    int           `help:"Jobs this node runs at once; -1: none (the node only accepts and serves jobs)." default:"2"`
@@ -98,6 +99,9 @@ func (f *jobFlags) start(ctx context.Context, configPath string, sc *server.Conf
 		jc.Audit = sc.Audit
 	}
 	m, err := jobs.New(jc)
+	if err == nil && len(f.jobsSecrets) > 1 {
+		err = m.SetLinkSecrets(byteSecrets(f.jobsSecrets)...)
+	}
 	if err != nil {
 		st.Close()
 		q.Close()
@@ -330,4 +334,13 @@ func apiError(resp *http.Response) error {
 		return fmt.Errorf("server: %s (%d %s)", e.Error.Message, resp.StatusCode, e.Error.Code)
 	}
 	return fmt.Errorf("server: %s", resp.Status)
+}
+
+// byteSecrets returns secrets as byte strings.
+func byteSecrets(secrets []string) [][]byte {
+	out := make([][]byte, len(secrets))
+	for i, s := range secrets {
+		out[i] = []byte(s)
+	}
+	return out
 }

@@ -27,6 +27,12 @@ func serveDemo(t *testing.T, dir, cfg string) string {
 // file of its log.
 func startServe(t *testing.T, dir, cfg string) (url string, proc *os.Process, logPath string) {
 	t.Helper()
+	return startServeWith(t, dir, cfg, "--jobs-secret", "background-test-secret-0123456789")
+}
+
+// startServeWith is startServe with the jobs' secret given by secretArgs.
+func startServeWith(t *testing.T, dir, cfg string, secretArgs ...string) (url string, proc *os.Process, logPath string) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -37,8 +43,9 @@ func startServe(t *testing.T, dir, cfg string) (url string, proc *os.Process, lo
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(exportdBin, "serve", "--config", cfg, "--addr", addr, "--jobs",
-		"--jobs-secret", "background-test-secret-0123456789", "--jobs-storage", "file://"+filepath.Join(dir, "results"), "--jobs-poll", "100ms")
+	args := append([]string{"serve", "--config", cfg, "--addr", addr, "--jobs",
+		"--jobs-storage", "file://" + filepath.Join(dir, "results"), "--jobs-poll", "100ms"}, secretArgs...)
+	cmd := exec.Command(exportdBin, args...)
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {

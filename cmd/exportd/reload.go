@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/exportd/exportd"
+	"github.com/exportd/exportd/audit"
 	"github.com/exportd/exportd/connect"
 	"github.com/exportd/exportd/jobs"
 	"github.com/exportd/exportd/server"
@@ -86,8 +87,24 @@ type reloader struct {
 	log  *slog.Logger
 	srv  *server.Server
 	jobs *jobs.Manager // nil without background jobs
+	// The secrets given by file, read again on each reload: the jobs'
+	// link secrets (--jobs-secret-file; "" when given otherwise) and the
+	// audit trail's keys (privacy.audit.key_file; trail nil without one).
+	jobsSecretFile string
+	trail          *audit.Store
 
-	mu sync.Mutex // one reload at a time
+	mu      sync.Mutex // one reload at a time
+	closers []func()   // of replaced authenticators, at exit
+}
+
+// close closes what replaced configurations opened.
+func (rl *reloader) close() {
+	rl.mu.Lock()
+	defer rl.mu.Unlock()
+	for _, c := range rl.closers {
+		c()
+	}
+	rl.closers = nil
 }
 
 // reload re-reads and checks the datasets file, then serves it. It
@@ -123,11 +140,47 @@ func (rl *reloader) load(ctx context.Context) (int, error) {
 	}); len(errs) > 0 {
 		return refuse(fmt.Errorf("%s: %d problem(s) found: %w", rl.path, len(errs), errors.Join(errs...)))
 	}
-	if err := rl.srv.Reload(cfg, sources); err != nil {
+	// The secrets given by file: a rotation needs no restart.
+	var jobSecrets [][]byte
+	if rl.jobsSecretFile != "" {
+		secrets, err := readSecretFile(rl.jobsSecretFile)
+		if err != nil {
+			return refuse(fmt.Errorf("--jobs-secret-file: %w", err))
+		}
+		for _, s := range secrets {
+			if len(s) < 16 {
+				return refuse(fmt.Errorf("--jobs-secret-file: a secret of %d bytes: at least 16 are needed", len(s)))
+			}
+		}
+		jobSecrets = byteSecrets(secrets)
+	}
+	var auditKeys *audit.Keys
+	if rl.trail != nil {
+		keys, err := audit.LoadKeys(cfg.Privacy.AuditKeyFile)
+		if err != nil {
+			return refuse(fmt.Errorf("privacy.audit.key_file: %w", err))
+		}
+		auditKeys = &keys
+	}
+	a, _, closeAuth, err := authenticator(ctx, cfg) // token.go
+	if err != nil {
+		return refuse(err)
+	}
+	if err := rl.srv.Reload(cfg, sources, a); err != nil {
+		closeAuth()
 		return 0, err // counted by Reload
 	}
+	rl.closers = append(rl.closers, closeAuth)
 	if rl.jobs != nil {
 		rl.jobs.Reload(cfg, sources)
+		if jobSecrets != nil {
+			if err := rl.jobs.SetLinkSecrets(jobSecrets...); err != nil {
+				return 0, err
+			}
+		}
+	}
+	if auditKeys != nil {
+		rl.trail.SetKeys(*auditKeys)
 	}
 	return len(cfg.Datasets), nil
 }

@@ -8,10 +8,13 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/exportd/exportd/audit"
 )
 
 // SIGHUP reloads `exportd serve` without dropping anything: a download
@@ -172,4 +175,139 @@ func grepLines(b []byte, s string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// A reload reads the secrets given by file again, so rotating them needs
+// no restart: with a second secret added to --jobs-secret-file, new
+// download links are signed with it and the links handed out before still
+// open; once the old secret is dropped, its links no longer do. A key
+// added to the audit trail's key file signs the records from then on, and
+// the trail verifies with the file.
+func TestServeReloadSecrets(t *testing.T) {
+	dir, cfg := demo(t)
+	secretFile := filepath.Join(dir, "jobs.secret")
+	oldSecret, newSecret := "first-secret-0123456789abcdef", "second-secret-0123456789abcdef"
+	if err := os.WriteFile(secretFile, []byte(oldSecret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	url, proc, logPath := startServeWith(t, dir, cfg, "--jobs-secret-file", secretFile)
+	status := func(path string) int {
+		t.Helper()
+		resp, err := http.Get(url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	// link submits a job (each with other parameters: not joined) and
+	// returns its signed download link once it has succeeded.
+	n := 0
+	link := func() string {
+		t.Helper()
+		n++
+		body, _ := json.Marshal(map[string]any{"format": "csv", "params": map[string]any{"from": "2024-01-01 00:00", "to": "2024-01-0" + strconv.Itoa(n+1) + " 00:00"}})
+		resp, err := http.Post(url+"/v1/datasets/results/jobs", "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var j struct {
+			ID, State, Error string
+			DownloadURL      string `json:"download_url"`
+		}
+		json.NewDecoder(resp.Body).Decode(&j)
+		resp.Body.Close()
+		for deadline := time.Now().Add(60 * time.Second); j.State != "succeeded"; time.Sleep(100 * time.Millisecond) {
+			if time.Now().After(deadline) || j.State == "failed" {
+				t.Fatalf("job: %+v", j)
+			}
+			r, err := http.Get(url + "/v1/jobs/" + j.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			json.NewDecoder(r.Body).Decode(&j)
+			r.Body.Close()
+		}
+		if !strings.Contains(j.DownloadURL, "sig=") {
+			t.Fatalf("no signed link: %+v", j)
+		}
+		return j.DownloadURL
+	}
+	reloads := 0
+	hup := func() {
+		t.Helper()
+		if err := proc.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		reloads++
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			log, _ := os.ReadFile(logPath)
+			if bytes.Count(log, []byte("datasets reloaded")) == reloads {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("reload %d not done:\n%s", reloads, log)
+			}
+		}
+	}
+
+	before := link()
+	if code := status(before); code != 200 {
+		t.Fatalf("link before the rotation: %d", code)
+	}
+	os.WriteFile(secretFile, []byte(oldSecret+"\n"+newSecret+"\n"), 0o600)
+	hup()
+	after := link()
+	if code := status(before); code != 200 {
+		t.Errorf("a link signed before the rotation, both secrets in the file: %d", code)
+	}
+	if code := status(after); code != 200 {
+		t.Errorf("a link signed after the rotation: %d", code)
+	}
+	os.WriteFile(secretFile, []byte(newSecret+"\n"), 0o600)
+	hup()
+	if code := status(before); code != http.StatusForbidden {
+		t.Errorf("a link of the dropped secret: %d, want 403", code)
+	}
+	if code := status(after); code != 200 {
+		t.Errorf("a link of the secret kept: %d", code)
+	}
+
+	// The audit key: a second key in the file signs the next records.
+	demoDir := filepath.Join(dir, "demo")
+	keyFile := filepath.Join(demoDir, "audit.key")
+	oldKeys, err := os.ReadFile(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	personal := "/v1/datasets/member_scores/export.csv?purpose=score_review&purpose_text=key+rotation+test+export"
+	if code := status(personal); code != 200 {
+		t.Fatalf("personal export: %d", code)
+	}
+	if err := os.WriteFile(keyFile, append(oldKeys, []byte(strings.Repeat("cd", 32)+"\n")...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hup()
+	if code := status(personal); code != 200 {
+		t.Fatalf("personal export after the key rotation: %d", code)
+	}
+	out, stderr, code := run(t, dir, "audit", "verify", "--db", "sqlite:"+filepath.Join(demoDir, "exportd-audit.db"), "--key-file", keyFile)
+	if code != 0 {
+		t.Fatalf("audit verify with both keys: exit %d: %s%s", code, out, stderr)
+	}
+	keys, err := audit.LoadKeys(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := audit.Open(t.Context(), "sqlite:"+filepath.Join(demoDir, "exportd-audit.db"), audit.Options{Keys: keys, ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var ids []string
+	st.Records(t.Context(), time.Time{}, time.Now().Add(time.Hour), func(r *audit.Record) error { ids = append(ids, r.KeyID); return nil })
+	if len(ids) != 4 || ids[0] != ids[1] || ids[2] != keys.Current() || ids[3] != keys.Current() || ids[0] == keys.Current() {
+		t.Errorf("records' keys %v, want two under the old key then two under the new one (%s)", ids, keys.Current())
+	}
 }

@@ -30,7 +30,7 @@ type serveCmd struct {
 
 	jobFlags `embed:""` // background jobs (background.go)
 
-	JobsSecretFile string `help:"File holding --jobs-secret (one line), so the secret is on no command line and in no environment." type:"path" placeholder:"FILE"`
+	JobsSecretFile string `help:"File of the secrets that sign download links, one a line, instead of --jobs-secret: the last signs, every one verifies (rotate by adding a line); read again on SIGHUP." type:"path" placeholder:"FILE"`
 }
 
 func (c *serveCmd) Run(ctx context.Context) error {
@@ -71,7 +71,8 @@ func (c *serveCmd) Run(ctx context.Context) error {
 		return err
 	}
 	defer stopJobs()
-	rl := &reloader{path: c.Config, pool: pool, log: log, jobs: sc.Jobs} // reload.go
+	rl := &reloader{path: c.Config, pool: pool, log: log, jobs: sc.Jobs, jobsSecretFile: c.JobsSecretFile, trail: sc.Audit} // reload.go
+	defer rl.close()
 	sc.Reload = rl.reload
 	s, err := server.New(sc)
 	if err != nil {
@@ -90,26 +91,34 @@ func (c *serveCmd) readSecrets() error {
 	if c.JobsSecret != "" {
 		return errors.New("--jobs-secret and --jobs-secret-file (or their EXPORTD_ variables) both given: keep one")
 	}
-	s, err := readSecretFile(c.JobsSecretFile)
+	secrets, err := readSecretFile(c.JobsSecretFile)
 	if err != nil {
 		return fmt.Errorf("--jobs-secret-file: %w", err)
 	}
-	c.JobsSecret = s
+	c.JobsSecret, c.jobsSecrets = secrets[len(secrets)-1], secrets
 	return nil
 }
 
-// readSecretFile returns the content of a file holding one secret, without
-// the white space around it (the newline of "openssl rand -hex 32 > FILE").
-func readSecretFile(path string) (string, error) {
+// readSecretFile returns the secrets of a file, one a line, without the
+// white space around them (the newline of "openssl rand -hex 32 > FILE");
+// blank lines and lines starting with # are skipped. The last is the
+// newest: it signs, and every one verifies (a rotation appends the new
+// secret, and drops the old one once its links have expired).
+func readSecretFile(path string) ([]string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	s := strings.TrimSpace(string(b))
-	if s == "" {
-		return "", fmt.Errorf("%s is empty", path)
+	var secrets []string
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+			secrets = append(secrets, line)
+		}
 	}
-	return s, nil
+	if len(secrets) == 0 {
+		return nil, fmt.Errorf("%s is empty", path)
+	}
+	return secrets, nil
 }
 
 // config opens a source per connection (from pool) and builds the
