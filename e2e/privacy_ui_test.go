@@ -156,4 +156,35 @@ func TestUIPrivacyBrowser(t *testing.T) {
 			t.Errorf("%d rows in the file, %d in the database", len(rows)-1, i-1)
 		}
 	})
+
+	// When the audit trail takes no record, nothing is sent, and the
+	// page says why next to the button (the download starts in a hidden
+	// frame, where the server's JSON error lands instead of a file).
+	t.Run("audit unavailable", func(t *testing.T) {
+		trail, err := sql.Open("sqlite", filepath.Join(filepath.Dir(srv.DB), "exportd-audit.db")+"?_pragma=busy_timeout(10000)")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer trail.Close()
+		if _, err := trail.Exec(`CREATE TRIGGER refuse BEFORE INSERT ON exportd_audit BEGIN SELECT RAISE(ABORT, 'disk full'); END`); err != nil {
+			t.Fatal(err)
+		}
+		defer trail.Exec(`DROP TRIGGER refuse`)
+		if err := chromedp.Do(c,
+			chromedp.Navigate(srv.URL+"/ui/datasets/member_scores"),
+			chromedp.WaitVisible(chromedp.CSS("#p-purpose")),
+			chromedp.SetValue(chromedp.CSS("#p-purpose"), "member_support"),
+			chromedp.SendKeys(chromedp.CSS("#p-purpose_text"), "회원 문의 1234번 응대를 위한 연락처 확인"),
+			chromedp.Click(chromedp.CSS("#download"), chromedp.NodeVisible),
+		); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := chromedp.Run(c, chromedp.Poll[bool](`(n => !n.hidden && n.textContent.includes("audit trail cannot be written"))(document.getElementById("notice"))`)); err != nil {
+			t.Fatalf("no notice of the unavailable trail: %v (shown %q)", err, text(t, ctx, "#notice"))
+		}
+		if url, err := chromedp.Run(c, chromedp.Evaluate[string](`location.pathname`)); err != nil || url != "/ui/datasets/member_scores" {
+			t.Errorf("the page was left for %q (%v)", url, err)
+		}
+		screenshot(t, ctx, "ui-privacy-audit-unavailable")
+	})
 }

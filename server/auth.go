@@ -33,15 +33,28 @@ func isPublic(path string) bool {
 }
 
 // The security headers of every response.
-const contentSecurityPolicy = "default-src 'self'; script-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+const (
+	contentSecurityPolicy  = "default-src 'self'; script-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+	downloadSecurityPolicy = "default-src 'self'; script-src 'self'; frame-ancestors 'self'; base-uri 'none'; form-action 'self'"
+)
 
 // securityHeaders sets the security headers on every response: no inline
 // scripts, no framing, no referrer, no content sniffing.
+//
+// A download (an export, a job's result) may be framed by the server's
+// own pages: the UI starts it in a hidden frame, so that an answer that is
+// no file (an error before the first byte) loads there and is shown next
+// to the button instead of replacing the page.
 func securityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Set("Content-Security-Policy", contentSecurityPolicy)
-		h.Set("X-Frame-Options", "DENY")
+		if _, _, ok := exportPath(r.URL.Path); ok {
+			h.Set("Content-Security-Policy", downloadSecurityPolicy)
+			h.Set("X-Frame-Options", "SAMEORIGIN")
+		} else {
+			h.Set("Content-Security-Policy", contentSecurityPolicy)
+			h.Set("X-Frame-Options", "DENY")
+		}
 		h.Set("Referrer-Policy", "no-referrer")
 		h.Set("X-Content-Type-Options", "nosniff")
 		next.ServeHTTP(w, r)

@@ -25,6 +25,32 @@
     });
   }
 
+  // A download starts in a hidden frame: the browser saves a file as
+  // usual, and an answer that is no file (an error before the first byte:
+  // the audit trail unavailable, the server at its bound) loads into the
+  // frame instead, where it is read and shown by the button that asked.
+  var frame = null, frameError = null;
+  function startDownload(url, onError) {
+    if (!frame) {
+      frame = document.createElement('iframe');
+      frame.hidden = true;
+      frame.title = 'download';
+      document.body.appendChild(frame);
+      frame.addEventListener('load', function () {
+        var doc = null;
+        try { doc = frame.contentDocument; } catch (e) { return; }
+        if (!doc || !frameError || doc.URL === 'about:blank' || !doc.body) return;
+        var t = doc.body.textContent || '', body;
+        try { body = JSON.parse(t); } catch (e) { body = { error: { message: t } }; }
+        var report = frameError;
+        frameError = null;
+        report({ status: 0, ok: false, body: body });
+      });
+    }
+    frameError = onError;
+    frame.src = url;
+  }
+
   function first(o, names) {
     if (!o) return undefined;
     for (var i = 0; i < names.length; i++) {
@@ -151,7 +177,7 @@
       download.disabled = true;
       getJSON(form.dataset.check + '?' + query()).then(function (res) {
         if (res.ok) {
-          window.location.assign(res.body.url); // the browser's own download
+          startDownload(res.body.url, showAPIError); // the browser's own download
           setTimeout(function () { download.disabled = false; }, 1000);
           return;
         }
