@@ -26,7 +26,7 @@ func TestServeReload(t *testing.T) {
 	dir := t.TempDir()
 	devnull, _ := os.Open(os.DevNull)
 	defer devnull.Close()
-	cfg, err := prepareDemo(context.Background(), filepath.Join(dir, "demo"), 150_000, devnull)
+	cfg, err := prepareDemo(context.Background(), filepath.Join(dir, "demo"), 1_000_000, devnull)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,8 +47,9 @@ func TestServeReload(t *testing.T) {
 	}
 	const export = "/v1/datasets/accounts/export.csv"
 
-	// A download under way, read slowly (about 4 MB/s, so it lasts a few
-	// seconds), and a job, when SIGHUP comes with a new dataset in the file.
+	// A download of 1M rows under way, read slowly (so that it lasts a few
+	// seconds), and a job of the same, when SIGHUP comes with a new dataset
+	// in the file.
 	resp, err := http.Get(url + export)
 	if err != nil {
 		t.Fatal(err)
@@ -90,13 +91,13 @@ datasets:
 		if err != nil && err != io.EOF {
 			t.Fatalf("the download under way failed after %d bytes: %v", slow.Len(), err)
 		}
-		time.Sleep(15 * time.Millisecond)
+		time.Sleep(2 * time.Millisecond)
 	}
 	resp.Body.Close()
-	if code, whole := get(export); code != 200 || !bytes.Equal(slow.Bytes(), whole) || len(whole) < 10<<20 {
+	if code, whole := get(export); code != 200 || !bytes.Equal(slow.Bytes(), whole) || len(whole) < 100<<20 {
 		t.Errorf("the download under way (%d bytes) differs from an undisturbed one (%d bytes, %d)", slow.Len(), len(whole), code)
 	}
-	for deadline := time.Now().Add(60 * time.Second); j.State != "succeeded"; time.Sleep(100 * time.Millisecond) {
+	for deadline := time.Now().Add(3 * time.Minute); j.State != "succeeded"; time.Sleep(100 * time.Millisecond) {
 		if time.Now().After(deadline) || j.State == "failed" || j.State == "cancelled" {
 			t.Fatalf("job under the reload: %+v", j)
 		}
