@@ -7,7 +7,6 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"mime"
 	"net/http"
@@ -283,23 +282,4 @@ func auditAttrs(r *http.Request) []any {
 		roles = []string{}
 	}
 	return []any{"principal", p.Name, "roles", roles, "via", p.Via}
-}
-
-// authError maps the errors of access control to API errors (see toError).
-func authError(err error) *Error {
-	var pe *exportd.PinError
-	switch {
-	case errors.Is(err, auth.ErrUnauthenticated):
-		return &Error{Status: http.StatusUnauthorized, Code: "unauthenticated", Message: err.Error() +
-			" (send Authorization: Bearer TOKEN, or sign in through the proxy)"}
-	case errors.Is(err, auth.ErrLinkExpired):
-		return &Error{Status: http.StatusForbidden, Code: "link_expired", Message: err.Error()}
-	case errors.Is(err, auth.ErrBadLink):
-		return &Error{Status: http.StatusForbidden, Code: "bad_link", Message: err.Error()}
-	case errors.Is(err, auth.ErrForbidden):
-		return &Error{Status: http.StatusForbidden, Code: "forbidden", Message: err.Error()}
-	case errors.As(err, &pe):
-		return &Error{Status: http.StatusForbidden, Code: "pinned_parameter", Field: pe.Param, Message: err.Error()}
-	}
-	return nil
 }

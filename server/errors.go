@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/exportd/exportd"
+	"github.com/exportd/exportd/auth"
+	"github.com/exportd/exportd/jobs"
 	"github.com/exportd/exportd/mask"
 	"github.com/exportd/exportd/plan"
 )
@@ -63,7 +65,10 @@ func toError(err error) *Error {
 	if errors.As(err, &e) {
 		return e
 	}
-	if e := authError(err); e != nil { // auth.go
+	if e := authError(err); e != nil {
+		return e
+	}
+	if e := jobError(err); e != nil {
 		return e
 	}
 	if e := fieldError(err); e != nil {
@@ -90,6 +95,12 @@ func toError(err error) *Error {
 		return &Error{Status: http.StatusServiceUnavailable, Code: "shutting_down", Suggest: "retry", Message: err.Error()}
 	}
 	return &Error{Status: http.StatusInternalServerError, Code: "internal", Message: err.Error()}
+}
+
+// badParameter is the answer to a request field at fault (400
+// bad_parameter naming it).
+func badParameter(field, msg string) *Error {
+	return &Error{Status: http.StatusBadRequest, Code: "bad_parameter", Field: field, Message: msg}
 }
 
 // fieldError maps the errors of a request's fields (*exportd.ParamError,
@@ -176,4 +187,50 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	enc.Encode(v)
+}
+
+// authError maps the errors of access control to API errors (see toError).
+func authError(err error) *Error {
+	var pe *exportd.PinError
+	switch {
+	case errors.Is(err, auth.ErrUnauthenticated):
+		return &Error{Status: http.StatusUnauthorized, Code: "unauthenticated", Message: err.Error() +
+			" (send Authorization: Bearer TOKEN, or sign in through the proxy)"}
+	case errors.Is(err, auth.ErrLinkExpired):
+		return &Error{Status: http.StatusForbidden, Code: "link_expired", Message: err.Error()}
+	case errors.Is(err, auth.ErrBadLink):
+		return &Error{Status: http.StatusForbidden, Code: "bad_link", Message: err.Error()}
+	case errors.Is(err, auth.ErrForbidden):
+		return &Error{Status: http.StatusForbidden, Code: "forbidden", Message: err.Error()}
+	case errors.As(err, &pe):
+		return &Error{Status: http.StatusForbidden, Code: "pinned_parameter", Field: pe.Param, Message: err.Error()}
+	}
+	return nil
+}
+
+// jobError maps the errors of background jobs to API errors, or returns
+// nil.
+func jobError(err error) *Error {
+	var qe *jobs.QuotaError
+	switch {
+	case errors.As(err, &qe):
+		e := &Error{Status: http.StatusTooManyRequests, Code: "job_quota", Field: qe.Quota, Message: err.Error(),
+			Quota: &QuotaDetail{Name: qe.Quota, Limit: qe.Limit, Used: qe.Used, Counts: qe.Counts}}
+		if !qe.FreesAt.IsZero() {
+			e.Quota.FreesAt = &qe.FreesAt
+			e.RetryAfter = max(time.Until(qe.FreesAt), time.Second)
+		}
+		return e
+	case errors.Is(err, jobs.ErrNotFound):
+		return &Error{Status: http.StatusNotFound, Code: "unknown_job", Field: "id", Message: err.Error()}
+	case errors.Is(err, jobs.ErrNotReady):
+		return &Error{Status: http.StatusConflict, Code: "not_ready", Message: err.Error()}
+	case errors.Is(err, jobs.ErrExpired):
+		return &Error{Status: http.StatusGone, Code: "expired", Message: err.Error()}
+	case errors.Is(err, jobs.ErrBadLink):
+		return &Error{Status: http.StatusForbidden, Code: "bad_link", Message: err.Error()}
+	case errors.Is(err, jobs.ErrLinkExpired):
+		return &Error{Status: http.StatusForbidden, Code: "link_expired", Message: err.Error()}
+	}
+	return nil
 }

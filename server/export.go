@@ -63,8 +63,7 @@ func (s *Server) parseExport(r *http.Request) (*exportRequest, error) {
 	}
 	delete(req.rawParams, keyPassword)
 	if q.Has("format") {
-		return req, &Error{Status: http.StatusBadRequest, Code: "bad_parameter", Field: "format",
-			Message: "the format is the file extension: export.xlsx, export.csv, export.tsv or export.jsonl"}
+		return req, badParameter("format", "the format is the file extension: export.xlsx, export.csv, export.tsv or export.jsonl")
 	}
 	// The parts, then the plan: the purpose and the columns (privacy.go);
 	// the rest are the dataset's parameters.

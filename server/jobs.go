@@ -49,32 +49,6 @@ func isJobLink(r *http.Request) bool {
 	return id != "" && tail == "download" && jobs.IsSignedLink(r.URL.Query())
 }
 
-// jobError maps the job errors to API errors (see toError).
-func jobError(err error) error {
-	var qe *jobs.QuotaError
-	switch {
-	case errors.As(err, &qe):
-		e := &Error{Status: http.StatusTooManyRequests, Code: "job_quota", Field: qe.Quota, Message: err.Error(),
-			Quota: &QuotaDetail{Name: qe.Quota, Limit: qe.Limit, Used: qe.Used, Counts: qe.Counts}}
-		if !qe.FreesAt.IsZero() {
-			e.Quota.FreesAt = &qe.FreesAt
-			e.RetryAfter = max(time.Until(qe.FreesAt), time.Second)
-		}
-		return e
-	case errors.Is(err, jobs.ErrNotFound):
-		return &Error{Status: http.StatusNotFound, Code: "unknown_job", Field: "id", Message: err.Error()}
-	case errors.Is(err, jobs.ErrNotReady):
-		return &Error{Status: http.StatusConflict, Code: "not_ready", Message: err.Error()}
-	case errors.Is(err, jobs.ErrExpired):
-		return &Error{Status: http.StatusGone, Code: "expired", Message: err.Error()}
-	case errors.Is(err, jobs.ErrBadLink):
-		return &Error{Status: http.StatusForbidden, Code: "bad_link", Message: err.Error()}
-	case errors.Is(err, jobs.ErrLinkExpired):
-		return &Error{Status: http.StatusForbidden, Code: "link_expired", Message: err.Error()}
-	}
-	return err
-}
-
 // jobRequest is the body of POST /v1/datasets/{name}/jobs: JSON
 // {"format": "xlsx", "params": {"from": "2024-01-01", "ids": [1, 2]}}, or
 // a form (format=xlsx&from=2024-01-01).
@@ -109,7 +83,7 @@ func (s *Server) submitJob(w http.ResponseWriter, r *http.Request) {
 		Params: p.Raw, Columns: p.Chosen, Purpose: p.Purpose.Category, PurposeText: p.Purpose.Text})
 	if err != nil {
 		s.auditDenied(r, d, f, rawParams, preq, err)
-		s.writeError(w, r, jobError(err))
+		s.writeError(w, r, err)
 		return
 	}
 	s.log.Info("job submitted", append(auditAttrs(r), "job", j.ID, "dataset", d.Name, "format", string(f),
@@ -156,8 +130,7 @@ func parseJobRequest(r *http.Request) (exportd.Format, url.Values, error) {
 		for k, raw := range req.Params {
 			vals, err := jsonParam(raw)
 			if err != nil {
-				return "", nil, &Error{Status: http.StatusBadRequest, Code: "bad_parameter", Field: k,
-					Message: fmt.Sprintf("parameter %s: %v", k, err)}
+				return "", nil, badParameter(k, fmt.Sprintf("parameter %s: %v", k, err))
 			}
 			q[k] = vals
 		}
@@ -242,7 +215,7 @@ func jsonScalar(raw json.RawMessage) (string, error) {
 func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
 	j, err := s.cfg.Jobs.Get(r.Context(), s.cfg.Principal(r), r.PathValue("id"))
 	if err != nil {
-		s.writeError(w, r, jobError(err))
+		s.writeError(w, r, err)
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
@@ -252,7 +225,7 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
 func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
 	list, err := s.cfg.Jobs.List(r.Context(), s.cfg.Principal(r))
 	if err != nil {
-		s.writeError(w, r, jobError(err))
+		s.writeError(w, r, err)
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
@@ -262,7 +235,7 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
 func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) {
 	j, err := s.cfg.Jobs.Cancel(r.Context(), s.cfg.Principal(r), r.PathValue("id"))
 	if err != nil {
-		s.writeError(w, r, jobError(err))
+		s.writeError(w, r, err)
 		return
 	}
 	s.log.Info("job cancel", append(auditAttrs(r), "job", j.ID, "state", j.State)...)
@@ -289,7 +262,7 @@ func (s *Server) jobEvents(w http.ResponseWriter, r *http.Request) {
 	owner, id := s.cfg.Principal(r), r.PathValue("id")
 	j, err := s.cfg.Jobs.Get(ctx, owner, id)
 	if err != nil {
-		s.writeError(w, r, jobError(err))
+		s.writeError(w, r, err)
 		return
 	}
 	h := w.Header()
@@ -354,13 +327,13 @@ func (s *Server) downloadJob(w http.ResponseWriter, r *http.Request) {
 	if signed {
 		res, err = s.cfg.Jobs.OpenLink(r.Context(), id, r.URL.Query(), time.Now())
 		if errors.Is(err, jobs.ErrBadLink) || errors.Is(err, jobs.ErrLinkExpired) {
-			s.log.Info("job download", "job", id, "outcome", toError(jobError(err)).Code, "client", remoteIP(r, s.cfg.TrustedProxies), "error", err.Error())
+			s.log.Info("job download", "job", id, "outcome", toError(err).Code, "client", remoteIP(r, s.cfg.TrustedProxies), "error", err.Error())
 		}
 	} else {
 		res, err = s.cfg.Jobs.Open(r.Context(), s.cfg.Principal(r), id)
 	}
 	if err != nil {
-		s.writeError(w, r, jobError(err))
+		s.writeError(w, r, err)
 		return
 	}
 	defer res.Close()

@@ -67,7 +67,7 @@ func parsePart(q url.Values, d *exportd.Dataset) (*partSpec, error) {
 		return nil, nil
 	}
 	bad := func(field, format string, args ...any) error {
-		return &Error{Status: http.StatusBadRequest, Code: "bad_parameter", Field: field, Message: fmt.Sprintf(format, args...)}
+		return badParameter(field, fmt.Sprintf(format, args...))
 	}
 	if d.Key == "" {
 		return nil, bad("part", "dataset %s declares no key column, so it cannot be downloaded in parts", d.Name)
@@ -194,8 +194,7 @@ func (p *partSpec) parseFrom(ctx context.Context, src exportd.Source, d *exportd
 		}
 	}
 	s := *p.from
-	bad := &Error{Status: http.StatusBadRequest, Code: "bad_parameter", Field: "part_from",
-		Message: fmt.Sprintf("%q is not a value of the key column %s (%s)", s, p.key, t)}
+	bad := badParameter("part_from", fmt.Sprintf("%q is not a value of the key column %s (%s)", s, p.key, t))
 	switch t {
 	case exportd.TypeInt:
 		v, err := strconv.ParseInt(s, 10, 64)

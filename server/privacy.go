@@ -78,9 +78,8 @@ func (s *Server) planExport(r *http.Request, d *exportd.Dataset, f exportd.Forma
 	req := s.planRequest(r, f, q)
 	p, err := plan.New(s.conf(r).cfg, d.Name, req)
 	if err == nil && password {
-		err = &Error{Status: http.StatusBadRequest, Code: "bad_parameter", Field: keyPassword,
-			Message: "never put a password in a URL or a job's parameters (proxies log them, the job would store it): " +
-				"a password-protected workbook is a background job's, and its password is sent in the body of POST /v1/jobs/{id}/download"}
+		err = badParameter(keyPassword, "never put a password in a URL or a job's parameters (proxies log them, the job would store it): "+
+			"a password-protected workbook is a background job's, and its password is sent in the body of POST /v1/jobs/{id}/download")
 	}
 	if err != nil {
 		return nil, &req, err
@@ -287,8 +286,7 @@ func (s *Server) personalDownload(w http.ResponseWriter, r *http.Request, res *j
 	}
 	switch {
 	case post && !offered:
-		return refuse(&Error{Status: http.StatusBadRequest, Code: "bad_parameter", Field: keyPassword,
-			Message: "this download is not offered with a password (the dataset's encryption: is not set, or the file is not XLSX)"})
+		return refuse(badParameter(keyPassword, "this download is not offered with a password (the dataset's encryption: is not set, or the file is not XLSX)"))
 	case !post && offered && d.Encryption == exportd.EncryptionRequired:
 		return refuse(&Error{Status: http.StatusConflict, Code: "encryption_required", Field: keyPassword,
 			Message: d.Name + " is downloaded as a password-protected workbook only: POST the password (or password=generate) to this URL"})
@@ -552,8 +550,7 @@ func postedPassword(r *http.Request) (string, error) {
 	} else {
 		r.Body = http.MaxBytesReader(nil, r.Body, 64<<10)
 		if r.URL.Query().Has(keyPassword) {
-			return "", &Error{Status: http.StatusBadRequest, Code: "bad_parameter", Field: keyPassword,
-				Message: "never put a password in a URL (proxies log them): send it in the body"}
+			return "", badParameter(keyPassword, "never put a password in a URL (proxies log them): send it in the body")
 		}
 		pw = r.PostFormValue(keyPassword)
 	}
