@@ -252,19 +252,3 @@ func TestHeaderTrustAndAnonymous(t *testing.T) {
 		t.Errorf("token: %v", err)
 	}
 }
-
-func TestCSRF(t *testing.T) {
-	key := []byte("k")
-	now := time.Unix(1_800_000_000, 0)
-	kim := &auth.Principal{Name: "kim", Via: auth.ViaHeader}
-	tok := auth.CSRFToken(key, kim, now)
-	if !auth.CheckCSRF(key, kim, tok, now) || !auth.CheckCSRF(key, kim, tok, now.Add(24*time.Hour)) {
-		t.Error("own token refused")
-	}
-	if auth.CheckCSRF(key, kim, tok, now.Add(49*time.Hour)) {
-		t.Error("old token accepted")
-	}
-	if auth.CheckCSRF(key, &auth.Principal{Name: "lee", Via: auth.ViaHeader}, tok, now) || auth.CheckCSRF([]byte("j"), kim, tok, now) || auth.CheckCSRF(key, kim, "", now) {
-		t.Error("token of another principal or key accepted")
-	}
-}

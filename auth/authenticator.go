@@ -1,9 +1,6 @@
 package auth
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
 	"fmt"
 	"net"
 	"net/http"
@@ -128,35 +125,4 @@ func inPrefixes(a netip.Addr, ps []netip.Prefix) bool {
 		}
 	}
 	return false
-}
-
-// CSRFToken returns the anti-forgery token of principal p under key for
-// the day of t: an HMAC of the principal's name and how it was
-// established. [CheckCSRF] accepts the tokens of t's day and the day
-// before, so a form stays valid for 24 to 48 hours.
-func CSRFToken(key []byte, p *Principal, t time.Time) string {
-	return csrfAt(key, p, t.UTC().Unix()/86400)
-}
-
-func csrfAt(key []byte, p *Principal, day int64) string {
-	m := hmac.New(sha256.New, key)
-	name, via := "", ""
-	if p != nil {
-		name, via = p.Name, p.Via
-	}
-	fmt.Fprintf(m, "exportd-csrf-v1\x00%s\x00%s\x00%d", via, name, day)
-	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
-}
-
-// CheckCSRF reports whether token is p's anti-forgery token at t (of t's
-// day or the day before), comparing in constant time.
-func CheckCSRF(key []byte, p *Principal, token string, t time.Time) bool {
-	day := t.UTC().Unix() / 86400
-	ok := false
-	for _, d := range []int64{day, day - 1} {
-		if hmac.Equal([]byte(csrfAt(key, p, d)), []byte(token)) {
-			ok = true
-		}
-	}
-	return ok
 }

@@ -6,14 +6,11 @@ package server
 // response.
 
 import (
-	"context"
 	"fmt"
-	"mime"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/exportd/exportd"
 	"github.com/exportd/exportd/auth"
@@ -60,70 +57,27 @@ func securityHeaders(next http.Handler) http.Handler {
 	})
 }
 
-// The CSRF token travels in this header (scripts) or form field (forms).
-const (
-	CSRFHeader = "X-CSRF-Token"
-	CSRFField  = "csrf_token"
-)
+// Cross-site request forgery: a state-changing request that a browser
+// sends from another site (Sec-Fetch-Site, or an Origin that is not the
+// server's) is refused, by net/http's CrossOriginProtection. Requests
+// that are not a browser's (no Sec-Fetch-Site and no Origin: an API
+// client, curl) and same-origin ones (the UI's scripts and forms) pass,
+// so no token has to travel with a form or a script.
 
-type csrfCtxKey struct{}
-
-// CSRFToken returns the anti-forgery token of r's principal, for a form's
-// hidden csrf_token field or a script's X-CSRF-Token header. It is an HMAC
-// of the principal under the server's CSRFKey, valid for 24 to 48 hours;
-// it is "" for a request that did not pass through a Server's handler.
-func CSRFToken(r *http.Request) string {
-	f, _ := r.Context().Value(csrfCtxKey{}).(func() string)
-	if f == nil {
-		return ""
+// crossOrigin checks r with the server's cross-origin protection.
+func (s *Server) crossOrigin(r *http.Request) error {
+	if err := s.cop.Check(r); err != nil {
+		return &Error{Status: http.StatusForbidden, Code: "csrf",
+			Message: "a state-changing request from another site is refused (cross-site request forgery): " + err.Error()}
 	}
-	return f()
-}
-
-// csrfOK reports whether r carries its principal's CSRF token in the
-// X-CSRF-Token header or the csrf_token form field.
-func (s *Server) csrfOK(r *http.Request) bool {
-	got := r.Header.Get(CSRFHeader)
-	if got == "" {
-		got = r.PostFormValue(CSRFField)
-	}
-	if got != "" && auth.CheckCSRF(s.csrfKey, auth.From(r.Context()), got, time.Now()) {
-		return true
-	}
-	// The UI's double-submit cookie (ui.go: the exportd_csrf cookie, the
-	// same value in the header or field) is accepted as well.
-	return checkCSRF(r)
-}
-
-// needsCSRF reports whether r is a request a foreign page could make with
-// the browser's ambient credentials: a state-changing method, with a body
-// a form can send without a CORS preflight, from a principal the browser
-// proves by itself (proxy headers from a login cookie, or the network).
-// Bearer tokens and signed links are never sent by the browser on its own.
-func needsCSRF(r *http.Request, p *auth.Principal) bool {
-	switch r.Method {
-	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
-		return false
-	}
-	if p != nil && (p.Via == auth.ViaToken || p.Via == auth.ViaLink) {
-		return false
-	}
-	ct := r.Header.Get("Content-Type")
-	if ct == "" {
-		return true
-	}
-	mt, _, err := mime.ParseMediaType(ct)
-	if err != nil {
-		return true
-	}
-	return mt == "application/x-www-form-urlencoded" || mt == "multipart/form-data" || mt == "text/plain"
+	return nil
 }
 
 // authenticate finds the principal of every request but public ones and
 // puts it in the request's context; without one it answers 401. A signed
 // link is checked for the export it is presented on (403 when it does not
 // match or has expired) and its link.* keys are removed from the query.
-// State-changing requests that need it must carry the CSRF token (403).
+// A state-changing request from another site is refused (403 csrf).
 // Without Config.Auth, requests pass with no principal.
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -154,11 +108,9 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 		if p != nil {
 			ctx = auth.WithPrincipal(ctx, p)
 		}
-		ctx = context.WithValue(ctx, csrfCtxKey{}, func() string { return auth.CSRFToken(s.csrfKey, p, time.Now()) })
 		r = r.WithContext(ctx)
-		if s.conf(r).auth != nil && needsCSRF(r, p) && !s.csrfOK(r) {
-			s.writeError(w, r, &Error{Status: http.StatusForbidden, Code: "csrf", Field: CSRFField,
-				Message: "missing or wrong CSRF token: reload the page and try again"})
+		if err := s.crossOrigin(r); err != nil {
+			s.writeError(w, r, err)
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -146,7 +146,6 @@ func parseJobRequest(r *http.Request) (exportd.Format, url.Values, error) {
 			switch k {
 			case "format":
 				format = v[0]
-			case CSRFField:
 			default:
 				q[k] = v
 			}

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -121,11 +120,6 @@ type Config struct {
 	// per role. Nil turns access control off: every request is served,
 	// with no principal.
 	Auth *auth.Authenticator
-	// CSRFKey signs the anti-forgery tokens of the UI's forms (see
-	// CSRFToken). Nil means a random key per server, so forms opened
-	// before a restart, or served by another node, fail once: give every
-	// node the same key.
-	CSRFKey []byte
 
 	// Jobs, when set, serves the background job API (server/jobs.go):
 	// POST /v1/datasets/{name}/jobs, /v1/jobs…
@@ -175,7 +169,7 @@ type Server struct {
 	handler http.Handler
 	metrics *metrics
 	admit   *admission
-	csrfKey []byte // signs CSRF tokens (auth.go)
+	cop     *http.CrossOriginProtection // refuses cross-site state-changing requests (auth.go)
 	// served is the configuration of the datasets served now (reload.go).
 	served atomic.Pointer[served]
 
@@ -247,7 +241,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics(), csrfKey: cfg.CSRFKey}
+	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics(), cop: http.NewCrossOriginProtection()}
 	s.served.Store(first)
 	// The running build (what /healthz says too): which nodes of a fleet
 	// an upgrade has reached.
@@ -257,10 +251,6 @@ func New(cfg Config) (*Server, error) {
 		Help:        "Always 1; the labels name the running build: module version, VCS revision and Go version.",
 		ConstLabels: prometheus.Labels{"version": bi.Version, "revision": bi.Revision, "goversion": bi.Go},
 	}, func() float64 { return 1 }))
-	if len(s.csrfKey) == 0 {
-		s.csrfKey = make([]byte, 32)
-		rand.Read(s.csrfKey)
-	}
 	if cfg.Slots == 0 {
 		var pools []int
 		for _, src := range cfg.Sources {

@@ -9,11 +9,8 @@ package server
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
-	"crypto/subtle"
 	"embed"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -89,61 +86,18 @@ func (s *Server) uiRoutes() []route {
 // the UI calls it for every dataset it lists, shows or validates.
 func (s *Server) mayExport(r *http.Request, d *exportd.Dataset) bool { return mayRun(r, d) }
 
-// --- CSRF: double-submit cookie ---------------------------------------------
-//
-// The page puts the token in <meta name="csrf-token">, the script sends it
-// back in the X-CSRF-Token header of every POST, and checkCSRF compares the
-// header with the cookie in constant time. Requests with a principal's
-// CSRF token (auth.go) pass as well.
-
-const (
-	csrfCookie = "exportd_csrf"
-	csrfHeader = "X-CSRF-Token"
-	csrfField  = "csrf_token" // the same token in a form field (POST forms without JS)
-)
-
-// csrfToken returns the request's CSRF token, setting a new cookie when
-// the request has none.
-func csrfToken(w http.ResponseWriter, r *http.Request) string {
-	if c, err := r.Cookie(csrfCookie); err == nil && len(c.Value) >= 32 {
-		return c.Value
-	}
-	b := make([]byte, 32)
-	rand.Read(b)
-	tok := base64.RawURLEncoding.EncodeToString(b)
-	http.SetCookie(w, &http.Cookie{Name: csrfCookie, Value: tok, Path: "/", HttpOnly: true,
-		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
-	return tok
-}
-
-// checkCSRF reports whether a state-changing request carries the token of
-// its cookie in the X-CSRF-Token header (or the csrf_token form field).
-func checkCSRF(r *http.Request) bool {
-	c, err := r.Cookie(csrfCookie)
-	if err != nil || len(c.Value) < 32 {
-		return false
-	}
-	got := r.Header.Get(csrfHeader)
-	if got == "" {
-		got = r.PostFormValue(csrfField)
-	}
-	return subtle.ConstantTimeCompare([]byte(got), []byte(c.Value)) == 1
-}
-
 // --- pages ------------------------------------------------------------------
 
 // uiPage is what the layout renders.
 type uiPage struct {
 	Title string
 	Nav   string // "datasets" or "jobs": the current menu entry
-	CSRF  string
-	Jobs  bool // the server runs background jobs
+	Jobs  bool   // the server runs background jobs
 	Data  any
 }
 
 // render writes page with status.
 func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name string, p uiPage) {
-	p.CSRF = csrfToken(w, r)
 	p.Jobs = s.cfg.Jobs != nil
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
@@ -451,7 +405,7 @@ func formParams(d *exportd.Dataset, in url.Values) map[string][]string {
 	out := map[string][]string{}
 	for k, vs := range in {
 		switch k {
-		case "format", csrfField, keyPurpose, keyPurposeText, keyColumns:
+		case "format", keyPurpose, keyPurposeText, keyColumns:
 			continue
 		}
 		for _, v := range vs {

@@ -114,7 +114,7 @@ func checkPage(t *testing.T, w *httptest.ResponseRecorder) string {
 		t.Errorf("CSP %q", csp)
 	}
 	body := w.Body.String()
-	for _, want := range []string{`<html lang="ko">`, `<meta charset="utf-8">`, `name="viewport"`, `name="csrf-token"`} {
+	for _, want := range []string{`<html lang="ko">`, `<meta charset="utf-8">`, `name="viewport"`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("page lacks %s", want)
 		}
@@ -150,8 +150,8 @@ func TestUIIndex(t *testing.T) {
 			t.Errorf("index lacks %q", want)
 		}
 	}
-	if c := w.Result().Cookies(); len(c) != 1 || c[0].Name != csrfCookie || !c[0].HttpOnly {
-		t.Errorf("cookies %v", c)
+	if c := w.Result().Cookies(); len(c) != 0 {
+		t.Errorf("cookies %v (the pages set none)", c)
 	}
 	// Unknown routes outside the UI are still JSON 404s.
 	if w := do(t, s, "GET", "/nothing"); w.Code != 404 || !strings.HasPrefix(w.Header().Get("Content-Type"), "application/json") {
@@ -338,36 +338,6 @@ func TestUIJobsPageAndAssets(t *testing.T) {
 	}
 	if w := do(t, s, "GET", "/ui/static/app.js"); w.Header().Get("Cache-Control") != "no-cache" {
 		t.Errorf("unversioned asset: Cache-Control %q", w.Header().Get("Cache-Control"))
-	}
-}
-
-func TestCSRF(t *testing.T) {
-	w := httptest.NewRecorder()
-	tok := csrfToken(w, httptest.NewRequest("GET", "/", nil))
-	cookie := w.Result().Cookies()[0]
-	post := func(header, field string, withCookie bool) bool {
-		r := httptest.NewRequest("POST", "/v1/datasets/x/jobs", strings.NewReader("csrf_token="+field))
-		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		if header != "" {
-			r.Header.Set(csrfHeader, header)
-		}
-		if withCookie {
-			r.AddCookie(cookie)
-		}
-		return checkCSRF(r)
-	}
-	if !post(tok, "", true) || !post("", tok, true) {
-		t.Error("the page's token is refused")
-	}
-	if post("", "", true) || post(tok, "", false) || post(tok[:len(tok)-1]+"x", "", true) {
-		t.Error("a missing or wrong token is accepted")
-	}
-	// A request with the cookie gets the same token back.
-	r := httptest.NewRequest("GET", "/", nil)
-	r.AddCookie(cookie)
-	w = httptest.NewRecorder()
-	if csrfToken(w, r) != tok || len(w.Result().Cookies()) != 0 {
-		t.Error("token not reused")
 	}
 }
 

@@ -14,11 +14,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 
@@ -57,7 +55,6 @@ func newUIJobsServer(t *testing.T, ac *auth.Config) string {
 		c.Jobs = m
 		if ac != nil {
 			c.Auth = auth.New(*ac)
-			c.CSRFKey = []byte("csrf-key")
 		}
 	})
 	return srv.URL
@@ -125,36 +122,22 @@ func TestUIRowLimitOffersJob(t *testing.T) {
 	}
 }
 
-var metaCSRF = regexp.MustCompile(`<meta name="csrf-token" content="([^"]+)">`)
-
 // The password-protected download of a job's result as the page's script
-// makes it: a form body, the page's CSRF token in X-CSRF-Token and the
-// cookie it came with, from a principal the browser proves by itself (the
-// anonymous one). Without the token, or with another cookie, it is refused
-// for CSRF.
+// makes it: a form body, from a principal the browser proves by itself
+// (the anonymous one), sent by the browser from the server's own page
+// (Sec-Fetch-Site: same-origin). The same request from another site is
+// refused for CSRF.
 func TestUIPasswordDownloadCSRF(t *testing.T) {
 	base := newUIJobsServer(t, &auth.Config{Anonymous: &auth.Principal{Roles: []string{"admin"}}})
-	jar, err := cookiejar.New(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	browser := client(t)
-	browser.Jar = jar
-
-	// The page: its token, and the cookie that goes with it.
 	resp, body := do(t, browser, "GET", base+"/ui/datasets/sealed", nil)
-	m := metaCSRF.FindSubmatch(body)
-	if resp.StatusCode != 200 || m == nil || !bytes.Contains(body, []byte(`data-encryption="optional"`)) {
-		t.Fatalf("form: %s, token %q", resp.Status, m)
+	if resp.StatusCode != 200 || !bytes.Contains(body, []byte(`data-encryption="optional"`)) {
+		t.Fatalf("form: %s", resp.Status)
 	}
-	token := string(m[1])
-	u, _ := url.Parse(base)
-	if cs := jar.Cookies(u); len(cs) != 1 || cs[0].Value != token {
-		t.Fatalf("cookies %v, page token %q", cs, token)
-	}
+	sameOrigin := []string{"Sec-Fetch-Site", "same-origin", "Origin", base}
 
 	// The job, posted as the script posts it.
-	resp, body = do(t, browser, "POST", base+"/v1/datasets/sealed/jobs", map[string]any{"format": "xlsx", "params": map[string]any{}}, "X-CSRF-Token", token)
+	resp, body = do(t, browser, "POST", base+"/v1/datasets/sealed/jobs", map[string]any{"format": "xlsx", "params": map[string]any{}}, sameOrigin...)
 	if resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("job: %s %s", resp.Status, body)
 	}
@@ -166,33 +149,26 @@ func TestUIPasswordDownloadCSRF(t *testing.T) {
 
 	wantCSRF := func(name string, resp *http.Response, body []byte) {
 		t.Helper()
-		if e := decodeError(t, body); resp.StatusCode != http.StatusForbidden || e.Error.Code != "csrf" || e.Error.Field != "csrf_token" {
+		if e := decodeError(t, body); resp.StatusCode != http.StatusForbidden || e.Error.Code != "csrf" {
 			t.Errorf("%s: %s %s, want 403 csrf", name, resp.Status, body)
 		}
 	}
-	// No token, a wrong one, or the page's token without its cookie.
-	resp, body = do(t, browser, "POST", dl, password)
-	wantCSRF("no token", resp, body)
-	resp, body = do(t, browser, "POST", dl, password, "X-CSRF-Token", token[:len(token)-2]+"xx")
-	wantCSRF("wrong token", resp, body)
-	resp, body = do(t, client(t), "POST", dl, password, "X-CSRF-Token", token)
-	wantCSRF("no cookie", resp, body)
-	other := client(t)
-	other.Jar, _ = cookiejar.New(nil)
-	do(t, other, "GET", base+"/ui/datasets/sealed", nil) // another browser's cookie
-	resp, body = do(t, other, "POST", dl, password, "X-CSRF-Token", token)
-	wantCSRF("another cookie", resp, body)
+	// From another site: a cross-site form, another origin.
+	resp, body = do(t, browser, "POST", dl, password, "Sec-Fetch-Site", "cross-site")
+	wantCSRF("cross-site", resp, body)
+	resp, body = do(t, browser, "POST", dl, password, "Origin", "https://evil.example")
+	wantCSRF("another origin", resp, body)
 
-	// The script's request: the encrypted workbook, with its length.
+	// The script's request (and a form's): the encrypted workbook, with
+	// its length.
 	for _, tc := range []struct {
 		name   string
-		form   url.Values
 		header []string
 	}{
-		{"header", password, []string{"X-CSRF-Token", token}},
-		{"form field", url.Values{"password": password["password"], "csrf_token": {token}}, nil},
+		{"the page's script", sameOrigin},
+		{"a client that is no browser", nil},
 	} {
-		resp, body = do(t, browser, "POST", dl, tc.form, tc.header...)
+		resp, body = do(t, browser, "POST", dl, password, tc.header...)
 		if resp.StatusCode != 200 || resp.ContentLength != int64(len(body)) || !bytes.HasPrefix(body, []byte{0xd0, 0xcf, 0x11, 0xe0}) {
 			t.Errorf("%s: %s, %d bytes (Content-Length %d), starts %x", tc.name, resp.Status, len(body), resp.ContentLength, body[:min(8, len(body))])
 		}

@@ -162,7 +162,7 @@ func (rl *reloader) load(ctx context.Context) (int, error) {
 		}
 		auditKeys = &keys
 	}
-	a, _, closeAuth, err := authenticator(ctx, cfg) // token.go
+	a, closeAuth, err := authenticator(ctx, cfg) // token.go
 	if err != nil {
 		return refuse(err)
 	}

@@ -154,11 +154,11 @@ func (c *serveCmd) config(ctx context.Context, cfg *exportd.Config, pool *source
 	if sc.Sources, err = pool.sources(ctx, cfg); err != nil {
 		return sc, nil, err
 	}
-	a, csrfKey, closeAuth, err := authenticator(ctx, cfg) // token.go
+	a, closeAuth, err := authenticator(ctx, cfg) // token.go
 	if err != nil {
 		return sc, nil, err
 	}
-	sc.Auth, sc.CSRFKey = a, csrfKey
+	sc.Auth = a
 	return sc, closeAuth, nil
 }
 

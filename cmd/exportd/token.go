@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"os"
@@ -136,36 +133,27 @@ func (c *tokenRevokeCmd) Run(ctx context.Context) error {
 // authenticator builds the server's access control from the datasets
 // file's auth: block: the token store (opened, created the first time),
 // the trusted header, the link secret and the anonymous principal. It
-// returns the CSRF key (derived from the link secret, so that every node
-// sharing it accepts the same forms; random otherwise) and a function
-// closing the store.
-func authenticator(ctx context.Context, cfg *exportd.Config) (*auth.Authenticator, []byte, func(), error) {
+// returns a function closing the store.
+func authenticator(ctx context.Context, cfg *exportd.Config) (*auth.Authenticator, func(), error) {
 	a := cfg.Auth
 	ac := auth.Config{}
 	closeStore := func() {}
 	if a.TokensDB != "" {
 		s, err := auth.OpenStore(ctx, a.TokensDB)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, nil, err
 		}
 		ac.Tokens, closeStore = s, func() { s.Close() }
 	}
 	if h := a.TrustedHeader; h != nil {
 		ac.Header = &auth.HeaderTrust{User: h.User, Roles: h.Roles, AttrsPrefix: h.AttrsPrefix, Proxies: h.Proxies}
 	}
-	var csrfKey []byte
 	if a.LinkSecret != "" {
 		ac.LinkSecret = []byte(a.LinkSecret)
-		m := hmac.New(sha256.New, ac.LinkSecret)
-		m.Write([]byte("exportd csrf key"))
-		csrfKey = m.Sum(nil)
-	} else {
-		csrfKey = make([]byte, 32)
-		rand.Read(csrfKey)
 	}
 	if an := a.Anonymous; an != nil {
 		ac.Anonymous = &auth.Principal{Name: auth.AnonymousName, Roles: an.Roles}
 		ac.AnonymousFrom = an.From
 	}
-	return auth.New(ac), csrfKey, closeStore, nil
+	return auth.New(ac), closeStore, nil
 }

@@ -5,8 +5,6 @@
 (function () {
   'use strict';
 
-  var meta = document.querySelector('meta[name="csrf-token"]');
-  var csrf = meta ? meta.getAttribute('content') : '';
   var nf = new Intl.NumberFormat('ko-KR');
 
   function $(id) { return document.getElementById(id); }
@@ -204,7 +202,7 @@
       background.disabled = true;
       getJSON(form.dataset.jobs, {
         method: 'POST',
-        headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': csrf },
+        headers: { 'Content-Type': 'application/json' },
         body: JSON.stringify({ format: format, params: params })
       }).then(function (res) {
         background.disabled = false;
@@ -327,7 +325,7 @@
       pf.querySelectorAll('button').forEach(function (b) { b.disabled = true; });
       fetch(url, {
         method: 'POST', credentials: 'same-origin',
-        headers: { 'Content-Type': 'application/x-www-form-urlencoded', 'X-CSRF-Token': csrf },
+        headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
         body: new URLSearchParams({ password: password }).toString()
       }).then(function (r) {
         if (!r.ok) {
