@@ -251,6 +251,20 @@ func (n sqliteNodes) list(ctx context.Context) (map[string]node, error) {
 		return nil, fmt.Errorf("list nodes: %w", err)
 	}
 	defer rows.Close()
+	return scanNodes(rows)
+}
+
+// nodeRows are the rows of a query of the node table, from database/sql or
+// pgx.
+type nodeRows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}
+
+// scanNodes reads the nodes of rows (id, instance, started_at,
+// heartbeat_at).
+func scanNodes(rows nodeRows) (map[string]node, error) {
 	nodes := map[string]node{}
 	for rows.Next() {
 		var nd node
@@ -307,16 +321,5 @@ func (n pgNodes) list(ctx context.Context) (map[string]node, error) {
 		return nil, fmt.Errorf("list nodes: %w", err)
 	}
 	defer rows.Close()
-	nodes := map[string]node{}
-	for rows.Next() {
-		var nd node
-		if err := rows.Scan(&nd.ID, &nd.Instance, &nd.Started, &nd.Heartbeat); err != nil {
-			return nil, fmt.Errorf("list nodes: %w", err)
-		}
-		nodes[nd.ID] = nd
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list nodes: %w", err)
-	}
-	return nodes, nil
+	return scanNodes(rows)
 }
