@@ -1,6 +1,6 @@
 package e2e
 
-// The web UI of a personal dataset in Chromium (issue 8): the purpose
+// The web UI of a personal dataset in Chromium: the purpose
 // field, the column checkboxes (only the columns the principal's roles may
 // see, masked ones labelled), the message next to the field for a short
 // purpose, and a masked download as the support role, read back with

@@ -1,6 +1,6 @@
 package e2e
 
-// The "My exports" page (issue 6) in Chromium: for each of the user's
+// The "My exports" page in Chromium: for each of the user's
 // jobs, its dataset's title, its state, its rows, its size as the page
 // writes it, when it was requested and when it expires, and for a
 // finished one a link that downloads the result; a result past its time

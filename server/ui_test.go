@@ -273,7 +273,7 @@ func TestUICheck(t *testing.T) {
 	if sub.URL != "/v1/datasets/people/export.xlsx?active=true&since=2020-01-01" || sub.FileName != "회원_2020-01-01.xlsx" || sub.Params["since"][0] != "2020-01-01" {
 		t.Errorf("check = %+v", sub)
 	}
-	// The privacy keys (issue 8) are checked and passed on to the stream.
+	// The privacy keys are checked and passed on to the stream.
 	w = do(t, s, "GET", "/ui/datasets/people/check?since=2020-01-01&columns=id")
 	if err := json.Unmarshal(w.Body.Bytes(), &sub); err != nil || w.Code != 200 || sub.URL != "/v1/datasets/people/export.xlsx?active=false&columns=id&since=2020-01-01" {
 		t.Errorf("check with columns = %d %s", w.Code, w.Body)
