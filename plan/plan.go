@@ -121,19 +121,7 @@ func New(cfg *exportd.Config, name string, req Request) (*Plan, error) {
 	// Access and pinned parameters.
 	pr := req.Principal
 	if pr.Enforce {
-		if !d.Allows(pr.Roles) {
-			roles := "no roles"
-			if len(pr.Roles) > 0 {
-				roles = "roles " + strings.Join(pr.Roles, ", ")
-			}
-			return nil, fmt.Errorf("%w: %s (%s) may not export %s; it needs one of the roles %s",
-				auth.ErrForbidden, pr.Name, roles, d.Name, strings.Join(d.Roles, ", "))
-		}
-		pins, err := d.PinsFor(pr.Roles, pr.Attrs)
-		if err != nil {
-			return nil, err
-		}
-		if err := d.ApplyPins(p.Raw, pins, loc); err != nil {
+		if err := Authorize(d, pr, p.Raw, loc); err != nil {
 			return nil, err
 		}
 	}
@@ -196,6 +184,27 @@ func New(cfg *exportd.Config, name string, req Request) (*Plan, error) {
 	}
 	p.FileName = d.FileNameFor(params, p.Format)
 	return p, nil
+}
+
+// Authorize checks that pr may export d, and fills in params (raw values)
+// the parameters pinned for pr: a dataset none of pr's roles may run is
+// refused ([auth.ErrForbidden], wrapped), and so is a pinned parameter
+// given another value (*[exportd.PinError]). New applies it to an
+// enforced principal; a server's description of a dataset applies it too.
+func Authorize(d *exportd.Dataset, pr Principal, params url.Values, loc *time.Location) error {
+	if !d.Allows(pr.Roles) {
+		roles := "no roles"
+		if len(pr.Roles) > 0 {
+			roles = "roles " + strings.Join(pr.Roles, ", ")
+		}
+		return fmt.Errorf("%w: %s (%s) may not export %s; it needs one of the roles %s",
+			auth.ErrForbidden, pr.Name, roles, d.Name, strings.Join(d.Roles, ", "))
+	}
+	pins, err := d.PinsFor(pr.Roles, pr.Attrs)
+	if err != nil {
+		return err
+	}
+	return d.ApplyPins(params, pins, loc)
 }
 
 // flatten returns the errors an error joins, or the error itself.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/exportd/exportd"
 	"github.com/exportd/exportd/auth"
+	"github.com/exportd/exportd/plan"
 )
 
 // Public paths need no principal: health and readiness checks for load
@@ -190,23 +191,11 @@ func mayRun(r *http.Request, d *exportd.Dataset) bool {
 // (package plan) applies the same rules to every export; this is for the
 // dataset's description.
 func (s *Server) authorize(r *http.Request, d *exportd.Dataset, q url.Values) error {
-	p := auth.From(r.Context())
-	if p == nil {
+	pr := s.planPrincipal(r)
+	if !pr.Enforce {
 		return nil
 	}
-	if !d.Allows(p.Roles) {
-		roles := "no roles"
-		if len(p.Roles) > 0 {
-			roles = "roles " + strings.Join(p.Roles, ", ")
-		}
-		return fmt.Errorf("%w: %s (%s) may not export %s; it needs one of the roles %s",
-			auth.ErrForbidden, p.Name, roles, d.Name, strings.Join(d.Roles, ", "))
-	}
-	pins, err := d.PinsFor(p.Roles, p.Attrs)
-	if err != nil {
-		return err
-	}
-	return d.ApplyPins(q, pins, s.conf(r).cfg.Location)
+	return plan.Authorize(d, pr, q, s.conf(r).cfg.Location)
 }
 
 // pinnedFor returns the parameters pinned for r's principal on d, for
