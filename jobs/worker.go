@@ -80,6 +80,7 @@ func (m *Manager) run(ctx context.Context, job *river.Job[exportArgs]) error {
 		Source:           src,
 		Output:           up,
 		Audit:            m.cfg.Audit,
+		Hash:             true, // the result's digest, shown with the job
 		Estimate:         true,
 		ProgressInterval: m.cfg.ProgressInterval,
 		OnProgress: func(pr exportd.Progress) {

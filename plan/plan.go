@@ -318,6 +318,11 @@ type Options struct {
 	// outcome is recorded; its error fails the export.
 	Finish func() error
 
+	// Hash computes the SHA-256 of the bytes written (Result.SHA256). A
+	// personal dataset's run always does, for its audit record; others
+	// skip the work unless asked (a job keeps its result's digest).
+	Hash bool
+
 	// Query replaces the plan's query (a part of the export).
 	Query *exportd.Query
 	// WrapWriter, if set, is given the format writer (behind the masking)
@@ -337,7 +342,7 @@ type Options struct {
 // Result is what a run did.
 type Result struct {
 	exportd.Stats
-	SHA256 string // of the bytes written to Output
+	SHA256 string // of the bytes written to Output, when Options.Hash or the dataset is personal
 	// AuditErr is set when the outcome record could not be written.
 	AuditErr error
 }
@@ -366,12 +371,16 @@ func (p *Plan) Run(ctx context.Context, o Options) (Result, error) {
 		}
 		intent = &rec
 	}
-	dig := &digest{d: audit.NewDigest(o.Output)}
-	var dst io.Writer = dig
+	var dig *digest
+	var dst io.Writer = o.Output
+	if intent != nil || o.Hash {
+		dig = &digest{d: audit.NewDigest(o.Output)}
+		dst = dig
+	}
 	onFlush := o.OnFlush
 	var gz *gzip.Writer
 	if o.Gzip {
-		gz, _ = gzip.NewWriterLevel(dig, gzip.BestSpeed)
+		gz, _ = gzip.NewWriterLevel(dst, gzip.BestSpeed)
 		dst = gz
 		onFlush = func(keepAlive bool) error {
 			if err := gz.Flush(); err != nil {
@@ -427,7 +436,9 @@ func (p *Plan) Run(ctx context.Context, o Options) (Result, error) {
 		err = o.Finish()
 	}
 	res := Result{Stats: st}
-	res.SHA256, _ = dig.sum()
+	if dig != nil {
+		res.SHA256, _ = dig.sum()
+	}
 	if intent != nil {
 		rec := p.Record()
 		rec.Time, rec.Ref = start, intent.Seq
