@@ -45,6 +45,8 @@ type Dataset struct {
 	// Marking puts the downloader and the time in the sheet's printed
 	// header/footer and in the document properties.
 	Marking bool
+	// Schedules are the dataset's scheduled deliveries (see Schedule).
+	Schedules []*Schedule
 
 	file  string         // the config file it was read from
 	line  int            // the line of its name
