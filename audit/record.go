@@ -31,6 +31,16 @@ const (
 	// as started without outcome: the export may have sent data whose
 	// end was never recorded.
 	OutcomeStarted Outcome = "started"
+
+	// OutcomeDelivered is a scheduled export handed to one recipient: its
+	// download link (and, for a dataset that is not personal, maybe the
+	// file) mailed, or its webhook answered 2xx. Client names the
+	// recipient ("mailto:kim@example.com", "webhook:https://…"); Rows,
+	// Bytes and SHA256 are the file's.
+	OutcomeDelivered Outcome = "delivered"
+	// OutcomeUndelivered is a delivery that failed after its tries; Error
+	// says why.
+	OutcomeUndelivered Outcome = "undelivered"
 )
 
 // OutcomeOf returns OutcomeOK for a nil error and OutcomeFailed otherwise;
@@ -111,7 +121,7 @@ func (r *Record) normalize() error {
 	r.Roles = cleanList(r.Roles, clean)
 	r.Columns = cleanList(r.Columns, clean)
 	switch r.Outcome {
-	case OutcomeOK, OutcomePartial, OutcomeDenied, OutcomeFailed:
+	case OutcomeOK, OutcomePartial, OutcomeDenied, OutcomeFailed, OutcomeDelivered, OutcomeUndelivered:
 	case OutcomeStarted:
 		if r.Rows != 0 || r.Bytes != 0 || r.SHA256 != "" {
 			return errors.New("audit: a started record has no rows, bytes or sha256 yet")
@@ -120,7 +130,7 @@ func (r *Record) normalize() error {
 			return errors.New("audit: a started record completes no other (ref must be 0)")
 		}
 	default:
-		return fmt.Errorf("audit: outcome %q (want started, ok, partial, denied or failed)", r.Outcome)
+		return fmt.Errorf("audit: outcome %q (want started, ok, partial, denied, failed, delivered or undelivered)", r.Outcome)
 	}
 	if r.Ref < 0 {
 		return fmt.Errorf("audit: ref %d", r.Ref)

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/url"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -123,6 +124,9 @@ type Config struct {
 	// listed role. Zero values set no bound.
 	Quota      Quota
 	RoleQuotas map[string]Quota
+
+	// Delivery of the schedules' runs (deliver.go).
+	Delivery Delivery
 }
 
 // Manager submits, runs and serves background export jobs. Make one with
@@ -135,6 +139,11 @@ type Manager struct {
 	// linkSecrets sign and verify download links (link.go).
 	linkSecrets atomic.Pointer[linkSecrets]
 	node        nodeState
+
+	// The periodic jobs of the schedules now (schedule.go).
+	periodicMu  sync.Mutex
+	periodicIDs []string
+	metrics     *deliveryMetrics
 }
 
 // datasets are the datasets jobs run, on a source per connection.
@@ -146,8 +155,14 @@ type datasets struct {
 // Reload makes the jobs submitted and the attempts started from now on
 // use cfg and sources (a reloaded datasets file); attempts under way
 // finish on the datasets they started with.
+//
+// The schedules of cfg replace the periodic jobs: a changed cron
+// expression takes effect from its next tick.
 func (m *Manager) Reload(cfg *exportd.Config, sources map[string]exportd.Source) {
 	m.datasets.Store(&datasets{cfg: cfg, sources: sources})
+	if m.client != nil {
+		m.reloadSchedules(cfg)
+	}
 }
 
 // New checks cfg, applies its defaults and makes the manager's River
@@ -202,7 +217,11 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	m := &Manager{cfg: cfg, log: cfg.Logger, node: nodeState{instance: newInstance(), running: map[int64]context.CancelCauseFunc{}}}
+	if err := cfg.Delivery.setDefaults(); err != nil {
+		return nil, err
+	}
+	m := &Manager{cfg: cfg, log: cfg.Logger, node: nodeState{instance: newInstance(), running: map[int64]context.CancelCauseFunc{}},
+		metrics: newDeliveryMetrics()}
 	m.Reload(cfg.Datasets, cfg.Sources)
 	if err := m.SetLinkSecrets(cfg.LinkSecret); err != nil {
 		return nil, err
@@ -241,6 +260,9 @@ func New(cfg Config) (*Manager, error) {
 			&river.PeriodicJobOpts{RunOnStart: true, ID: sweepKind},
 		)},
 	}
+	// The schedules of the datasets file (schedule.go).
+	rc.PeriodicJobs = append(rc.PeriodicJobs, m.periodicJobs(cfg.Datasets)...)
+	m.periodicIDs = periodicIDs(cfg.Datasets)
 	if cfg.PollInterval > 0 && cfg.PollInterval < 100*time.Millisecond {
 		rc.FetchCooldown = cfg.PollInterval // River's default is 100 ms
 	}
@@ -267,6 +289,10 @@ func (m *Manager) Start(ctx context.Context) error {
 	if err := m.client.Start(context.WithoutCancel(ctx)); err != nil {
 		m.stopNode()
 		return fmt.Errorf("jobs: start: %w", err)
+	}
+	// A schedule's tick missed while no node ran runs once now.
+	if err := m.catchUp(ctx, time.Now()); err != nil {
+		m.log.Error("schedules: missed runs not checked", "error", err.Error())
 	}
 	return nil
 }
@@ -509,6 +535,12 @@ type Job struct {
 	Columns     []string `json:"columns,omitempty"`
 	Purpose     string   `json:"purpose,omitempty"`
 	PurposeText string   `json:"purpose_text,omitempty"`
+	// A scheduled run: its schedule (dataset/name), the tick it stands for
+	// (a manual run's: when it was asked for), and how its deliveries went.
+	Schedule   string          `json:"schedule,omitempty"`
+	Tick       *time.Time      `json:"tick,omitempty"`
+	Manual     bool            `json:"manual,omitempty"`
+	Deliveries []DeliveryState `json:"deliveries,omitempty"`
 
 	owner       string
 	roles       []string
@@ -560,6 +592,7 @@ func (m *Manager) toJob(row *rivertype.JobRow) (*Job, error) {
 		Rows: out.Rows, Bytes: out.Bytes, Attempt: row.Attempt, CreatedAt: row.CreatedAt,
 		owner: args.Owner, roles: args.Roles, rowID: row.ID, uid: args.UID,
 		Columns: args.Columns, Purpose: args.Purpose, PurposeText: args.PurposeText,
+		Schedule: args.Schedule, Tick: args.Tick, Manual: args.Manual, Deliveries: out.Deliveries,
 	}
 	if j.Params == nil {
 		j.Params = map[string][]string{}
@@ -686,6 +719,13 @@ type exportArgs struct {
 	Columns     []string `json:"columns,omitempty" river:"unique"`
 	Purpose     string   `json:"purpose,omitempty" river:"unique"`
 	PurposeText string   `json:"purpose_text,omitempty" river:"unique"`
+	// A schedule's run (schedule.go): the schedule (dataset/name), the
+	// tick, whether it was asked for by hand, and the owner's attributes
+	// (its pins, applied again by the worker).
+	Schedule string            `json:"schedule,omitempty" river:"unique"`
+	Tick     *time.Time        `json:"tick,omitempty" river:"unique"`
+	Manual   bool              `json:"manual,omitempty" river:"unique"`
+	Attrs    map[string]string `json:"attrs,omitempty"`
 }
 
 func (exportArgs) Kind() string { return exportKind }
@@ -702,6 +742,8 @@ type output struct {
 	// Failed is set when the job cannot succeed by trying again (unknown
 	// dataset, bad parameters): it is cancelled and shows "failed".
 	Failed string `json:"failed,omitempty"`
+	// Deliveries are a scheduled run's deliveries (deliver.go).
+	Deliveries []DeliveryState `json:"deliveries,omitempty"`
 }
 
 type result struct {

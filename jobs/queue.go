@@ -34,6 +34,8 @@ type Queue struct {
 	schema string
 	// nodes is the table of the nodes' heartbeats.
 	nodes nodeTable
+	// runs is the table of the schedules' last ticks (schedule.go).
+	runs runTable
 	ping  func(ctx context.Context) error
 	close func()
 }
@@ -48,6 +50,7 @@ type riverClient interface {
 	JobList(ctx context.Context, params *river.JobListParams) (*river.JobListResult, error)
 	JobCancel(ctx context.Context, id int64) (*rivertype.JobRow, error)
 	JobUpdate(ctx context.Context, id int64, params *river.JobUpdateParams) (*rivertype.JobRow, error)
+	PeriodicJobs() *river.PeriodicJobBundle
 }
 
 // OpenQueue opens the queue at rawURL and brings River's schema up to
@@ -94,10 +97,16 @@ func openSQLite(ctx context.Context, path string) (*Queue, error) {
 		db.Close()
 		return nil, err
 	}
+	runs := sqliteRuns{db}
+	if err := runs.create(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
 	return &Queue{
 		name:  "sqlite",
 		exec:  driver.GetExecutor(),
 		nodes: nodes,
+		runs:  runs,
 		newClient: func(cfg *river.Config) (riverClient, error) {
 			// SQLite has no LISTEN/NOTIFY: River polls (cancellations
 			// every 2 s, new jobs every FetchPollInterval).
@@ -146,11 +155,21 @@ func openPostgres(ctx context.Context, rawURL string) (*Queue, error) {
 		pool.Close()
 		return nil, err
 	}
+	runTableID := pgx.Identifier{runTableName}
+	if schema != "" {
+		runTableID = pgx.Identifier{schema, runTableName}
+	}
+	runs := pgRuns{pool, runTableID.Sanitize()}
+	if err := runs.create(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
 	return &Queue{
 		name:   "postgres",
 		exec:   driver.GetExecutor(),
 		schema: schema,
 		nodes:  nodes,
+		runs:   runs,
 		newClient: func(cfg *river.Config) (riverClient, error) {
 			cfg.Schema = schema
 			return river.NewClient(driver, cfg)

@@ -57,10 +57,38 @@ func (m *Manager) run(ctx context.Context, job *river.Job[exportArgs]) error {
 	// The datasets as they are now: a reload applies to the next attempt,
 	// never to one under way.
 	ds := m.datasets.Load()
-	p, err := plan.New(ds.cfg, a.Dataset, plan.Request{Format: f, Params: a.Params, Columns: a.Columns,
+	req := plan.Request{Format: f, Params: a.Params, Columns: a.Columns,
 		Principal: plan.Principal{Name: a.Owner, Roles: a.Roles, Client: fmt.Sprintf("job:%d", job.ID)},
-		Purpose:   audit.Purpose{Category: a.Purpose, Text: a.PurposeText}})
+		Purpose:   audit.Purpose{Category: a.Purpose, Text: a.PurposeText}}
+	var sched *exportd.Schedule
+	if a.Schedule != "" {
+		// A schedule's run (schedule.go): its tick claimed, once for all
+		// nodes, and the owner's access and pins applied as the datasets
+		// file says now.
+		sched = scheduleIn(ds.cfg, a.Schedule)
+		if sched == nil {
+			m.metrics.runs.WithLabelValues("failed").Inc()
+			return m.fail(ctx, job, &out, fmt.Errorf("%w %q: it is no longer in the datasets file", ErrUnknownSchedule, a.Schedule))
+		}
+		if !a.Manual && a.Tick != nil {
+			ok, err := m.cfg.Queue.runs.claim(ctx, a.Schedule, a.Tick.UnixMicro(), job.ID)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				m.metrics.runs.WithLabelValues("skipped").Inc()
+				log.Info("schedule tick already run: skipped", "schedule", a.Schedule, "tick", a.Tick.Format(time.RFC3339))
+				return river.JobCancel(fmt.Errorf("tick %s of schedule %s has already run", a.Tick.Format(time.RFC3339), a.Schedule))
+			}
+		}
+		req.Principal.Attrs, req.Principal.Enforce = a.Attrs, true
+		req.Principal.Client = fmt.Sprintf("job:%d schedule:%s", job.ID, a.Schedule)
+	}
+	p, err := plan.New(ds.cfg, a.Dataset, req)
 	if err != nil {
+		if sched != nil {
+			m.metrics.runs.WithLabelValues("failed").Inc()
+		}
 		return m.fail(ctx, job, &out, err)
 	}
 	src, ok := ds.sources[p.Dataset.Connection]
@@ -99,6 +127,9 @@ func (m *Manager) run(ctx context.Context, job *river.Job[exportArgs]) error {
 			level = "stopped"
 		}
 		log.Warn("job attempt failed", "outcome", level, "rows", st.Rows, "error", err.Error())
+		if sched != nil && job.Attempt >= job.MaxAttempts {
+			m.metrics.runs.WithLabelValues("failed").Inc()
+		}
 		return err
 	}
 	if err := up.Commit(); err != nil {
@@ -108,6 +139,10 @@ func (m *Manager) run(ctx context.Context, job *river.Job[exportArgs]) error {
 	out.Rows, out.Bytes = st.Rows, st.Bytes
 	out.Result = &result{Key: key, FileName: p.FileName, Rows: st.Rows, Size: st.Bytes,
 		SHA256: res.SHA256, Committed: time.Now().UTC()}
+	if sched != nil {
+		m.metrics.runs.WithLabelValues("succeeded").Inc()
+		out.Deliveries = m.deliver(ctx, m.runOf(job, sched, p, out.Result, f))
+	}
 	// Saved with the job's completion, in the same statement.
 	if err := river.RecordOutput(ctx, out); err != nil {
 		return err
