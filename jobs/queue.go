@@ -35,7 +35,7 @@ type Queue struct {
 	// nodes is the table of the nodes' heartbeats.
 	nodes nodeTable
 	// runs is the table of the schedules' last ticks (schedule.go).
-	runs runTable
+	runs  runTable
 	ping  func(ctx context.Context) error
 	close func()
 }
