@@ -36,3 +36,9 @@ func (q *Queue) LastTick(ctx context.Context, id string) (time.Time, bool, error
 	t, ok, err := q.runs.last(ctx, id)
 	return time.UnixMicro(t), ok, err
 }
+
+// NextRun returns schedule id's next tick.
+func (m *Manager) NextRun(id string) time.Time {
+	s, _, _ := m.schedule(id)
+	return s.Next(time.Now())
+}
