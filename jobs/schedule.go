@@ -118,6 +118,10 @@ func (m *Manager) scheduledArgs(s *exportd.Schedule, tick time.Time, manual bool
 	// A parameter that does not resolve is left as written: the worker's
 	// plan refuses it, and the job shows why.
 	params, _ := s.ResolveParams(d, tick)
+	// The owner's pins, as the worker's plan applies them.
+	if pins, err := d.PinsFor(s.Owner.Roles, s.Owner.Attrs); err == nil {
+		_ = d.ApplyPins(params, pins, s.Location)
+	}
 	bound := ""
 	if b, err := d.BindParams(params, s.Location); err == nil {
 		if key, err := json.Marshal(b); err == nil {
@@ -258,6 +262,9 @@ type ScheduleStatus struct {
 	// manual run's.
 	LastTick *time.Time `json:"last_tick,omitempty"`
 	LastJob  *Job       `json:"last_job,omitempty"`
+	// MayRun says whether the principal asking may run the schedule now
+	// and download its files (set by the server).
+	MayRun bool `json:"may_run"`
 }
 
 // Schedules returns the schedules of the datasets now, with their next

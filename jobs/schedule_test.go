@@ -57,6 +57,17 @@ datasets:
       - {name: to, type: date, required: true}
     columns: [{name: id, type: int}, {name: name, type: string, personal: true, mask: name}]
     access: {manager: {name: masked}}
+  region_sales:
+    title: 지역 판매
+    roles: [manager]
+    sql: SELECT id, name, made FROM items WHERE made BETWEEN :from AND :to AND :region <> '' ORDER BY id
+    params:
+      - {name: from, type: date, required: true}
+      - {name: to, type: date, required: true}
+      - {name: region, type: string, required: true}
+    columns: [{name: id, type: int}, {name: name, type: string}, {name: made, type: date}]
+    pin:
+      manager: {region: {attr: region}}
 `
 
 // novemberRows are the items made in November 2024.
@@ -107,6 +118,11 @@ func schedFixture(t *testing.T, scheds ...*exportd.Schedule) *fixture {
 // startSched starts a node on queueURL (results in dir) with its own
 // HTTP server, whose address is the links' public URL.
 func startSched(t *testing.T, f *fixture, queueURL, dir string, opts ...func(*jobs.Config)) *schedEnv {
+	return startSchedServer(t, f, queueURL, dir, nil, opts...)
+}
+
+// startSchedServer is startSched with a change to the server's config.
+func startSchedServer(t *testing.T, f *fixture, queueURL, dir string, srvOpt func(*server.Config), opts ...func(*jobs.Config)) *schedEnv {
 	t.Helper()
 	ctx := context.Background()
 	q, err := jobs.OpenQueue(ctx, queueURL)
@@ -147,8 +163,12 @@ func startSched(t *testing.T, f *fixture, queueURL, dir string, opts ...func(*jo
 	if err := m.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(server.Config{Datasets: f.cfg, Sources: f.sources, Logger: log, Jobs: m, Audit: trail,
-		Principal: func(r *http.Request) string { return r.Header.Get(principalHeader) }})
+	sc := server.Config{Datasets: f.cfg, Sources: f.sources, Logger: log, Jobs: m, Audit: trail,
+		Principal: func(r *http.Request) string { return r.Header.Get(principalHeader) }}
+	if srvOpt != nil {
+		srvOpt(&sc)
+	}
+	srv, err := server.New(sc)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -221,6 +221,8 @@ func jobError(err error) *Error {
 			e.RetryAfter = max(time.Until(qe.FreesAt), time.Second)
 		}
 		return e
+	case errors.Is(err, jobs.ErrUnknownSchedule):
+		return &Error{Status: http.StatusNotFound, Code: "unknown_schedule", Field: "name", Message: err.Error()}
 	case errors.Is(err, jobs.ErrNotFound):
 		return &Error{Status: http.StatusNotFound, Code: "unknown_job", Field: "id", Message: err.Error()}
 	case errors.Is(err, jobs.ErrNotReady):

@@ -34,7 +34,7 @@ func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 	}
 	// …and with it, every route of routes and jobRoutes (registered
 	// here by the same function as in New).
-	routes := append(append(s.routes(), s.jobRoutes()...), s.adminRoutes()...)
+	routes := append(append(append(s.routes(), s.jobRoutes()...), s.scheduleRoutes()...), s.adminRoutes()...)
 	mux := http.NewServeMux()
 	handle(mux, routes)
 	handle(mux, s.uiRoutes())
@@ -54,7 +54,7 @@ func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 			t.Errorf("route %s %s: no %s operation in openapi.json", rt.method, rt.pattern, rt.method)
 		}
 		// The documented path reaches the route's pattern in the mux.
-		path := strings.NewReplacer("{name}", "items", "{format}", "csv", "{id}", "j1").Replace(rt.openAPI)
+		path := strings.NewReplacer("{name}", "items", "{format}", "csv", "{id}", "j1", "{dataset}", "sales").Replace(rt.openAPI)
 		if _, pattern := mux.Handler(mustRequest(t, rt.method, path)); pattern != rt.method+" "+rt.pattern {
 			t.Errorf("openapi path %s %s reaches %q, want %q", rt.method, path, pattern, rt.method+" "+rt.pattern)
 		}

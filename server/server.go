@@ -246,6 +246,10 @@ func New(cfg Config) (*Server, error) {
 	// The running build (what /healthz says too): which nodes of a fleet
 	// an upgrade has reached.
 	bi := buildinfo.Read()
+	if cfg.Jobs != nil {
+		// The schedules' runs and deliveries (package jobs).
+		s.metrics.reg.MustRegister(cfg.Jobs.Collectors()...)
+	}
 	s.metrics.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name:        "exportd_build_info",
 		Help:        "Always 1; the labels name the running build: module version, VCS revision and Go version.",
@@ -293,6 +297,7 @@ func (s *Server) apiRoutes() []route {
 	routes := s.routes()
 	if s.cfg.Jobs != nil {
 		routes = append(routes, s.jobRoutes()...)
+		routes = append(routes, s.scheduleRoutes()...)
 	}
 	if s.cfg.Reload != nil {
 		routes = append(routes, s.adminRoutes()...)
