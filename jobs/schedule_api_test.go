@@ -24,8 +24,8 @@ import (
 func TestScheduleAPI(t *testing.T) {
 	rcv := newReceiver(t, 0)
 	s := &exportd.Schedule{Dataset: "region_sales", Name: "monthly", Cron: "30 0 1 * *",
-		Params: map[string][]string{"from": {"start of last month"}, "to": {"end of last month"}},
-		Owner:  exportd.ScheduleOwner{Name: "kim", Roles: []string{"manager"}, Attrs: map[string]string{"region": "서울"}},
+		Params:   map[string][]string{"from": {"start of last month"}, "to": {"end of last month"}},
+		Owner:    exportd.ScheduleOwner{Name: "kim", Roles: []string{"manager"}, Attrs: map[string]string{"region": "서울"}},
 		Webhooks: []string{rcv.URL}}
 	f := schedFixture(t, s)
 	e := startSchedServer(t, f, "sqlite:"+filepath.Join(t.TempDir(), "jobs.db"), t.TempDir(), func(c *server.Config) {
