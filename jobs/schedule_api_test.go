@@ -102,4 +102,41 @@ func TestScheduleAPI(t *testing.T) {
 	if len(l) != 1 || !l[0].MayRun || l[0].Owner != "schedule:kim" || l[0].Webhooks[0] != rcv.URL {
 		t.Errorf("a manager of 서울 sees %+v", l)
 	}
+
+	// The web UI's page, and its run button.
+	e.wait(t, l[0].LastJob.ID)
+	code, b = call("GET", "/ui/schedules", "park", "manager", "서울")
+	page := string(b)
+	for _, want := range []string{"<h1>정기 내보내기</h1>", "지역 판매", "<code>30 0 1 * *</code>", "Asia/Seoul",
+		"2024-12-01 00:30 (수동)", "완료", "2,250", "웹훅 " + rcv.URL + " ✓", "/v1/jobs/" + l[0].LastJob.ID + "/download?expires=",
+		`action="/ui/schedules/region_sales/monthly/run"`, ">지금 실행</button>"} {
+		if code != 200 || !strings.Contains(page, want) {
+			t.Errorf("the page for a manager of 서울 (%d) lacks %q", code, want)
+		}
+	}
+	_, b = call("GET", "/ui/schedules", "lee", "manager", "부산")
+	if page := string(b); !strings.Contains(page, "지역 판매") || strings.Contains(page, "/download?") || strings.Contains(page, "지금 실행") {
+		t.Errorf("the page for a manager of 부산 shows the link or the button:\n%s", page)
+	}
+	req, _ := http.NewRequest("POST", e.url+"/ui/schedules/region_sales/monthly/run", nil)
+	req.Header.Set("X-User", "park")
+	req.Header.Set("X-Roles", "manager")
+	req.Header.Set("X-Attr-Region", "서울")
+	resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if loc := resp.Header.Get("Location"); resp.StatusCode != 303 || !strings.HasPrefix(loc, "/ui/schedules?ran=") {
+		t.Errorf("run from the page: %d %q", resp.StatusCode, loc)
+	}
+	req.Header.Set("X-Attr-Region", "부산")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 403 {
+		t.Errorf("run from the page by a manager of 부산: %d", resp.StatusCode)
+	}
 }

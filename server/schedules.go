@@ -209,3 +209,96 @@ func (s *Server) runSchedule(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusAccepted, j)
 }
+
+// uiSchedule is a row of the UI's schedules page.
+type uiSchedule struct {
+	jobs.ScheduleStatus
+	Next, Last, State, StateKey, Error, Rows, Link string
+	Deliveries                                     []jobs.DeliveryState
+}
+
+// uiSchedulesPage is the data of the schedules page.
+type uiSchedulesPage struct {
+	List           []uiSchedule
+	Message, Error string
+}
+
+// uiStateLabels are the job states in Korean.
+var uiStateLabels = map[string]string{
+	jobs.StateQueued: "대기", jobs.StateRunning: "실행 중", jobs.StateSucceeded: "완료",
+	jobs.StateFailed: "실패", jobs.StateCancelled: "취소됨", jobs.StateExpired: "만료됨",
+}
+
+// uiSchedules shows the schedules page: GET /ui/schedules ("정기
+// 내보내기"), rendered on the server: last and next run, state,
+// deliveries and link of each schedule the principal may see.
+func (s *Server) uiSchedules(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Jobs == nil {
+		s.render(w, r, http.StatusNotFound, "index", uiPage{Title: "찾을 수 없음", Nav: "datasets"})
+		return
+	}
+	data := uiSchedulesPage{}
+	switch r.URL.Query().Get("ran") {
+	case "":
+	case "joined":
+		data.Message = "같은 실행이 이미 진행 중입니다."
+	default:
+		data.Message = "실행을 시작했습니다 (작업 " + r.URL.Query().Get("ran") + ")."
+	}
+	list, err := s.statuses(r, nil)
+	if err != nil {
+		data.Error = "정기 내보내기를 불러오지 못했습니다: " + err.Error()
+	}
+	for _, st := range list {
+		loc, lerr := time.LoadLocation(st.Timezone)
+		if lerr != nil {
+			loc = time.UTC
+		}
+		u := uiSchedule{ScheduleStatus: st, Next: st.NextRun.In(loc).Format("2006-01-02 15:04"), Last: "-", State: "-", Rows: "-"}
+		if u.Title == "" {
+			u.Title = u.Dataset
+		}
+		if j := st.LastJob; j != nil {
+			u.State, u.StateKey, u.Error, u.Rows = uiStateLabels[j.State], j.State, j.Error, groupDigits(j.Rows)
+			if j.Tick != nil {
+				u.Last = j.Tick.In(loc).Format("2006-01-02 15:04")
+				if j.Manual {
+					u.Last += " (수동)"
+				}
+			}
+			u.Link, u.Deliveries = j.DownloadURL, j.Deliveries
+		}
+		data.List = append(data.List, u)
+	}
+	s.render(w, r, http.StatusOK, "schedules", uiPage{Title: "정기 내보내기", Nav: "schedules", Data: data})
+}
+
+// uiRunSchedule is the page's "지금 실행" (run now): the same rules as
+// POST /v1/schedules/{dataset}/{name}/run, then back to the page (303).
+func (s *Server) uiRunSchedule(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Jobs == nil {
+		s.render(w, r, http.StatusNotFound, "index", uiPage{Title: "찾을 수 없음", Nav: "datasets"})
+		return
+	}
+	d, sc, err := s.scheduleOf(r)
+	if err == nil {
+		err = s.mayUseSchedule(r, d, sc)
+	}
+	if err != nil {
+		s.render(w, r, toError(err).Status, "schedules", uiPage{Title: "정기 내보내기", Nav: "schedules",
+			Data: uiSchedulesPage{Error: "실행할 수 없습니다: " + toError(err).Message}})
+		return
+	}
+	j, joined, err := s.cfg.Jobs.RunSchedule(r.Context(), d.Name, sc.Name, time.Time{})
+	if err != nil {
+		s.render(w, r, http.StatusInternalServerError, "schedules", uiPage{Title: "정기 내보내기", Nav: "schedules",
+			Data: uiSchedulesPage{Error: "실행하지 못했습니다: " + err.Error()}})
+		return
+	}
+	s.log.Info("schedule run by hand", append(auditAttrs(r), "schedule", sc.ID(), "job", j.ID, "joined", joined)...)
+	ran := j.ID
+	if joined {
+		ran = "joined"
+	}
+	http.Redirect(w, r, "/ui/schedules?ran="+ran, http.StatusSeeOther)
+}

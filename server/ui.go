@@ -53,7 +53,7 @@ var uiPages = func() map[string]*template.Template {
 		"num":   groupDigits,
 	}
 	pages := map[string]*template.Template{}
-	for _, p := range []string{"index", "form", "jobs"} {
+	for _, p := range []string{"index", "form", "jobs", "schedules"} {
 		pages[p] = template.Must(template.New(p).Funcs(funcs).ParseFS(uiFiles, "ui/layout.html", "ui/"+p+".html"))
 	}
 	return pages
@@ -70,6 +70,8 @@ func (s *Server) uiRoutes() []route {
 		{"GET", "/ui/datasets/{name}/download", "", http.HandlerFunc(s.uiDownload)},
 		{"GET", "/ui/datasets/{name}/check", "", http.HandlerFunc(s.uiCheck)},
 		{"GET", "/ui/jobs", "", http.HandlerFunc(s.uiJobs)},
+		{"GET", "/ui/schedules", "", http.HandlerFunc(s.uiSchedules)},
+		{"POST", "/ui/schedules/{dataset}/{name}/run", "", http.HandlerFunc(s.uiRunSchedule)},
 		{"GET", "/ui/static/", "", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.URL.Query().Get("v") == uiAssetVersion {
 				w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")

@@ -45,6 +45,77 @@ type jobFlags struct {
 	JobsMaxJobs    int           `name:"jobs-max-per-user" help:"Most jobs one principal has queued or running (beyond: 429 job_quota); 0 = no bound." default:"20"`
 	JobsMaxBytes   int64         `name:"jobs-max-bytes-per-user" help:"Most bytes of results one principal keeps (succeeded, not expired); 0 = no bound." default:"10737418240"`
 	JobsRoleQuota  []string      `name:"jobs-role-quota" help:"Quota of a role, replacing the per-user ones for its principals: ROLE=JOBS:BYTES (0 = no bound); repeatable." placeholder:"ROLE=JOBS:BYTES"`
+
+	// Delivery of the schedules' runs (jobs/deliver.go).
+	PublicURL         string `help:"The server's address as users and mail recipients reach it (https://exportd.example.com): the download links of scheduled deliveries start with it. Required when a schedule has recipients." placeholder:"URL"`
+	SMTPAddr          string `name:"smtp-addr" help:"Mail server of scheduled deliveries (HOST:PORT)." placeholder:"HOST:PORT"`
+	SMTPTLS           string `name:"smtp-tls" help:"starttls (the server must offer it), tls (implicit TLS, port 465) or none (plain text: a local relay)." enum:"starttls,tls,none" default:"starttls"`
+	SMTPUser          string `name:"smtp-user" help:"SMTP login (PLAIN, over TLS)." placeholder:"USER"`
+	SMTPPassword      string `name:"smtp-password" help:"SMTP password (or --smtp-password-file)." placeholder:"PASSWORD"`
+	SMTPPasswordFile  string `name:"smtp-password-file" help:"File holding the SMTP password." type:"path" placeholder:"FILE"`
+	SMTPFrom          string `name:"smtp-from" help:"Sender of the mails: an address, or \"Name <address>\"." placeholder:"ADDRESS"`
+	MailAttachMax     int64  `name:"mail-attach-max" help:"Largest file attached to a mail (schedules with attach: true; never a personal dataset's); 0 never attaches." default:"10485760"`
+	WebhookSecret     string `help:"Secret that signs webhook requests (HMAC-SHA256 in X-Exportd-Signature; at least 16 bytes; not the jobs secret: a receiver must not be able to sign download links)." placeholder:"SECRET"`
+	WebhookSecretFile string `help:"File holding the webhook secret." type:"path" placeholder:"FILE"`
+}
+
+// delivery returns the delivery settings of the flags, and refuses to
+// start without the ones cfg's schedules need (fail closed: a schedule
+// whose mail or webhook could never be delivered is a mistake now, not
+// a failed delivery next month).
+func (f *jobFlags) delivery(cfg *exportd.Config) (jobs.Delivery, error) {
+	d := jobs.Delivery{PublicURL: f.PublicURL, AttachMax: f.MailAttachMax,
+		SMTP: jobs.SMTP{Addr: f.SMTPAddr, TLS: f.SMTPTLS, Username: f.SMTPUser, Password: f.SMTPPassword, From: f.SMTPFrom}}
+	if d.AttachMax == 0 {
+		d.AttachMax = -1
+	}
+	read := func(file, flag string) (string, error) {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("--%s: %w", flag, err)
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
+	var err error
+	if f.SMTPPasswordFile != "" {
+		if d.SMTP.Password, err = read(f.SMTPPasswordFile, "smtp-password-file"); err != nil {
+			return d, err
+		}
+	}
+	secret := f.WebhookSecret
+	if f.WebhookSecretFile != "" {
+		if secret, err = read(f.WebhookSecretFile, "webhook-secret-file"); err != nil {
+			return d, err
+		}
+	}
+	if secret != "" {
+		d.WebhookSecret = []byte(secret)
+	}
+	var mail, hooks []string
+	for _, ds := range cfg.Datasets {
+		for _, s := range ds.Schedules {
+			if len(s.Email) > 0 {
+				mail = append(mail, s.ID())
+			}
+			if len(s.Webhooks) > 0 {
+				hooks = append(hooks, s.ID())
+			}
+		}
+	}
+	var errs []error
+	if len(mail)+len(hooks) > 0 && d.PublicURL == "" {
+		errs = append(errs, fmt.Errorf("the schedules %s deliver a download link: give --public-url (EXPORTD_PUBLIC_URL)", strings.Join(append(mail, hooks...), ", ")))
+	}
+	if len(mail) > 0 && (d.SMTP.Addr == "" || d.SMTP.From == "") {
+		errs = append(errs, fmt.Errorf("the schedules %s send mail: give --smtp-addr and --smtp-from (EXPORTD_SMTP_ADDR, EXPORTD_SMTP_FROM)", strings.Join(mail, ", ")))
+	}
+	if len(hooks) > 0 && len(d.WebhookSecret) < 16 {
+		errs = append(errs, fmt.Errorf("the schedules %s call webhooks: give --webhook-secret or --webhook-secret-file of at least 16 bytes (EXPORTD_WEBHOOK_SECRET)", strings.Join(hooks, ", ")))
+	}
+	if secret != "" && secret == f.JobsSecret {
+		errs = append(errs, errors.New("--webhook-secret must differ from the jobs secret: a webhook receiver must not be able to sign download links"))
+	}
+	return d, errors.Join(errs...)
 }
 
 // start opens the queue and the storage, starts the job manager and puts
@@ -52,7 +123,16 @@ type jobFlags struct {
 // while) and closes the queue and the storage.
 func (f *jobFlags) start(ctx context.Context, configPath string, sc *server.Config, log *slog.Logger) (stop func(), err error) {
 	if !f.Jobs {
+		for _, d := range sc.Datasets.Datasets {
+			if len(d.Schedules) > 0 {
+				log.Warn("the datasets file has schedules, which run only with --jobs", "dataset", d.Name)
+			}
+		}
 		return func() {}, nil
+	}
+	delivery, err := f.delivery(sc.Datasets)
+	if err != nil {
+		return nil, usageError{err}
 	}
 	secret := f.JobsSecret
 	if len(secret) < 16 {
@@ -94,6 +174,7 @@ func (f *jobFlags) start(ctx context.Context, configPath string, sc *server.Conf
 		NodeID: cmp.Or(f.JobsNodeID, jobs.DefaultNodeID(sc.Addr)), NodeTimeout: f.JobsNodeTO,
 		MaxAttempts: f.JobsMaxAttempt, RetryBackoff: f.JobsBackoff, PollInterval: f.JobsPoll, Logger: log,
 		Quota: jobs.Quota{Jobs: f.JobsMaxJobs, Bytes: f.JobsMaxBytes}, RoleQuotas: roleQuotas,
+		Delivery: delivery,
 	}
 	if sc.Audit != nil {
 		jc.Audit = sc.Audit

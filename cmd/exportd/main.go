@@ -22,13 +22,14 @@ import (
 )
 
 type cli struct {
-	Serve   serveCmd   `cmd:"" help:"Serve the datasets over HTTP: streaming downloads that never time out behind a proxy."`
-	Export  exportCmd  `cmd:"" help:"Export a query or a dataset to a file or stdout."`
-	Check   checkCmd   `cmd:"" help:"Validate a datasets file and, with the databases reachable, each query's columns."`
-	Demo    demoCmd    `cmd:"" help:"Create demo data in SQLite (once) with a datasets file, and show how to export it."`
-	Version versionCmd `cmd:"" help:"Print the version."`
-	Audit   auditCmd   `cmd:"" help:"Verify the personal-data export audit trail, or write its review file."`
-	Token   tokenCmd   `cmd:"" help:"Create, list and revoke API tokens (Authorization: Bearer)."`
+	Serve    serveCmd    `cmd:"" help:"Serve the datasets over HTTP: streaming downloads that never time out behind a proxy."`
+	Export   exportCmd   `cmd:"" help:"Export a query or a dataset to a file or stdout."`
+	Check    checkCmd    `cmd:"" help:"Validate a datasets file and, with the databases reachable, each query's columns."`
+	Demo     demoCmd     `cmd:"" help:"Create demo data in SQLite (once) with a datasets file, and show how to export it."`
+	Version  versionCmd  `cmd:"" help:"Print the version."`
+	Audit    auditCmd    `cmd:"" help:"Verify the personal-data export audit trail, or write its review file."`
+	Token    tokenCmd    `cmd:"" help:"Create, list and revoke API tokens (Authorization: Bearer)."`
+	Schedule scheduleCmd `cmd:"" help:"List scheduled deliveries, or run one now."`
 }
 
 // usageError marks an error caused by the command line or the input files,
