@@ -346,12 +346,18 @@ func (s *Schedule) Validate(cfg *Config, d *Dataset, now time.Time) []SchedulePr
 		add("owner.roles", "the owner's roles (%s) may not export %s; it needs one of %s", strings.Join(s.Owner.Roles, ", "), d.Name, strings.Join(d.Roles, ", "))
 		ownerOK = false
 	}
-	// The parameters, for the next run, with the owner's pins.
+	// The parameters, for the next run (or now, when the cron expression
+	// is at fault), with the owner's pins.
+	next := now
 	if cronOK {
-		next := s.Next(now)
+		next = s.Next(now)
 		if next.IsZero() {
 			add("cron", "never runs")
-		} else {
+		}
+	}
+	if !next.IsZero() {
+		next = next.In(s.Location)
+		{
 			raw, err := s.ResolveParams(d, next)
 			for _, e := range flattenErrs(err) {
 				var pe *ParamError

@@ -12,7 +12,7 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-var datasetFields = []string{"title", "description", "connection", "sql", "params", "columns", "sheet", "filename", "row_limit", "timeout", "max_duration", "key", "roles", "pin", "personal", "access", "encryption", "marking"}
+var datasetFields = []string{"title", "description", "connection", "sql", "params", "columns", "sheet", "filename", "row_limit", "timeout", "max_duration", "key", "roles", "pin", "personal", "access", "encryption", "marking", "schedules"}
 
 func (p *parser) dataset(cfg *exportd.Config, kv pair) *exportd.Dataset {
 	d := &exportd.Dataset{Name: kv.key, Origin: exportd.Origin{File: p.file, Line: kv.k.Line, Lines: map[string]int{}}}
@@ -20,7 +20,7 @@ func (p *parser) dataset(cfg *exportd.Config, kv pair) *exportd.Dataset {
 	if !datasetNameRE.MatchString(name) {
 		p.errorf(kv.k.Line, name, "", "invalid dataset name (want [a-z0-9_-]+)")
 	}
-	var paramsNode, columnsNode, pinNode, accessNode *yaml.Node
+	var paramsNode, columnsNode, pinNode, accessNode, schedulesNode *yaml.Node
 	for _, f := range p.mapping(kv.v, name, "", datasetFields...) {
 		d.Origin.Lines[f.key] = f.k.Line
 		switch f.key {
@@ -71,6 +71,8 @@ func (p *parser) dataset(cfg *exportd.Config, kv pair) *exportd.Dataset {
 			d.Encryption, _ = p.str(f.v, name, f.key)
 		case "marking":
 			d.Marking = p.boolean(f.v, name, f.key)
+		case "schedules":
+			schedulesNode = f.v
 		}
 	}
 	if deref(kv.v).Kind != yaml.MappingNode {
@@ -155,6 +157,10 @@ func (p *parser) dataset(cfg *exportd.Config, kv pair) *exportd.Dataset {
 		case len(d.Columns) > 0 && !slices.ContainsFunc(d.Columns, func(c exportd.Column) bool { return c.Name == d.Key }):
 			p.errorf(d.Origin.LineOf("key"), name, "key", "%q is not a declared column", d.Key)
 		}
+	}
+	// schedules (schedule.go), once the rest of the dataset is known
+	if schedulesNode != nil {
+		p.schedules(cfg, d, schedulesNode)
 	}
 	return d
 }

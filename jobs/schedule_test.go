@@ -23,6 +23,7 @@ import (
 
 	"github.com/exportd/exportd"
 	"github.com/exportd/exportd/audit"
+	"github.com/exportd/exportd/datasets"
 	"github.com/exportd/exportd/jobs"
 	"github.com/exportd/exportd/jobs/storage"
 	"github.com/exportd/exportd/server"
@@ -94,7 +95,7 @@ func schedFixture(t *testing.T, scheds ...*exportd.Schedule) *fixture {
 	if err := os.WriteFile(filepath.Join(dir, "audit.key"), []byte("00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := exportd.ParseConfig(filepath.Join(dir, "datasets.yaml"), []byte(schedYAML))
+	cfg, err := datasets.ParseConfig(filepath.Join(dir, "datasets.yaml"), []byte(schedYAML))
 	if err != nil {
 		t.Fatal(err)
 	}

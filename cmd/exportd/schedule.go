@@ -15,7 +15,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/exportd/exportd"
+	"github.com/exportd/exportd/datasets"
 	"github.com/exportd/exportd/jobs"
 )
 
@@ -89,7 +89,7 @@ func (c *scheduleListCmd) Run(ctx context.Context) error {
 // fromFile lists the schedules of a datasets file, each with its next
 // runs and the parameters the first of them resolves to.
 func (c *scheduleListCmd) fromFile(w io.Writer, now time.Time) error {
-	cfg, err := exportd.LoadConfig(c.Config)
+	cfg, err := datasets.LoadConfig(c.Config)
 	if err != nil {
 		return usageError{err}
 	}
