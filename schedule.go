@@ -120,13 +120,17 @@ func (s *Schedule) Compile() error {
 	return nil
 }
 
-// Next returns the first tick of the schedule after t (zero if it never
-// runs again, or was not compiled).
+// Next returns the first tick of the schedule after t, in the schedule's
+// zone (zero if it never runs again, or was not compiled).
 func (s *Schedule) Next(t time.Time) time.Time {
 	if s.cron == nil {
 		return time.Time{}
 	}
-	return s.cron.Next(t)
+	n := s.cron.Next(t)
+	if n.IsZero() || s.Location == nil {
+		return n
+	}
+	return n.In(s.Location)
 }
 
 // Prev returns the last tick of the schedule at or before t (zero if
@@ -146,6 +150,9 @@ func (s *Schedule) Prev(t time.Time) time.Time {
 		for {
 			m := s.cron.Next(n)
 			if m.IsZero() || m.After(t) {
+				if s.Location != nil {
+					n = n.In(s.Location)
+				}
 				return n
 			}
 			n = m

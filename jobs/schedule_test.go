@@ -357,6 +357,20 @@ func TestScheduleDelivery(t *testing.T) {
 		t.Errorf("the attachment differs from the job's file (%v)", err)
 	}
 
+	// The metrics count the deliveries.
+	mresp, err := http.Get(e.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(mresp.Body)
+	mresp.Body.Close()
+	for _, want := range []string{`exportd_schedule_deliveries_total{kind="email",outcome="delivered"} 1`,
+		`exportd_schedule_deliveries_total{kind="webhook",outcome="delivered"} 1`, `exportd_schedule_runs_total{outcome="succeeded"} 1`} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+
 	// The webhook: signed, and its link the same.
 	hookMu.Lock()
 	defer hookMu.Unlock()

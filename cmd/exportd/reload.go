@@ -94,6 +94,9 @@ type reloader struct {
 	// audit trail's keys (privacy.audit.key_file; trail nil without one).
 	jobsSecretFile string
 	trail          *audit.Store
+	// checkDelivery refuses a file whose schedules' recipients the
+	// delivery settings cannot reach (nil without background jobs).
+	checkDelivery func(*exportd.Config) error
 
 	mu      sync.Mutex // one reload at a time
 	closers []func()   // of replaced authenticators, at exit
@@ -141,6 +144,11 @@ func (rl *reloader) load(ctx context.Context) (int, error) {
 		return keepOpen{sources[conn.Name]}, nil
 	}); len(errs) > 0 {
 		return refuse(fmt.Errorf("%s: %d problem(s) found: %w", rl.path, len(errs), errors.Join(errs...)))
+	}
+	if rl.checkDelivery != nil {
+		if err := rl.checkDelivery(cfg); err != nil {
+			return refuse(err)
+		}
 	}
 	// The secrets given by file: a rotation needs no restart.
 	var jobSecrets [][]byte

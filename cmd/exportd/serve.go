@@ -74,6 +74,12 @@ func (c *serveCmd) Run(ctx context.Context) error {
 	}
 	defer stopJobs()
 	rl := &reloader{path: c.Config, pool: pool, log: log, jobs: sc.Jobs, jobsSecretFile: c.JobsSecretFile, trail: sc.Audit} // reload.go
+	if sc.Jobs != nil {
+		rl.checkDelivery = func(cfg *exportd.Config) error {
+			_, err := c.delivery(cfg)
+			return err
+		}
+	}
 	defer rl.close()
 	sc.Reload = rl.reload
 	s, err := server.New(sc)
