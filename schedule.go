@@ -59,9 +59,8 @@ type Schedule struct {
 	Attach bool
 
 	// Line is the line of the schedule in its file (0 when unknown).
-	Line  int
-	cron  cron.Schedule
-	every bool
+	Line int
+	cron cron.Schedule
 }
 
 // ScheduleOwner is the principal a schedule's runs are for.
