@@ -90,9 +90,19 @@ func (m *Manager) periodicJobs(cfg *exportd.Config) []*river.PeriodicJob {
 				return nil, nil
 			}
 			return args, opts
-		}, &river.PeriodicJobOpts{ID: periodicPrefix + id}))
+		}, &river.PeriodicJobOpts{ID: periodicID(id)}))
 	}
 	return out
+}
+
+// periodicID returns the River periodic job id of schedule id (River
+// takes fewer than 128 characters).
+func periodicID(id string) string {
+	if len(periodicPrefix+id) < 100 {
+		return periodicPrefix + id
+	}
+	h := sha256.Sum256([]byte(id))
+	return periodicPrefix + hex.EncodeToString(h[:16])
 }
 
 // scheduleTag is the River tag of a schedule's jobs.
@@ -223,15 +233,18 @@ func (m *Manager) reloadSchedules(cfg *exportd.Config) {
 	m.periodicMu.Lock()
 	defer m.periodicMu.Unlock()
 	b.RemoveManyByID(m.periodicIDs)
-	jobs := m.periodicJobs(cfg)
-	b.AddMany(jobs)
+	if _, err := b.AddManySafely(m.periodicJobs(cfg)); err != nil {
+		m.log.Error("schedules not reloaded: they do not run until the next reload", "error", err.Error())
+		m.periodicIDs = nil
+		return
+	}
 	m.periodicIDs = periodicIDs(cfg)
 }
 
 func periodicIDs(cfg *exportd.Config) []string {
 	var ids []string
 	for _, s := range schedulesOf(cfg) {
-		ids = append(ids, periodicPrefix+s.ID())
+		ids = append(ids, periodicID(s.ID()))
 	}
 	return ids
 }

@@ -3,6 +3,7 @@ package jobs_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -288,5 +289,39 @@ func TestSchedulePersonalAudit(t *testing.T) {
 	sum, err := e.trail.Verify(ctx)
 	if err != nil || len(sum.StartedWithoutOutcome) != 0 {
 		t.Fatalf("verify: %v %+v", err, sum)
+	}
+}
+
+// TestScheduleReload: a reloaded datasets file replaces the schedules: a
+// removed one is unknown (its queued ticks fail), an added one is listed
+// with its next run.
+func TestScheduleReload(t *testing.T) {
+	rcv := newReceiver(t, 0)
+	mk := func(name string) *exportd.Schedule {
+		return &exportd.Schedule{Dataset: "sales", Name: name, Cron: "0 9 * * 1",
+			Params: map[string][]string{"from": {"start of last week"}, "to": {"end of last week"}},
+			Owner:  exportd.ScheduleOwner{Name: "kim"}, Webhooks: []string{rcv.URL}}
+	}
+	f := schedFixture(t, mk("weekly"))
+	e := startSched(t, f, "sqlite:"+filepath.Join(t.TempDir(), "jobs.db"), t.TempDir())
+	ctx := context.Background()
+	g := schedFixture(t, mk("mondays"))
+	e.m.Reload(g.cfg, f.sources)
+	list, err := e.m.Schedules(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 1 || list[0].Name != "mondays" || list[0].NextRun.Weekday() != time.Monday {
+		t.Fatalf("after the reload: %+v", list)
+	}
+	if _, _, err := e.m.RunSchedule(ctx, "sales", "weekly", time.Time{}); !errors.Is(err, jobs.ErrUnknownSchedule) {
+		t.Fatalf("the removed schedule: %v", err)
+	}
+	j, _, err := e.m.RunSchedule(ctx, "sales", "mondays", time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j = e.wait(t, j.ID); j.State != jobs.StateSucceeded {
+		t.Fatalf("the added schedule's run: %s %s", j.State, j.Error)
 	}
 }
