@@ -400,7 +400,10 @@ func (m *Manager) sendMail(ctx context.Context, r *run, to string) (bool, error)
 		return false, permanent{err}
 	}
 	if err := c.send(ctx, to, msg); err != nil {
-		return false, err
+		// A 5xx reply (no such mailbox, refused) is final: trying again
+		// gets the same answer.
+		var te *textproto.Error
+		return false, permanentIf(err, errors.As(err, &te) && te.Code >= 500)
 	}
 	return attach != nil, nil
 }

@@ -22,8 +22,9 @@ import (
 )
 
 // mailpit is a real SMTP server (Mailpit, EXPORTD_MAILPIT) on loopback,
-// speaking STARTTLS with a certificate of this test's own and taking any
-// login; its HTTP API gives the messages it received.
+// speaking STARTTLS with a certificate of this test's own, taking any
+// login and refusing recipients outside example.com; its HTTP API gives
+// the messages it received.
 type mailpit struct {
 	SMTP string // host:port
 	API  string // http://host:port
@@ -44,7 +45,8 @@ func startMailpit(t *testing.T) *mailpit {
 	smtpAddr, apiAddr := freeAddr(t), freeAddr(t)
 	cmd := exec.Command(bin, "--smtp", smtpAddr, "--listen", apiAddr, "--database", filepath.Join(dir, "mail.db"),
 		"--disable-version-check", "--quiet", "--smtp-tls-cert", certFile, "--smtp-tls-key", keyFile,
-		"--smtp-require-starttls", "--smtp-auth-accept-any", "--smtp-disable-rdns")
+		"--smtp-require-starttls", "--smtp-auth-accept-any", "--smtp-disable-rdns",
+		"--smtp-allowed-recipients", `@example\.com$`) // others are refused (5xx)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start mailpit: %v", err)

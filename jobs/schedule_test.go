@@ -220,8 +220,9 @@ func seoul(t *testing.T) *time.Location {
 // 1 December 2024 would (still 30 November in UTC): the file holds
 // November, a real SMTP server (Mailpit, over STARTTLS) receives the mail
 // with a Korean subject, a UTF-8 body and a link that downloads the job's
-// very bytes, with the file attached; a webhook that fails once gets the
-// signed payload on the second try.
+// very bytes, with the file attached (a recipient it refuses is a failed
+// delivery, not tried again); a webhook that fails once gets the signed
+// payload on the second try.
 func TestScheduleDelivery(t *testing.T) {
 	mp := startMailpit(t)
 	var hookCalls atomic.Int32
@@ -244,7 +245,7 @@ func TestScheduleDelivery(t *testing.T) {
 	s := &exportd.Schedule{Dataset: "sales", Name: "monthly", Cron: "30 0 1 * *", Format: exportd.FormatCSV,
 		Params: map[string][]string{"from": {"start of last month"}, "to": {"end of last month"}},
 		Owner:  exportd.ScheduleOwner{Name: "kim", Roles: []string{"manager"}},
-		Email:  []string{"kim@example.com"}, Webhooks: []string{hook.URL + "/hook?token=abc"}, Attach: true}
+		Email:  []string{"kim@example.com", "lee@elsewhere.example"}, Webhooks: []string{hook.URL + "/hook?token=abc"}, Attach: true}
 	f := schedFixture(t, s)
 	e := startSched(t, f, "sqlite:"+filepath.Join(t.TempDir(), "jobs.db"), t.TempDir(), func(c *jobs.Config) {
 		c.Delivery.SMTP = jobs.SMTP{Addr: mp.SMTP, TLS: "starttls", Username: "exportd", Password: "pw",
@@ -276,10 +277,13 @@ func TestScheduleDelivery(t *testing.T) {
 	}
 
 	// Deliveries, as the job shows them.
-	if len(j.Deliveries) != 2 {
+	if len(j.Deliveries) != 3 {
 		t.Fatalf("deliveries %+v", j.Deliveries)
 	}
-	em, wh := j.Deliveries[0], j.Deliveries[1]
+	em, refused, wh := j.Deliveries[0], j.Deliveries[1], j.Deliveries[2]
+	if refused.OK || refused.Attempts != 1 || !strings.Contains(refused.Error, "RCPT TO lee@elsewhere.example") {
+		t.Errorf("a recipient the server refuses (5xx, not tried again): %+v", refused)
+	}
 	if em.Kind != "email" || !em.OK || em.Attempts != 1 || !em.Attached || em.To != "kim@example.com" {
 		t.Errorf("mail delivery %+v", em)
 	}
@@ -365,6 +369,7 @@ func TestScheduleDelivery(t *testing.T) {
 	metrics, _ := io.ReadAll(mresp.Body)
 	mresp.Body.Close()
 	for _, want := range []string{`exportd_schedule_deliveries_total{kind="email",outcome="delivered"} 1`,
+		`exportd_schedule_deliveries_total{kind="email",outcome="failed"} 1`,
 		`exportd_schedule_deliveries_total{kind="webhook",outcome="delivered"} 1`, `exportd_schedule_runs_total{outcome="succeeded"} 1`} {
 		if !strings.Contains(string(metrics), want) {
 			t.Errorf("/metrics lacks %s", want)
