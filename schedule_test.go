@@ -88,3 +88,20 @@ func TestSchedulePrevNext(t *testing.T) {
 		}
 	}
 }
+
+// The README's table of relative dates, run at Tue 2024-12-03 09:00 KST.
+func TestResolveDateREADME(t *testing.T) {
+	seoul, _ := time.LoadLocation("Asia/Seoul")
+	now := time.Date(2024, 12, 3, 9, 0, 0, 0, seoul)
+	for expr, want := range map[string]string{
+		"today": "2024-12-03", "yesterday": "2024-12-02",
+		"start of last week": "2024-11-25", "end of last week": "2024-12-01",
+		"start of last month": "2024-11-01", "end of last month": "2024-11-30",
+		"start of this year": "2024-01-01", "end of last year": "2023-12-31",
+		"start of last quarter": "2024-07-01", "today - 7 days": "2024-11-26",
+	} {
+		if got, _, err := exportd.ResolveDate(expr, now, seoul, false); got != want || err != nil {
+			t.Errorf("%s: %s %v, want %s", expr, got, err, want)
+		}
+	}
+}
