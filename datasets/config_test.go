@@ -105,7 +105,7 @@ func TestLoadConfigBad(t *testing.T) {
 		`testdata/bad.yaml:28: dataset "members": timeout: not a duration "soon" (want e.g. 30s, 10m, 1h30m)`,
 		`testdata/bad.yaml:29: dataset "members": row_limit: must not be negative (0 means no limit)`,
 		`testdata/bad.yaml:30: dataset "members": key: "nokey" is not a declared column`,
-		`testdata/bad.yaml:31: dataset "members": extra: unknown field (want one of title, description, connection, sql, params, columns, sheet, filename, row_limit, timeout, max_duration, key, roles, pin, personal, access, encryption, marking)`,
+		`testdata/bad.yaml:31: dataset "members": extra: unknown field (want one of title, description, connection, sql, params, columns, sheet, filename, row_limit, timeout, max_duration, key, roles, pin, personal, access, encryption, marking, schedules)`,
 	}
 	got := strings.Split(err.Error(), "\n")
 	if len(errs) != len(got) {
@@ -131,7 +131,7 @@ func TestDatasetRules(t *testing.T) {
 	}{
 		{"minimal", "sql: SELECT 1", ""},
 		{"every field", "title: T\ndescription: D\nconnection: main\nsql: SELECT :a\nparams: [{name: a, type: int}]\ncolumns: [{name: x}]\nsheet: S\nfilename: f_{a}.xlsx\nrow_limit: 0\ntimeout: 1m\nmax_duration: 1h\nkey: x", ""},
-		{"unknown field", "sql: SELECT 1\nowner: admin", `7: dataset "d": owner: unknown field (want one of title, description, connection, sql, params, columns, sheet, filename, row_limit, timeout, max_duration, key, roles, pin, personal, access, encryption, marking)`},
+		{"unknown field", "sql: SELECT 1\nowner: admin", `7: dataset "d": owner: unknown field (want one of title, description, connection, sql, params, columns, sheet, filename, row_limit, timeout, max_duration, key, roles, pin, personal, access, encryption, marking, schedules)`},
 		{"repeated field", "sql: SELECT 1\nsql: SELECT 2", `7: dataset "d": sql: repeated (first at line 6)`},
 		{"missing sql", "title: x", `5: dataset "d": sql: missing`},
 		{"empty sql", "sql: '  '", `6: dataset "d": sql: empty`},

@@ -107,6 +107,12 @@ func (c *scheduleListCmd) fromFile(w io.Writer, now time.Time) error {
 				line := "  next " + t.Format("2006-01-02 15:04 MST")
 				if i == 0 {
 					params, err := s.ResolveParams(d, t)
+					if err == nil { // and the owner's pins, as the run applies them
+						var pins map[string][]string
+						if pins, err = d.PinsFor(s.Owner.Roles, s.Owner.Attrs); err == nil {
+							err = d.ApplyPins(params, pins, s.Location)
+						}
+					}
 					if err != nil {
 						line += "  (parameters: " + oneLine(err.Error()) + ")"
 					} else {
