@@ -34,6 +34,7 @@ import (
 //	        email: [kim@example.com]
 //	        webhook: [https://hooks.example.com/exportd]
 //	        attach: true                  # attach the file to the mail (never for a personal dataset)
+//	        keep: 168h                    # the file and its link last a week (default: the server's --jobs-ttl)
 //
 // The owner's roles and attributes decide what the file holds, as they
 // would for a download by that principal ([Schedule.Principal]).
@@ -57,6 +58,10 @@ type Schedule struct {
 	// Attach attaches the file to the e-mail when the dataset is not
 	// personal and the file is under the server's attachment limit.
 	Attach bool
+	// Keep is how long the runs' files (and the links to them) last, when
+	// longer than the server's result TTL (at most a week longer); 0
+	// means the server's.
+	Keep time.Duration
 
 	// Line is the line of the schedule in its file (0 when unknown).
 	Line int
@@ -338,6 +343,9 @@ func (s *Schedule) Validate(cfg *Config, d *Dataset, now time.Time) []SchedulePr
 	}
 	if s.Format == "" {
 		s.Format = FormatXLSX
+	}
+	if s.Keep < 0 {
+		add("keep", "must not be negative")
 	}
 	if _, err := ParseFormat(string(s.Format)); err != nil {
 		add("format", "%v", err)

@@ -10,7 +10,7 @@ import (
 	"github.com/exportd/exportd"
 )
 
-var scheduleFields = []string{"name", "cron", "timezone", "format", "params", "columns", "owner", "purpose", "email", "webhook", "attach"}
+var scheduleFields = []string{"name", "cron", "timezone", "format", "params", "columns", "owner", "purpose", "email", "webhook", "attach", "keep"}
 
 // schedules reads a dataset's schedules: list (see exportd.Schedule) and
 // checks each one (exportd.Schedule.Validate: the cron expression, the
@@ -119,6 +119,8 @@ func (p *parser) schedule(cfg *exportd.Config, d *exportd.Dataset, n *yaml.Node,
 			}
 		case "attach":
 			s.Attach = p.boolean(f.v, name, ff)
+		case "keep":
+			s.Keep = p.duration(f.v, name, ff)
 		}
 	}
 	if _, ok := lines["name"]; !ok {

@@ -245,7 +245,7 @@ func New(cfg Config) (*Manager, error) {
 		FetchPollInterval:    cfg.PollInterval,
 		// The job rows outlive their results, so that a job shows
 		// "expired" rather than vanishing.
-		CompletedJobRetentionPeriod: cfg.ResultTTL + 7*24*time.Hour,
+		CompletedJobRetentionPeriod: cfg.ResultTTL + maxKeepBeyondTTL,
 		CancelledJobRetentionPeriod: 7 * 24 * time.Hour,
 		DiscardedJobRetentionPeriod: 7 * 24 * time.Hour,
 		Logger:                      slog.New(minLevel{cfg.Logger.Handler(), slog.LevelWarn}),
@@ -634,7 +634,7 @@ func (m *Manager) toJob(row *rivertype.JobRow) (*Job, error) {
 		if r := out.Result; r != nil {
 			j.FileName, j.Size, j.SHA256, j.key = r.FileName, r.Size, r.SHA256, r.Key
 			j.Rows, j.Bytes = r.Rows, r.Size
-			exp := r.Committed.Add(m.cfg.ResultTTL)
+			exp := r.Committed.Add(m.ttl(r.Keep))
 			if r.Deleted != nil && r.Deleted.Before(exp) {
 				exp = *r.Deleted
 			}
@@ -726,6 +726,8 @@ type exportArgs struct {
 	Tick     *time.Time        `json:"tick,omitempty" river:"unique"`
 	Manual   bool              `json:"manual,omitempty" river:"unique"`
 	Attrs    map[string]string `json:"attrs,omitempty"`
+	// Keep is how long the schedule keeps its results (see result.Keep).
+	Keep time.Duration `json:"keep,omitempty"`
 }
 
 func (exportArgs) Kind() string { return exportKind }
@@ -755,6 +757,20 @@ type result struct {
 	Committed time.Time `json:"committed"`
 	// Deleted is when the sweep deleted the result (see Sweep).
 	Deleted *time.Time `json:"deleted,omitempty"`
+	// Keep is how long a schedule's result is kept when longer than
+	// ResultTTL (see Manager.ttl); 0: ResultTTL.
+	Keep time.Duration `json:"keep,omitempty"`
+}
+
+// maxKeepBeyondTTL is how much longer than ResultTTL a schedule may keep
+// its results: River keeps a finished job's row that long (see
+// CompletedJobRetentionPeriod), and a result is served through its job.
+const maxKeepBeyondTTL = 7 * 24 * time.Hour
+
+// ttl returns how long a result asking to be kept for keep is kept:
+// ResultTTL, or keep when longer, at most a week beyond ResultTTL.
+func (m *Manager) ttl(keep time.Duration) time.Duration {
+	return min(max(m.cfg.ResultTTL, keep), m.cfg.ResultTTL+maxKeepBeyondTTL)
 }
 
 // minLevel drops records below a level (River logs each job at info).

@@ -141,7 +141,7 @@ func (m *Manager) scheduledArgs(s *exportd.Schedule, tick time.Time, manual bool
 	t := tick.UTC()
 	args := exportArgs{UID: uid, Owner: s.Principal(), Roles: slices.Clone(s.Owner.Roles), Attrs: s.Owner.Attrs,
 		Dataset: d.Name, Format: string(s.Format), Params: params, Bound: bound, Columns: s.Columns,
-		Purpose: s.Purpose, PurposeText: s.PurposeText, Schedule: s.ID(), Tick: &t, Manual: manual}
+		Purpose: s.Purpose, PurposeText: s.PurposeText, Schedule: s.ID(), Tick: &t, Manual: manual, Keep: s.Keep}
 	states := []rivertype.JobState{rivertype.JobStateAvailable, rivertype.JobStatePending,
 		rivertype.JobStateRunning, rivertype.JobStateRetryable, rivertype.JobStateScheduled}
 	if !manual {
@@ -356,7 +356,7 @@ func scheduleIn(cfg *exportd.Config, id string) *exportd.Schedule {
 // result.
 func (m *Manager) runOf(job *river.Job[exportArgs], s *exportd.Schedule, p *plan.Plan, r *result, f exportd.Format) *run {
 	a := job.Args
-	exp := r.Committed.Add(m.cfg.ResultTTL)
+	exp := r.Committed.Add(m.ttl(r.Keep))
 	j := &Job{ID: strconv.FormatInt(job.ID, 10), uid: a.UID, owner: a.Owner, key: r.Key}
 	link := ""
 	if m.cfg.Delivery.PublicURL != "" {

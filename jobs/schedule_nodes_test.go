@@ -325,3 +325,35 @@ func TestScheduleReload(t *testing.T) {
 		t.Fatalf("the added schedule's run: %s %s", j.State, j.Error)
 	}
 }
+
+// TestScheduleKeep: a schedule's keep: outlasts the server's result TTL
+// (the file, its link and the job's state), and then the sweep deletes it.
+func TestScheduleKeep(t *testing.T) {
+	rcv := newReceiver(t, 0)
+	s := &exportd.Schedule{Dataset: "sales", Name: "kept", Cron: "0 9 * * 1", Keep: 3 * time.Hour,
+		Params: map[string][]string{"from": {"2024-11-01"}, "to": {"2024-11-30"}},
+		Owner:  exportd.ScheduleOwner{Name: "kim"}, Webhooks: []string{rcv.URL}}
+	f := schedFixture(t, s)
+	e := startSched(t, f, "sqlite:"+filepath.Join(t.TempDir(), "jobs.db"), t.TempDir()) // ResultTTL 1 h
+	ctx := context.Background()
+	j, _, err := e.m.RunSchedule(ctx, "sales", "kept", time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j = e.wait(t, j.ID)
+	if j.State != jobs.StateSucceeded || j.ExpiresAt == nil || j.ExpiresAt.Sub(*j.FinishedAt) < 2*time.Hour+55*time.Minute {
+		t.Fatalf("job %s expires %v (finished %v)", j.State, j.ExpiresAt, j.FinishedAt)
+	}
+	if n, err := e.m.Sweep(ctx, time.Now().Add(2*time.Hour)); err != nil || n != 0 {
+		t.Fatalf("sweep after 2 h: %d deleted, %v", n, err)
+	}
+	if j, _ := e.m.ScheduleJob(ctx, j.ID); j.State != jobs.StateSucceeded || j.DownloadURL == "" {
+		t.Fatalf("after 2 h: %s %q", j.State, j.DownloadURL)
+	}
+	if n, err := e.m.Sweep(ctx, time.Now().Add(4*time.Hour)); err != nil || n != 1 {
+		t.Fatalf("sweep after 4 h: %d deleted, %v", n, err)
+	}
+	if j, _ := e.m.ScheduleJob(ctx, j.ID); j.State != jobs.StateExpired {
+		t.Fatalf("after 4 h: %s", j.State)
+	}
+}

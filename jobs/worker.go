@@ -138,7 +138,7 @@ func (m *Manager) run(ctx context.Context, job *river.Job[exportArgs]) error {
 	}
 	out.Rows, out.Bytes = st.Rows, st.Bytes
 	out.Result = &result{Key: key, FileName: p.FileName, Rows: st.Rows, Size: st.Bytes,
-		SHA256: res.SHA256, Committed: time.Now().UTC()}
+		SHA256: res.SHA256, Committed: time.Now().UTC(), Keep: a.Keep}
 	if sched != nil {
 		m.metrics.runs.WithLabelValues("succeeded").Inc()
 		out.Deliveries = m.deliver(ctx, m.runOf(job, sched, p, out.Result, f))
@@ -224,12 +224,14 @@ func (m *Manager) Sweep(ctx context.Context, now time.Time) (int, error) {
 			n++
 		}
 		if !partial && age >= m.cfg.ResultTTL {
-			if !partial {
-				// Past its time, the file goes even if the job cannot be
-				// marked.
-				if err := m.markDeleted(ctx, info.Key); err != nil {
-					errs = append(errs, err)
-				}
+			// Past its time, the file goes even if the job cannot be
+			// marked; a schedule's result kept longer stays.
+			keep, err := m.markDeleted(ctx, info.Key, age)
+			if err != nil {
+				errs = append(errs, err)
+			}
+			if keep {
+				continue
 			}
 			if err := m.cfg.Storage.Delete(ctx, info.Key); err != nil {
 				errs = append(errs, err)
@@ -242,29 +244,33 @@ func (m *Manager) Sweep(ctx context.Context, now time.Time) (int, error) {
 }
 
 // markDeleted records in the job whose result is key (results/{job}/…)
-// that the result is deleted now. Keys of no job, or not its committed
-// result, are left alone.
-func (m *Manager) markDeleted(ctx context.Context, key string) error {
+// that the result, age old, is deleted now, unless the job keeps it
+// longer (a schedule's keep:), which it reports. Keys of no job, or not
+// its committed result, are left alone.
+func (m *Manager) markDeleted(ctx context.Context, key string, age time.Duration) (keep bool, err error) {
 	id, _, _ := strings.Cut(strings.TrimPrefix(key, resultPrefix), "/")
 	n, err := strconv.ParseInt(id, 10, 64)
 	if err != nil {
-		return nil
+		return false, nil
 	}
 	row, err := m.client.JobGet(ctx, n)
 	if errors.Is(err, rivertype.ErrNotFound) {
-		return nil
+		return false, nil
 	}
 	if err != nil {
-		return fmt.Errorf("job %d: mark expired: %w", n, err)
+		return false, fmt.Errorf("job %d: mark expired: %w", n, err)
 	}
 	var out output
 	if err := json.Unmarshal(row.Output(), &out); err != nil || out.Result == nil || out.Result.Key != key || out.Result.Deleted != nil {
-		return nil
+		return false, nil
+	}
+	if age < m.ttl(out.Result.Keep) {
+		return true, nil
 	}
 	deleted := time.Now().UTC()
 	out.Result.Deleted = &deleted
 	if _, err := m.client.JobUpdate(ctx, n, &river.JobUpdateParams{Output: out}); err != nil {
-		return fmt.Errorf("job %d: mark expired: %w", n, err)
+		return false, fmt.Errorf("job %d: mark expired: %w", n, err)
 	}
-	return nil
+	return false, nil
 }
