@@ -37,6 +37,8 @@ import (
 //	    pin:                      # per role: parameters it cannot change
 //	      manager:
 //	        branch: {attr: branch}  # the principal's attribute; or a value, or a list
+//	    schedules:                # deliveries run by themselves: see Schedule
+//	      - {name: monthly, cron: "30 0 1 * *", params: {from: start of last month}, owner: {name: kim, roles: [manager]}, email: [kim@example.com]}
 //	auth:                         # where principals come from: see AuthConfig
 //	  anonymous: {roles: [admin], from: [127.0.0.1/32]}
 //
