@@ -173,6 +173,7 @@ var groups = []group{
 	{"nginx", "EXPORTD_NGINX=/usr/sbin/nginx (apt-get install nginx)", regexp.MustCompile(`EXPORTD_NGINX|nginx`)},
 	{"Chromium", "EXPORTD_CHROMIUM=/usr/bin/chromium (apt-get install chromium)", regexp.MustCompile(`EXPORTD_CHROMIUM|[Cc]hromium`)},
 	{"systemd-analyze", "EXPORTD_SYSTEMD_ANALYZE=/usr/bin/systemd-analyze (apt-get install systemd)", regexp.MustCompile(`EXPORTD_SYSTEMD_ANALYZE`)},
+	{"Mailpit (SMTP server)", "EXPORTD_MAILPIT=$HOME/go/bin/mailpit (go install github.com/axllent/mailpit@v1.33.1)", regexp.MustCompile(`EXPORTD_MAILPIT`)},
 	{"LibreOffice", "apt-get install libreoffice-calc-nogui python3-uno", regexp.MustCompile(`soffice|[Ll]ibre[Oo]ffice|uno`)},
 	{"Python modules", "apt-get install python3-openpyxl python3-msoffcrypto-tool", regexp.MustCompile(`python|openpyxl|msoffcrypto`)},
 	{"git", "apt-get install git, in a git checkout", regexp.MustCompile(`\bgit\b`)},
