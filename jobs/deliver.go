@@ -234,10 +234,7 @@ func (m *Manager) deliver(ctx context.Context, r *run) []DeliveryState {
 		out = append(out, st)
 	}
 	for _, hook := range r.s.Webhooks {
-		st := DeliveryState{Kind: "webhook", To: hook}
-		if u, err := url.Parse(hook); err == nil {
-			st.To = u.Scheme + "://" + u.Host
-		}
+		st := DeliveryState{Kind: "webhook", To: redactURL(hook)}
 		st.Attempts, _, st.Error = m.retry(ctx, func(ctx context.Context) (bool, error) {
 			status, err := m.postWebhook(ctx, r, hook)
 			st.Status = status
@@ -349,7 +346,7 @@ func (m *Manager) postWebhook(ctx context.Context, r *run, hook string) (int, er
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, hook, bytes.NewReader(body))
 	if err != nil {
-		return 0, permanent{err}
+		return 0, permanent{fmt.Errorf("webhook %s: bad URL", redactURL(hook))}
 	}
 	ts := strconv.FormatInt(time.Now().Unix(), 10)
 	req.Header.Set("Content-Type", "application/json")
@@ -359,7 +356,13 @@ func (m *Manager) postWebhook(ctx context.Context, r *run, hook string) (int, er
 	req.Header.Set(WebhookSignatureHeader, WebhookSignature(secret, ts, body))
 	resp, err := m.cfg.Delivery.HTTPClient.Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("webhook: %w", err)
+		// Not the URL: its query may hold a token, and the error is shown
+		// with the job and written to the trail.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return 0, fmt.Errorf("webhook %s: %w", redactURL(hook), err)
 	}
 	defer resp.Body.Close()
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
@@ -578,6 +581,16 @@ func composeMail(from, to string, r *run, attach []byte, now time.Time) ([]byte,
 		return nil, err
 	}
 	return slices.Concat(hdr.Bytes(), body.Bytes()), nil
+}
+
+// redactURL returns the scheme and host of u: its path and query may hold
+// a token.
+func redactURL(u string) string {
+	pu, err := url.Parse(u)
+	if err != nil {
+		return "(a bad URL)"
+	}
+	return pu.Scheme + "://" + pu.Host
 }
 
 func domainOf(addr string) string {

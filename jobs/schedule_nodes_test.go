@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -224,10 +225,11 @@ func TestScheduleMissedRun(t *testing.T) {
 func TestSchedulePersonalAudit(t *testing.T) {
 	ok := newReceiver(t, 0)
 	refuse := newReceiver(t, http.StatusForbidden)
+	closed := "http://" + freeAddr(t) + "/hook?token=TOKEN-NOT-SHOWN" // nothing listens
 	s := &exportd.Schedule{Dataset: "members", Name: "weekly", Cron: "0 9 * * 1",
 		Params:  map[string][]string{"from": {"start of last week"}, "to": {"end of last week"}},
 		Owner:   exportd.ScheduleOwner{Name: "kim", Roles: []string{"manager"}},
-		Purpose: "audit", PurposeText: "주간 회원 변동 점검 (정기)", Webhooks: []string{ok.URL, refuse.URL}}
+		Purpose: "audit", PurposeText: "주간 회원 변동 점검 (정기)", Webhooks: []string{ok.URL, refuse.URL + "/hook?token=TOKEN-NOT-SHOWN", closed}}
 	f := schedFixture(t, s)
 	d, _ := f.cfg.Lookup("members")
 
@@ -254,8 +256,14 @@ func TestSchedulePersonalAudit(t *testing.T) {
 	if j.State != jobs.StateSucceeded || j.Rows != 7*75 {
 		t.Fatalf("job %s %d rows (want %d) %s", j.State, j.Rows, 7*75, j.Error)
 	}
-	if len(j.Deliveries) != 2 || !j.Deliveries[0].OK || j.Deliveries[1].OK || j.Deliveries[1].Attempts != 1 || j.Deliveries[1].Status != 403 {
-		t.Fatalf("deliveries %+v (want one delivered, one refused at once)", j.Deliveries)
+	if len(j.Deliveries) != 3 || !j.Deliveries[0].OK || j.Deliveries[1].OK || j.Deliveries[1].Attempts != 1 || j.Deliveries[1].Status != 403 ||
+		j.Deliveries[2].OK || j.Deliveries[2].Attempts != 4 {
+		t.Fatalf("deliveries %+v (want one delivered, one refused at once, one unreachable after 4 tries)", j.Deliveries)
+	}
+	for _, d := range j.Deliveries {
+		if strings.Contains(d.To+d.Error, "TOKEN") {
+			t.Errorf("a delivery shows the webhook's token: %+v", d)
+		}
 	}
 	var recs []audit.Record
 	if err := e.trail.Records(ctx, time.Time{}, time.Now().Add(time.Hour), func(r *audit.Record) error {
@@ -264,10 +272,10 @@ func TestSchedulePersonalAudit(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if len(recs) != 4 {
-		t.Fatalf("%d records, want started, ok, delivered, undelivered: %+v", len(recs), recs)
+	if len(recs) != 5 {
+		t.Fatalf("%d records, want started, ok, delivered, undelivered ×2: %+v", len(recs), recs)
 	}
-	want := []audit.Outcome{audit.OutcomeStarted, audit.OutcomeOK, audit.OutcomeDelivered, audit.OutcomeUndelivered}
+	want := []audit.Outcome{audit.OutcomeStarted, audit.OutcomeOK, audit.OutcomeDelivered, audit.OutcomeUndelivered, audit.OutcomeUndelivered}
 	for i, r := range recs {
 		if r.Outcome != want[i] || r.Principal != "schedule:kim" || r.Dataset != "members" || r.Purpose.Category != "audit" ||
 			r.Purpose.Text != "주간 회원 변동 점검 (정기)" {
@@ -278,8 +286,9 @@ func TestSchedulePersonalAudit(t *testing.T) {
 		t.Errorf("outcome record %+v", recs[1])
 	}
 	if recs[2].Client != "webhook:"+ok.URL || recs[2].SHA256 != j.SHA256 || recs[3].Client != "webhook:"+refuse.URL ||
-		recs[3].Error == "" {
-		t.Errorf("delivery records %+v %+v", recs[2], recs[3])
+		recs[3].Error != "webhook answered 403 Forbidden" || !strings.Contains(recs[4].Error, "connection refused") ||
+		strings.Contains(recs[4].Client+recs[4].Error, "TOKEN") {
+		t.Errorf("delivery records %+v %+v %+v", recs[2], recs[3], recs[4])
 	}
 	var params map[string]string
 	json.Unmarshal(recs[2].Params, &params)
