@@ -21,6 +21,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/exportd/exportd"
+	"github.com/exportd/exportd/auth"
 	"github.com/exportd/exportd/jobs"
 	"github.com/exportd/exportd/jobs/storage"
 	"github.com/exportd/exportd/server"
@@ -31,8 +32,6 @@ type jobFlags struct {
 	Jobs           bool          `help:"Serve background export jobs (POST /v1/datasets/{name}/jobs)." env:"EXPORTD_JOBS"`
 	JobsQueue      string        `help:"Job queue: sqlite:PATH (one node; default: exportd-jobs.db beside the datasets file) or postgres://… (shared by every node)." placeholder:"URL" env:"EXPORTD_JOBS_QUEUE"`
 	JobsStorage    string        `help:"Result storage: file:///DIR or s3://BUCKET?endpoint=…&region=… (credentials from the usual AWS variables)." default:"file://./exportd-results" placeholder:"URL" env:"EXPORTD_JOBS_STORAGE"`
-	jobsSecrets    []string      // of --jobs-secret-file, the newest last (serve.go)
-	JobsSecret     string        `help:"Secret that signs download links (at least 16 bytes; the same on every node). Required with --jobs." placeholder:"SECRET" env:"EXPORTD_JOBS_SECRET"`
 	JobsTTL        time.Duration `help:"How long a result can be downloaded; then it is deleted." default:"24h"`
 	JobsWorkers    int           `help:"Jobs this node runs at once; -1: none (the node only accepts and serves jobs)." default:"2"`
 	JobsTimeout    time.Duration `help:"Longest attempt of one job." default:"2h"`
@@ -50,13 +49,9 @@ type jobFlags struct {
 // start opens the queue and the storage, starts the job manager and puts
 // it in sc. stop stops the manager (letting running jobs finish for a
 // while) and closes the queue and the storage.
-func (f *jobFlags) start(ctx context.Context, configPath string, sc *server.Config, log *slog.Logger) (stop func(), err error) {
+func (f *jobFlags) start(ctx context.Context, configPath string, sc *server.Config, keys *auth.Keys, log *slog.Logger) (stop func(), err error) {
 	if !f.Jobs {
 		return func() {}, nil
-	}
-	secret := f.JobsSecret
-	if len(secret) < 16 {
-		return nil, usageError{errors.New("--jobs needs --jobs-secret or --jobs-secret-file (or EXPORTD_JOBS_SECRET, EXPORTD_JOBS_SECRET_FILE) of at least 16 bytes, the same on every node")}
 	}
 	queueURL := f.JobsQueue
 	if queueURL == "" {
@@ -89,7 +84,7 @@ func (f *jobFlags) start(ctx context.Context, configPath string, sc *server.Conf
 		roleQuotas[role] = jobs.Quota{Jobs: n, Bytes: b}
 	}
 	jc := jobs.Config{
-		Datasets: sc.Datasets, Sources: sc.Sources, Queue: q, Storage: st, LinkSecret: []byte(secret),
+		Datasets: sc.Datasets, Sources: sc.Sources, Queue: q, Storage: st, Links: keys,
 		Workers: f.JobsWorkers, ResultTTL: f.JobsTTL, JobTimeout: f.JobsTimeout, RescueAfter: f.JobsRescue,
 		NodeID: cmp.Or(f.JobsNodeID, jobs.DefaultNodeID(sc.Addr)), NodeTimeout: f.JobsNodeTO,
 		MaxAttempts: f.JobsMaxAttempt, RetryBackoff: f.JobsBackoff, PollInterval: f.JobsPoll, Logger: log,
@@ -99,9 +94,6 @@ func (f *jobFlags) start(ctx context.Context, configPath string, sc *server.Conf
 		jc.Audit = sc.Audit
 	}
 	m, err := jobs.New(jc)
-	if err == nil && len(f.jobsSecrets) > 1 {
-		err = m.SetLinkSecrets(byteSecrets(f.jobsSecrets)...)
-	}
 	if err != nil {
 		st.Close()
 		q.Close()

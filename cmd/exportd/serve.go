@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/exportd/exportd/auth"
 	"github.com/exportd/exportd/datasets"
 
 	"github.com/exportd/exportd"
@@ -32,7 +33,10 @@ type serveCmd struct {
 
 	jobFlags `embed:""` // background jobs (background.go)
 
-	JobsSecretFile string `help:"File of the secrets that sign download links, one a line, instead of --jobs-secret: the last signs, every one verifies (rotate by adding a line); read again on SIGHUP." type:"path" placeholder:"FILE"`
+	// The link keys sign job download links and verify host-application
+	// links (auth.signed_links): one setting for both.
+	LinkSecret     string `help:"Key that signs links (at least 16 bytes; the same on every node): job download links, and the host application's export links when the datasets file says auth.signed_links: true. Required with --jobs or signed_links." aliases:"jobs-secret" placeholder:"SECRET" env:"EXPORTD_LINK_SECRET,EXPORTD_JOBS_SECRET"`
+	LinkSecretFile string `help:"File of the link keys instead of --link-secret, one a line: the last signs, every one verifies (rotate by adding a line); read again on SIGHUP." aliases:"jobs-secret-file" type:"path" placeholder:"FILE" env:"EXPORTD_LINK_SECRET_FILE,EXPORTD_JOBS_SECRET_FILE"`
 }
 
 func (c *serveCmd) Run(ctx context.Context) error {
@@ -40,7 +44,11 @@ func (c *serveCmd) Run(ctx context.Context) error {
 	if err != nil {
 		return usageError{err}
 	}
-	if err := c.readSecrets(); err != nil {
+	keys, err := c.linkKeys()
+	if err != nil {
+		return usageError{err}
+	}
+	if err := needKeys(cfg, c.Jobs, keys); err != nil {
 		return usageError{err}
 	}
 	log := newLogger(c.LogFormat, c.LogLevel)
@@ -57,7 +65,7 @@ func (c *serveCmd) Run(ctx context.Context) error {
 		pool.maxConns = 2*slots + 4
 	}
 	defer pool.close()
-	sc, closeAuth, err := c.config(ctx, cfg, pool, log)
+	sc, closeAuth, err := c.config(ctx, cfg, pool, keys, log)
 	if err != nil {
 		return err
 	}
@@ -68,12 +76,12 @@ func (c *serveCmd) Run(ctx context.Context) error {
 		return err
 	}
 	defer stopAudit()
-	stopJobs, err := c.jobFlags.start(ctx, c.Config, &sc, log)
+	stopJobs, err := c.jobFlags.start(ctx, c.Config, &sc, keys, log)
 	if err != nil {
 		return err
 	}
 	defer stopJobs()
-	rl := &reloader{path: c.Config, pool: pool, log: log, jobs: sc.Jobs, jobsSecretFile: c.JobsSecretFile, trail: sc.Audit} // reload.go
+	rl := &reloader{path: c.Config, pool: pool, log: log, jobs: sc.Jobs, keys: keys, linkSecretFile: c.LinkSecretFile, trail: sc.Audit} // reload.go
 	defer rl.close()
 	sc.Reload = rl.reload
 	s, err := server.New(sc)
@@ -85,19 +93,50 @@ func (c *serveCmd) Run(ctx context.Context) error {
 	return s.ListenAndServe(ctx)
 }
 
-// readSecrets reads the secrets given by file into their settings.
-func (c *serveCmd) readSecrets() error {
-	if c.JobsSecretFile == "" {
+// linkKeys returns the link keys of --link-secret or --link-secret-file,
+// or nil when neither is given.
+func (c *serveCmd) linkKeys() (*auth.Keys, error) {
+	switch {
+	case c.LinkSecretFile != "" && c.LinkSecret != "":
+		return nil, errors.New("--link-secret and --link-secret-file (or their EXPORTD_ variables) both given: keep one")
+	case c.LinkSecretFile != "":
+		return readLinkKeys(c.LinkSecretFile)
+	case c.LinkSecret != "":
+		keys, err := auth.NewKeys([]byte(c.LinkSecret))
+		if err != nil {
+			return nil, fmt.Errorf("--link-secret: %w", err)
+		}
+		return keys, nil
+	}
+	return nil, nil
+}
+
+// readLinkKeys reads the link keys of a --link-secret-file.
+func readLinkKeys(path string) (*auth.Keys, error) {
+	secrets, err := readSecretFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--link-secret-file: %w", err)
+	}
+	keys, err := auth.NewKeys(byteSecrets(secrets)...)
+	if err != nil {
+		return nil, fmt.Errorf("--link-secret-file %s: %w", path, err)
+	}
+	return keys, nil
+}
+
+// needKeys refuses a configuration that signs or accepts links without
+// link keys.
+func needKeys(cfg *exportd.Config, jobs bool, keys *auth.Keys) error {
+	if keys != nil {
 		return nil
 	}
-	if c.JobsSecret != "" {
-		return errors.New("--jobs-secret and --jobs-secret-file (or their EXPORTD_ variables) both given: keep one")
+	const give = "--link-secret-file FILE or --link-secret (EXPORTD_LINK_SECRET_FILE, EXPORTD_LINK_SECRET) of at least 16 bytes, the same on every node"
+	if jobs {
+		return errors.New("--jobs needs link keys to sign download links: give " + give)
 	}
-	secrets, err := readSecretFile(c.JobsSecretFile)
-	if err != nil {
-		return fmt.Errorf("--jobs-secret-file: %w", err)
+	if cfg.Auth.SignedLinks {
+		return fmt.Errorf("%s: auth.signed_links needs the keys that verify them: give %s", cfg.Path, give)
 	}
-	c.JobsSecret, c.jobsSecrets = secrets[len(secrets)-1], secrets
 	return nil
 }
 
@@ -125,7 +164,7 @@ func readSecretFile(path string) ([]string, error) {
 
 // config opens a source per connection (from pool) and builds the
 // server's Config; closeAuth closes what the authenticator opened.
-func (c *serveCmd) config(ctx context.Context, cfg *exportd.Config, pool *sourcePool, log *slog.Logger) (sc server.Config, closeAuth func(), err error) {
+func (c *serveCmd) config(ctx context.Context, cfg *exportd.Config, pool *sourcePool, keys *auth.Keys, log *slog.Logger) (sc server.Config, closeAuth func(), err error) {
 	keepAlive := c.KeepAlive
 	if keepAlive == 0 {
 		keepAlive = -1 // off
@@ -156,7 +195,7 @@ func (c *serveCmd) config(ctx context.Context, cfg *exportd.Config, pool *source
 	if sc.Sources, err = pool.sources(ctx, cfg); err != nil {
 		return sc, nil, err
 	}
-	a, closeAuth, err := authenticator(ctx, cfg) // token.go
+	a, closeAuth, err := authenticator(ctx, cfg, keys) // token.go
 	if err != nil {
 		return sc, nil, err
 	}

@@ -134,9 +134,9 @@ func (c *tokenRevokeCmd) Run(ctx context.Context) error {
 
 // authenticator builds the server's access control from the datasets
 // file's auth: block: the token store (opened, created the first time),
-// the trusted header, the link secret and the anonymous principal. It
-// returns a function closing the store.
-func authenticator(ctx context.Context, cfg *exportd.Config) (*auth.Authenticator, func(), error) {
+// the trusted header, signed links (with keys, the server's link keys)
+// and the anonymous principal. It returns a function closing the store.
+func authenticator(ctx context.Context, cfg *exportd.Config, keys *auth.Keys) (*auth.Authenticator, func(), error) {
 	a := cfg.Auth
 	ac := auth.Config{}
 	closeStore := func() {}
@@ -150,8 +150,8 @@ func authenticator(ctx context.Context, cfg *exportd.Config) (*auth.Authenticato
 	if h := a.TrustedHeader; h != nil {
 		ac.Header = &auth.HeaderTrust{User: h.User, Roles: h.Roles, AttrsPrefix: h.AttrsPrefix, Proxies: h.Proxies}
 	}
-	if a.LinkSecret != "" {
-		ac.LinkSecret = []byte(a.LinkSecret)
+	if a.SignedLinks {
+		ac.Links = keys
 	}
 	if an := a.Anonymous; an != nil {
 		ac.Anonymous = &auth.Principal{Name: auth.AnonymousName, Roles: an.Roles}
