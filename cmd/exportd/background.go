@@ -9,11 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -21,10 +19,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/exportd/exportd"
-	"github.com/exportd/exportd/auth"
 	"github.com/exportd/exportd/jobs"
-	"github.com/exportd/exportd/jobs/storage"
-	"github.com/exportd/exportd/server"
 )
 
 // jobFlags are serve's background job settings.
@@ -46,29 +41,10 @@ type jobFlags struct {
 	JobsRoleQuota  []string      `name:"jobs-role-quota" help:"Quota of a role, replacing the per-user ones for its principals: ROLE=JOBS:BYTES (0 = no bound); repeatable." placeholder:"ROLE=JOBS:BYTES"`
 }
 
-// start opens the queue and the storage, starts the job manager and puts
-// it in sc. stop stops the manager (letting running jobs finish for a
-// while) and closes the queue and the storage.
-func (f *jobFlags) start(ctx context.Context, configPath string, sc *server.Config, keys *auth.Keys, log *slog.Logger) (stop func(), err error) {
+// config returns the job manager's settings, or nil without --jobs.
+func (f *jobFlags) config(addr string) (*jobs.Config, error) {
 	if !f.Jobs {
-		return func() {}, nil
-	}
-	queueURL := f.JobsQueue
-	if queueURL == "" {
-		queueURL = "sqlite:" + filepath.Join(filepath.Dir(configPath), "exportd-jobs.db")
-	}
-	q, err := jobs.OpenQueue(ctx, queueURL)
-	if err != nil {
-		return nil, err
-	}
-	storeURL := f.JobsStorage
-	if rest, ok := strings.CutPrefix(storeURL, "file://"); ok && !strings.HasPrefix(rest, "/") {
-		storeURL = rest // a relative directory
-	}
-	st, err := storage.Open(ctx, storeURL)
-	if err != nil {
-		q.Close()
-		return nil, err
+		return nil, nil
 	}
 	roleQuotas := map[string]jobs.Quota{}
 	for _, rq := range f.JobsRoleQuota {
@@ -77,43 +53,15 @@ func (f *jobFlags) start(ctx context.Context, configPath string, sc *server.Conf
 		n, err1 := strconv.Atoi(js)
 		b, err2 := strconv.ParseInt(bs, 10, 64)
 		if !ok || !ok2 || role == "" || err1 != nil || err2 != nil {
-			st.Close()
-			q.Close()
 			return nil, usageError{fmt.Errorf("--jobs-role-quota %q: want ROLE=JOBS:BYTES", rq)}
 		}
 		roleQuotas[role] = jobs.Quota{Jobs: n, Bytes: b}
 	}
-	jc := jobs.Config{
-		Datasets: sc.Datasets, Sources: sc.Sources, Queue: q, Storage: st, Links: keys,
+	return &jobs.Config{
 		Workers: f.JobsWorkers, ResultTTL: f.JobsTTL, JobTimeout: f.JobsTimeout, RescueAfter: f.JobsRescue,
-		NodeID: cmp.Or(f.JobsNodeID, jobs.DefaultNodeID(sc.Addr)), NodeTimeout: f.JobsNodeTO,
-		MaxAttempts: f.JobsMaxAttempt, RetryBackoff: f.JobsBackoff, PollInterval: f.JobsPoll, Logger: log,
+		NodeID: cmp.Or(f.JobsNodeID, jobs.DefaultNodeID(addr)), NodeTimeout: f.JobsNodeTO,
+		MaxAttempts: f.JobsMaxAttempt, RetryBackoff: f.JobsBackoff, PollInterval: f.JobsPoll,
 		Quota: jobs.Quota{Jobs: f.JobsMaxJobs, Bytes: f.JobsMaxBytes}, RoleQuotas: roleQuotas,
-	}
-	if sc.Audit != nil {
-		jc.Audit = sc.Audit
-	}
-	m, err := jobs.New(jc)
-	if err != nil {
-		st.Close()
-		q.Close()
-		return nil, usageError{err}
-	}
-	if err := m.Start(ctx); err != nil {
-		st.Close()
-		q.Close()
-		return nil, err
-	}
-	log.Info("background jobs", "queue", q.Driver(), "workers", f.JobsWorkers, "ttl", f.JobsTTL.String(), "node", m.NodeID())
-	sc.Jobs = m
-	return func() {
-		c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := m.Stop(c); err != nil {
-			log.Warn("stopping jobs", "error", err.Error())
-		}
-		st.Close()
-		q.Close()
 	}, nil
 }
 

@@ -152,8 +152,8 @@ func (rl *reloader) load(ctx context.Context) (int, error) {
 			return refuse(err)
 		}
 	}
-	if err := needKeys(cfg, rl.jobs != nil, keys); err != nil {
-		return refuse(err)
+	if err := server.NeedLinkKeys(cfg, rl.jobs != nil, keys); err != nil {
+		return refuse(settingError(err))
 	}
 	var auditKeys *audit.Keys
 	if rl.trail != nil {
@@ -163,7 +163,7 @@ func (rl *reloader) load(ctx context.Context) (int, error) {
 		}
 		auditKeys = &keys
 	}
-	a, closeAuth, err := authenticator(ctx, cfg, keys) // token.go
+	a, closeAuth, err := server.OpenAuth(ctx, cfg, keys)
 	if err != nil {
 		return refuse(err)
 	}

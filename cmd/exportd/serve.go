@@ -48,8 +48,8 @@ func (c *serveCmd) Run(ctx context.Context) error {
 	if err != nil {
 		return usageError{err}
 	}
-	if err := needKeys(cfg, c.Jobs, keys); err != nil {
-		return usageError{err}
+	if err := server.NeedLinkKeys(cfg, c.Jobs, keys); err != nil {
+		return settingError(err) // before any database is opened
 	}
 	log := newLogger(c.LogFormat, c.LogLevel)
 	// A pool for every export that may run (the slots and their headroom,
@@ -65,30 +65,23 @@ func (c *serveCmd) Run(ctx context.Context) error {
 		pool.maxConns = 2*slots + 4
 	}
 	defer pool.close()
-	sc, closeAuth, err := c.config(ctx, cfg, pool, keys, log)
+	sc, err := c.config(ctx, cfg, pool, log)
 	if err != nil {
 		return err
 	}
-	defer closeAuth()
-	// The trail first: a job's worker records personal exports in it.
-	stopAudit, err := openAudit(ctx, cfg, &sc, log) // privacy.go
+	jc, err := c.jobFlags.config(sc.Addr)
 	if err != nil {
 		return err
 	}
-	defer stopAudit()
-	stopJobs, err := c.jobFlags.start(ctx, c.Config, &sc, keys, log)
-	if err != nil {
-		return err
-	}
-	defer stopJobs()
-	rl := &reloader{path: c.Config, pool: pool, log: log, jobs: sc.Jobs, keys: keys, linkSecretFile: c.LinkSecretFile, trail: sc.Audit} // reload.go
+	rl := &reloader{path: c.Config, pool: pool, log: log, keys: keys, linkSecretFile: c.LinkSecretFile} // reload.go
 	defer rl.close()
 	sc.Reload = rl.reload
-	s, err := server.New(sc)
+	s, err := server.Open(ctx, cfg, server.Options{Config: sc, LinkKeys: keys, Jobs: jc, JobQueue: c.JobsQueue, JobStorage: c.JobsStorage})
 	if err != nil {
-		return err
+		return settingError(err)
 	}
-	rl.srv = s
+	defer s.Close()
+	rl.srv, rl.jobs, rl.trail = s, s.Jobs(), s.Audit()
 	defer rl.onHangup(ctx)()
 	return s.ListenAndServe(ctx)
 }
@@ -111,6 +104,19 @@ func (c *serveCmd) linkKeys() (*auth.Keys, error) {
 	return nil, nil
 }
 
+// settingError marks a mistake in the settings as a usage error (exit 2),
+// saying which flags give link keys when they are missing.
+func settingError(err error) error {
+	var se *server.SettingError
+	if !errors.As(err, &se) {
+		return err
+	}
+	if se.Setting == "link keys" {
+		err = fmt.Errorf("%w: give --link-secret-file FILE or --link-secret (EXPORTD_LINK_SECRET_FILE, EXPORTD_LINK_SECRET), at least 16 bytes, the same on every node", err)
+	}
+	return usageError{err}
+}
+
 // readLinkKeys reads the link keys of a --link-secret-file.
 func readLinkKeys(path string) (*auth.Keys, error) {
 	secrets, err := readSecretFile(path)
@@ -122,22 +128,6 @@ func readLinkKeys(path string) (*auth.Keys, error) {
 		return nil, fmt.Errorf("--link-secret-file %s: %w", path, err)
 	}
 	return keys, nil
-}
-
-// needKeys refuses a configuration that signs or accepts links without
-// link keys.
-func needKeys(cfg *exportd.Config, jobs bool, keys *auth.Keys) error {
-	if keys != nil {
-		return nil
-	}
-	const give = "--link-secret-file FILE or --link-secret (EXPORTD_LINK_SECRET_FILE, EXPORTD_LINK_SECRET) of at least 16 bytes, the same on every node"
-	if jobs {
-		return errors.New("--jobs needs link keys to sign download links: give " + give)
-	}
-	if cfg.Auth.SignedLinks {
-		return fmt.Errorf("%s: auth.signed_links needs the keys that verify them: give %s", cfg.Path, give)
-	}
-	return nil
 }
 
 // readSecretFile returns the secrets of a file, one a line, without the
@@ -163,8 +153,8 @@ func readSecretFile(path string) ([]string, error) {
 }
 
 // config opens a source per connection (from pool) and builds the
-// server's Config; closeAuth closes what the authenticator opened.
-func (c *serveCmd) config(ctx context.Context, cfg *exportd.Config, pool *sourcePool, keys *auth.Keys, log *slog.Logger) (sc server.Config, closeAuth func(), err error) {
+// server's settings.
+func (c *serveCmd) config(ctx context.Context, cfg *exportd.Config, pool *sourcePool, log *slog.Logger) (sc server.Config, err error) {
 	keepAlive := c.KeepAlive
 	if keepAlive == 0 {
 		keepAlive = -1 // off
@@ -186,21 +176,16 @@ func (c *serveCmd) config(ctx context.Context, cfg *exportd.Config, pool *source
 		if err != nil {
 			addr, err2 := netip.ParseAddr(p)
 			if err2 != nil {
-				return sc, nil, usageError{fmt.Errorf("--trusted-proxies: %w", err)}
+				return sc, usageError{fmt.Errorf("--trusted-proxies: %w", err)}
 			}
 			pfx = netip.PrefixFrom(addr, addr.BitLen())
 		}
 		sc.TrustedProxies = append(sc.TrustedProxies, pfx)
 	}
 	if sc.Sources, err = pool.sources(ctx, cfg); err != nil {
-		return sc, nil, err
+		return sc, err
 	}
-	a, closeAuth, err := authenticator(ctx, cfg, keys) // token.go
-	if err != nil {
-		return sc, nil, err
-	}
-	sc.Auth = a
-	return sc, closeAuth, nil
+	return sc, nil
 }
 
 func newLogger(format, level string) *slog.Logger {

@@ -167,8 +167,8 @@ func TestServeLinkSecretFile(t *testing.T) {
 		{[]string{"EXPORTD_LINK_SECRET_FILE=" + secretFile}, []string{"--link-secret", "0123456789abcdef0123"}, "both given"},
 		{[]string{"EXPORTD_JOBS_SECRET_FILE=" + secretFile}, []string{"--jobs-secret", "0123456789abcdef0123"}, "both given"},
 		{nil, []string{"--link-secret", "short"}, "--link-secret: link keys: key 1 of 1 has 5 bytes"},
-		{nil, nil, "--jobs needs link keys to sign download links: give --link-secret-file"},
-		{[]string{"EXPORTD_JOBS=false", "EXPORTD_CONFIG=" + signed}, nil, "auth.signed_links needs the keys that verify them"},
+		{nil, nil, "link keys: background jobs need link keys to sign download links: give --link-secret-file"},
+		{[]string{"EXPORTD_JOBS=false", "EXPORTD_CONFIG=" + signed}, nil, "auth.signed_links needs the keys that verify the links: give --link-secret-file"},
 	} {
 		cmd := exec.Command(exportdBin, append([]string{"serve"}, tc.args...)...)
 		cmd.Dir = dir
