@@ -218,7 +218,7 @@ func (p *parser) checkPins(cfg *exportd.Config, d *exportd.Dataset) {
 			field := "pin." + r + "." + name
 			prm, ok := d.Param(name)
 			if !ok {
-				p.errorf(d.Origin.LineOf(field), d.Name, field, "%q is not a declared parameter%s", name, declaredParams(d))
+				p.errorf(d.Origin.LineOf(field), d.Name, field, "%q is not a declared parameter%s", name, d.DeclaredParams())
 				continue
 			}
 			if !prm.List && len(pin.Values) > 1 {
@@ -231,16 +231,4 @@ func (p *parser) checkPins(cfg *exportd.Config, d *exportd.Dataset) {
 			}
 		}
 	}
-}
-
-// declaredParams names d's parameters for a message about an unknown one.
-func declaredParams(d *exportd.Dataset) string {
-	if len(d.Params) == 0 {
-		return " (the dataset has no parameters)"
-	}
-	names := make([]string, len(d.Params))
-	for i, p := range d.Params {
-		names[i] = p.Name
-	}
-	return " (want " + strings.Join(names, ", ") + ")"
 }
