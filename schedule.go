@@ -179,7 +179,7 @@ func (s *Schedule) ResolveParams(d *Dataset, now time.Time) (url.Values, error) 
 	for name, vals := range s.Params {
 		prm, ok := d.Param(name)
 		if !ok {
-			errs = append(errs, &ParamError{Param: name, Reason: fmt.Sprintf("not a parameter of %s (%s)", d.Name, d.declaredParams())})
+			errs = append(errs, &ParamError{Param: name, Reason: fmt.Sprintf("not a parameter of %s (%s)", d.Name, d.DeclaredParams())})
 			continue
 		}
 		res := make([]string, len(vals))

@@ -149,7 +149,7 @@ func startSchedServer(t *testing.T, f *fixture, queueURL, dir string, srvOpt fun
 	}
 	jc := jobs.Config{
 		Datasets: f.cfg, Sources: f.sources, Queue: q, Storage: st, Audit: trail,
-		LinkSecret: []byte("0123456789abcdef0123456789abcdef"), Workers: 2, ResultTTL: time.Hour,
+		Links: mustKeys([]byte("0123456789abcdef0123456789abcdef")), Workers: 2, ResultTTL: time.Hour,
 		PollInterval: 50 * time.Millisecond, Logger: log,
 		Delivery: jobs.Delivery{PublicURL: "http://" + ts.Listener.Addr().String(), WebhookSecret: []byte(webhookSecret),
 			Backoff: 100 * time.Millisecond, Timeout: 10 * time.Second},

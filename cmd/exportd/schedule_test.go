@@ -74,7 +74,7 @@ func TestServeDeliverySettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := c.delivery(cfg)
+	d, err := c.delivery(cfg, c.LinkSecret)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func TestServeDeliverySettings(t *testing.T) {
 		{"EXPORTD_PUBLIC_URL", "", "--public-url"},
 		{"EXPORTD_SMTP_ADDR", "", "--smtp-addr"},
 		{"EXPORTD_WEBHOOK_SECRET", "short", "--webhook-secret"},
-		{"EXPORTD_WEBHOOK_SECRET", "0123456789abcdef0123456789abcdef", "must differ from the jobs secret"},
+		{"EXPORTD_WEBHOOK_SECRET", "0123456789abcdef0123456789abcdef", "must differ from the link secret"},
 	} {
 		t.Run(tc.want, func(t *testing.T) {
 			t.Setenv(tc.env, tc.value)
@@ -94,7 +94,7 @@ func TestServeDeliverySettings(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := c.delivery(cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
+			if _, err := c.delivery(cfg, c.LinkSecret); err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("%s=%q: %v", tc.env, tc.value, err)
 			}
 		})
