@@ -5,6 +5,9 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +22,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/exportd/exportd"
+	"github.com/exportd/exportd/auth"
 	"github.com/exportd/exportd/jobs"
 )
 
@@ -57,7 +61,10 @@ type jobFlags struct {
 // start without the ones cfg's schedules need (fail closed: a schedule
 // whose mail or webhook could never be delivered is a mistake now, not
 // a failed delivery next month).
-func (f *jobFlags) delivery(cfg *exportd.Config, linkSecret string) (jobs.Delivery, error) {
+//
+// The webhook secret must be none of the link keys: it is checked by
+// signing a probe with it and verifying the signature with the keys.
+func (f *jobFlags) delivery(cfg *exportd.Config, links *auth.Keys) (jobs.Delivery, error) {
 	d := jobs.Delivery{PublicURL: f.PublicURL, AttachMax: f.MailAttachMax,
 		SMTP: jobs.SMTP{Addr: f.SMTPAddr, TLS: f.SMTPTLS, Username: f.SMTPUser, Password: f.SMTPPassword, From: f.SMTPFrom}}
 	if d.AttachMax == 0 {
@@ -106,7 +113,8 @@ func (f *jobFlags) delivery(cfg *exportd.Config, linkSecret string) (jobs.Delive
 	if len(hooks) > 0 && len(d.WebhookSecret) < 16 {
 		errs = append(errs, fmt.Errorf("the schedules %s call webhooks: give --webhook-secret or --webhook-secret-file of at least 16 bytes (EXPORTD_WEBHOOK_SECRET)", strings.Join(hooks, ", ")))
 	}
-	if secret != "" && secret == linkSecret {
+	probe := []byte("exportd-webhook-secret-probe")
+	if secret != "" && links != nil && links.Verify(probe, hex.EncodeToString(hmacSHA256([]byte(secret), probe))) {
 		errs = append(errs, errors.New("--webhook-secret must differ from the link secret: a webhook receiver must not be able to sign download links"))
 	}
 	return d, errors.Join(errs...)
@@ -354,4 +362,10 @@ func byteSecrets(secrets []string) [][]byte {
 		out[i] = []byte(s)
 	}
 	return out
+}
+
+func hmacSHA256(key, msg []byte) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write(msg)
+	return m.Sum(nil)
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/exportd/exportd/auth"
 	"github.com/exportd/exportd/datasets"
 )
 
@@ -74,7 +75,7 @@ func TestServeDeliverySettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := c.delivery(cfg, c.LinkSecret)
+	d, err := c.delivery(cfg, mustLinkKeys(t, c))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,9 +95,18 @@ func TestServeDeliverySettings(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := c.delivery(cfg, c.LinkSecret); err == nil || !strings.Contains(err.Error(), tc.want) {
+			if _, err := c.delivery(cfg, mustLinkKeys(t, c)); err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("%s=%q: %v", tc.env, tc.value, err)
 			}
 		})
 	}
+}
+
+func mustLinkKeys(t *testing.T, c *serveCmd) *auth.Keys {
+	t.Helper()
+	keys, err := c.linkKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys
 }

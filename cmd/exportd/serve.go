@@ -77,11 +77,11 @@ func (c *serveCmd) Run(ctx context.Context) error {
 	if jc != nil {
 		// The schedules' deliveries (jobs/deliver.go): refused now, and on
 		// each reload, when their recipients could never be reached.
-		if jc.Delivery, err = c.delivery(cfg, c.LinkSecret); err != nil {
+		if jc.Delivery, err = c.delivery(cfg, keys); err != nil {
 			return usageError{err}
 		}
 		rl.checkDelivery = func(cfg *exportd.Config) error {
-			_, err := c.delivery(cfg, c.LinkSecret)
+			_, err := c.delivery(cfg, rl.keys)
 			return err
 		}
 	} else {
