@@ -16,7 +16,9 @@ package jobs
 // down are not inserted when one comes back. Start compares each
 // schedule's last claimed tick with its cron's last tick before now, and
 // inserts one job for that tick if it has not run: one catch-up however
-// many ticks were missed.
+// many ticks were missed. The retention sweep, which the leader runs
+// every few minutes, does the same for the ticks more than a minute old
+// (a tick passed over while the leadership moved between nodes).
 
 import (
 	"context"
@@ -217,7 +219,7 @@ func (m *Manager) catchUp(ctx context.Context, now time.Time) error {
 			continue
 		}
 		if !res.UniqueSkippedAsDuplicate {
-			m.log.Warn("schedule missed its last run while no node ran: running it once now", "schedule", s.ID(),
+			m.log.Warn("a schedule's last tick has not run (no node ran then, or the leadership moved): running it once now", "schedule", s.ID(),
 				"tick", prev.Format(time.RFC3339), "last", time.UnixMicro(last).In(s.Location).Format(time.RFC3339), "job", res.Job.ID)
 		}
 	}

@@ -198,6 +198,11 @@ func (w *sweepWorker) Work(ctx context.Context, _ *river.Job[sweepArgs]) error {
 	if n > 0 {
 		w.m.log.Info("expired results deleted", "count", n)
 	}
+	// A tick River's periodic jobs passed over (while the leadership
+	// moved from one node to another) runs now (schedule.go).
+	if cerr := w.m.catchUp(ctx, time.Now().Add(-time.Minute)); cerr != nil {
+		w.m.log.Error("schedules: missed runs not checked", "error", cerr.Error())
+	}
 	return err
 }
 
