@@ -17,7 +17,7 @@ import (
 // standardTable creates the standard benchmark dataset of n rows
 // (../shared/BENCHMARKS.md, from bench/sources/standard_mysql.sql) in a
 // table of its own, dropped at the end.
-func standardTable(b *testing.B, url string, n int) string {
+func standardTable(b testing.TB, url string, n int) string {
 	b.Helper()
 	script, err := os.ReadFile("../bench/sources/standard_mysql.sql")
 	if err != nil {
