@@ -12,6 +12,7 @@ import (
 	"math"
 	"net"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -330,7 +331,7 @@ func (c *queryConn) wireQueryInt(ctx context.Context, query string, dst *int64) 
 		return nil
 	}()
 	if !stop() {
-		return errors.Join(ctx.Err(), err) // the connection's deadline is spent
+		return ctx.Err() // the read was interrupted: the connection's deadline is spent
 	}
 	return err
 }
@@ -471,7 +472,7 @@ func (s *Source) Query(ctx context.Context, q exportd.Query) (exportd.Rows, erro
 			r.finish(false)
 			return nil, err
 		}
-		return fail(err)
+		return fail(readError(ctx, err))
 	}
 	r.cols, r.kinds = make([]exportd.ResultColumn, len(wcols)), make([]kind, len(wcols))
 	for i, c := range wcols {
@@ -533,6 +534,16 @@ func (s *Source) bindLiterals(q exportd.Query, noBackslash bool) (string, error)
 	d.Placeholder = func(n int) string { return lits[n-1] }
 	text, _, err = exportd.BindText(q, d, s.loc, dateTimeLayout, false)
 	return text, err
+}
+
+// readError is the error of a failed read of a query's socket. A read
+// that ctx's end interrupted (see queryConn.interrupt) failed for that
+// reason alone, as the driver reports it: not for the deadline it hit.
+func readError(ctx context.Context, err error) error {
+	if ctx.Err() != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		return ctx.Err()
+	}
+	return fmt.Errorf("reading the result: %w", err)
 }
 
 // silenceGrace is how long past a statement timeout a query may stay
@@ -719,7 +730,7 @@ func (r *Rows) nextWire(dst []exportd.Value) bool {
 	if p == nil {
 		var err error
 		if p, err = w.next(); err != nil {
-			r.err = wrap(r.ctx, "mysql query", fmt.Errorf("reading the result: %w", err))
+			r.err = wrap(r.ctx, "mysql query", readError(r.ctx, err))
 			r.broken = true
 			r.finish(false)
 			return false

@@ -1,0 +1,150 @@
+package mysql
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/exportd/exportd"
+)
+
+// packet frames payload as packets from sequence number seq on, split at
+// 2^24-1 bytes as the server splits it.
+func packet(seq byte, payload []byte) []byte {
+	var b []byte
+	for {
+		n := min(len(payload), maxPayload)
+		b = append(b, byte(n), byte(n>>8), byte(n>>16), seq)
+		b = append(b, payload[:n]...)
+		payload = payload[n:]
+		seq++
+		if n < maxPayload {
+			return b
+		}
+	}
+}
+
+func testWire(stream []byte) *wire {
+	return &wire{r: bufio.NewReaderSize(bytes.NewReader(stream), readBuffer)}
+}
+
+// Packets of every size come back whole: within the read buffer, larger
+// than it, and continued over several packets (2^24-1 bytes and more, and
+// exactly 2^24-1, which an empty packet ends).
+func TestWireNext(t *testing.T) {
+	sizes := []int{0, 1, 250, readBuffer - 4, readBuffer - 3, readBuffer, 200_000, maxPayload - 1, maxPayload, maxPayload + 1, 2*maxPayload + 7}
+	var stream []byte
+	var want [][]byte
+	seq := byte(1)
+	for i, n := range sizes {
+		p := bytes.Repeat([]byte{byte('a' + i)}, n)
+		if n > 0 {
+			p[0], p[n-1] = byte(i), byte(n)
+		}
+		stream = append(stream, packet(seq, p)...)
+		seq += byte(n/maxPayload + 1)
+		want = append(want, p)
+	}
+	w := testWire(stream)
+	w.seq = 1
+	for i, p := range want {
+		got, err := w.next()
+		if err != nil || !bytes.Equal(got, p) {
+			t.Fatalf("packet %d (%d bytes): got %d bytes, %v", i, len(p), len(got), err)
+		}
+	}
+	if _, err := w.next(); err != io.ErrUnexpectedEOF {
+		t.Errorf("after the last packet: %v, want io.ErrUnexpectedEOF", err)
+	}
+
+	w = testWire(packet(5, []byte("x")))
+	w.seq = 1
+	if _, err := w.next(); err == nil || !strings.Contains(err.Error(), "sequence") {
+		t.Errorf("a packet out of sequence: %v", err)
+	}
+	w = testWire(packet(1, []byte("hello"))[:7])
+	w.seq = 1
+	if _, err := w.next(); err != io.ErrUnexpectedEOF {
+		t.Errorf("a packet cut short: %v", err)
+	}
+}
+
+// A text row's values: every length encoding, NULL, and rows that do not
+// parse.
+func TestDecodeRow(t *testing.T) {
+	long := strings.Repeat("김", 100)   // 300 bytes: 0xfc length
+	huge := strings.Repeat("x", 70000) // 0xfd length
+	row := []byte{2, '4', '2', lenNull, 0xfc, 44, 1}
+	row = append(row, long...)
+	row = append(row, 0xfd, byte(len(huge)), byte(len(huge)>>8), byte(len(huge)>>16))
+	row = append(row, huge...)
+	row = append(row, 3, '0', '.', '1', 4, '-', '1', '.', '5')
+	row = append(row, 19)
+	row = append(row, "2024-02-29 23:59:59"...)
+	kinds := []kind{kindInt, kindString, kindString, kindString, kindFloat32, kindDecimal, kindDateTime}
+	dst := make([]exportd.Value, len(kinds))
+	if err := decodeRow(row, kinds, dst, time.UTC, nil); err != nil {
+		t.Fatal(err)
+	}
+	want := []exportd.Value{exportd.Int(42), exportd.Null(), exportd.String(long), exportd.String(huge), exportd.Float(0.1),
+		exportd.Decimal("-1.5"), exportd.DateTime(time.Date(2024, 2, 29, 23, 59, 59, 0, time.UTC))}
+	for i := range want {
+		if dst[i] != want[i] {
+			t.Errorf("value %d: %v, want %v", i, dst[i], want[i])
+		}
+	}
+	for _, bad := range [][]byte{
+		{},                    // no value
+		{3, '1', '2'},         // shorter than its length
+		{1, '1', 1, '2', 0},   // a value too many
+		{0xfc, 1},             // a length cut short
+		{1, 'x', 1, '2', 1},   // not an integer (and cut short)
+		{0xfe, 1, 2, 3, 4, 5}, // an 8-byte length cut short
+	} {
+		if err := decodeRow(bad, []kind{kindInt, kindInt}, dst, time.UTC, nil); err == nil {
+			t.Errorf("% x: no error", bad)
+		}
+	}
+	if err := decodeRow([]byte{1, 'x'}, []kind{kindInt}, dst, time.UTC, nil); err == nil {
+		t.Error("an integer column's 'x': no error")
+	}
+}
+
+func TestAppendLiteral(t *testing.T) {
+	for _, tt := range []struct {
+		v           any
+		noBackslash bool
+		want        string
+	}{
+		{nil, false, "NULL"},
+		{int64(-9223372036854775808), false, "-9223372036854775808"},
+		{uint64(18446744073709551615), false, "18446744073709551615"},
+		{0.1, false, "0.1"},
+		{1e300, false, "1e+300"},
+		{true, false, "1"},
+		{false, false, "0"},
+		{"it's \"q\" \\ \x00\n\r\x1a 김", false, `'it\'s \"q\" \\ \0\n\r\Z 김'`},
+		{"it's \"q\" \\ \x00\n 김", true, "'it''s \"q\" \\ \x00\n 김'"},
+	} {
+		got, err := appendLiteral(nil, tt.v, tt.noBackslash)
+		if err != nil || string(got) != tt.want {
+			t.Errorf("appendLiteral(%#v, %v) = %s, %v; want %s", tt.v, tt.noBackslash, got, err, tt.want)
+		}
+	}
+	if _, err := appendLiteral(nil, []int{1}, false); err == nil {
+		t.Error("a []int: no error")
+	}
+}
+
+func TestErrorPacket(t *testing.T) {
+	p := append([]byte{pktErr, 0x3d, 0x04, '#'}, "42S02Table 'x' doesn't exist"...)
+	err := errorPacket(p)
+	var me interface{ Error() string }
+	if !errors.As(err, &me) || err.Error() != "Error 1085 (42S02): Table 'x' doesn't exist" {
+		t.Errorf("errorPacket: %v", err)
+	}
+}
