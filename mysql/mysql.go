@@ -930,7 +930,7 @@ func parseDateTime(b []byte) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	y, mo, d := num(0, 4), num(5, 2), num(8, 2)
-	if y < 0 || mo < 1 || mo > 12 || d < 1 || d > time.Date(y, time.Month(mo)+1, 0, 0, 0, 0, 0, time.UTC).Day() {
+	if y < 0 || mo < 1 || mo > 12 || d < 1 || d > daysIn(y, mo) {
 		return time.Time{}, false
 	}
 	if len(b) == 10 {
@@ -957,4 +957,15 @@ func parseDateTime(b []byte) (time.Time, bool) {
 		}
 	}
 	return time.Date(y, time.Month(mo), d, h, mi, sec, ns, time.UTC), true
+}
+
+// daysIn returns the number of days in month mo (1-12) of year y.
+func daysIn(y, mo int) int {
+	if mo == 2 {
+		if y%4 == 0 && (y%100 != 0 || y%400 == 0) {
+			return 29
+		}
+		return 28
+	}
+	return 30 + (mo+mo/8)%2
 }
