@@ -289,6 +289,11 @@ func (s *Source) release(c *queryConn, reuse bool) {
 	}
 	s.mu.Unlock()
 	if c != nil {
+		if c.raw != nil {
+			// The driver says goodbye (COM_QUIT) as it closes, also
+			// after an interrupt.
+			c.raw.SetWriteDeadline(time.Now().Add(time.Second))
+		}
 		c.drv.Close()
 	}
 }
@@ -336,11 +341,10 @@ func (c *queryConn) wireQueryInt(ctx context.Context, query string, dst *int64) 
 	return err
 }
 
-// interrupt ends a read of c's socket at once. (Writes are left alone:
-// the driver's COM_QUIT as it closes the connection still goes out.)
+// interrupt ends a read or write of c's socket at once; c is not reused.
 func (c *queryConn) interrupt() {
 	if c.raw != nil {
-		c.raw.SetReadDeadline(time.Unix(1, 0))
+		c.raw.SetDeadline(time.Unix(1, 0))
 	}
 }
 
@@ -475,6 +479,7 @@ func (s *Source) Query(ctx context.Context, q exportd.Query) (exportd.Rows, erro
 		return fail(readError(ctx, err))
 	}
 	r.cols, r.kinds = make([]exportd.ResultColumn, len(wcols)), make([]kind, len(wcols))
+	r.scratch = make([]byte, 0, 32) // a FLOAT's text (see decodeRow)
 	for i, c := range wcols {
 		dbType := c.typeName()
 		k, typ := kindOf(dbType)

@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strconv"
 	"time"
 
@@ -153,7 +154,7 @@ func (w *wire) next() ([]byte, error) {
 	for {
 		w.r.Discard(4)
 		start := len(w.big)
-		w.big = append(w.big, make([]byte, n)...)
+		w.big = slices.Grow(w.big, n)[:start+n]
 		if _, err := io.ReadFull(w.r, w.big[start:]); err != nil {
 			return nil, unexpected(err)
 		}
@@ -254,6 +255,9 @@ func (w *wire) afterColumns() ([]byte, error) {
 func (w *wire) end(p []byte) bool {
 	if p[0] != pktEOF || len(p) >= maxPayload {
 		return false
+	}
+	if cap(w.big) > readBuffer {
+		w.big = nil // a pooled connection keeps no large row
 	}
 	if len(p) == 5 {
 		w.status = binary.LittleEndian.Uint16(p[3:])

@@ -158,4 +158,17 @@ func TestWireMatchesDriver(t *testing.T) {
 	nbURL := url + sep + "sql_mode=%27NO_BACKSLASH_ESCAPES%27"
 	nbWire, nbDrv := paritySources(t, nbURL)
 	sameResult(t, nbWire, nbDrv, params)
+
+	// A compressed connection is the driver's to read, with the same
+	// values.
+	compressed, err := mysql.Open(t.Context(), url+sep+"compress=true", exportd.SourceOptions{Location: sourcetest.Location})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer compressed.Close()
+	if mysql.ReadsWire(compressed) {
+		t.Fatal("the source reads a compressed connection itself")
+	}
+	sameResult(t, wire, compressed, exportd.Query{SQL: "SELECT * FROM " + gen + " ORDER BY id"})
+	sameResult(t, wire, compressed, params)
 }
