@@ -108,7 +108,7 @@ func BenchmarkRows(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	cpu := cpuTime()
-	defer func() { b.ReportMetric(float64((cpuTime() - cpu).Nanoseconds())/float64(b.N), "cpu-ns/row") }()
+	defer func() { b.ReportMetric(float64((cpuTime()-cpu).Nanoseconds())/float64(b.N), "cpu-ns/row") }()
 	for read := 0; read < b.N; {
 		rows, err := src.Query(b.Context(), exportd.Query{SQL: query})
 		if err != nil {
