@@ -390,9 +390,9 @@ func (s *Source) Describe(ctx context.Context, q exportd.Query) ([]exportd.Resul
 	return cols, nil
 }
 
-// Query runs q on a connection of its own and streams its rows. The
-// driver stops reading when ctx is cancelled, but the server would run on:
-// so a cancel also sends KILL QUERY for that connection on another one.
+// Query runs q on a connection of its own and streams its rows. Reading
+// stops at once when ctx is cancelled, but the server would run on: so a
+// cancel also sends KILL QUERY for that connection on another one.
 // A positive q.Timeout becomes max_statement_time (MariaDB) or
 // max_execution_time (MySQL, SELECT only), and bounds the query on this
 // side too, at q.Timeout plus a grace: a database that cannot be heard
