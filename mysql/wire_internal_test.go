@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -146,5 +147,46 @@ func TestErrorPacket(t *testing.T) {
 	var me interface{ Error() string }
 	if !errors.As(err, &me) || err.Error() != "Error 1085 (42S02): Table 'x' doesn't exist" {
 		t.Errorf("errorPacket: %v", err)
+	}
+}
+
+// A query's text goes out as COM_QUERY packets split at 2^24-1 bytes,
+// sequence numbers from 0, with an empty packet after one exactly that long.
+func TestWriteQuery(t *testing.T) {
+	for _, n := range []int{0, 10, maxPayload - 2, maxPayload - 1, maxPayload, 2*maxPayload + 5} {
+		client, server := net.Pipe()
+		w := &wire{c: &bufferedConn{Conn: client}}
+		text := strings.Repeat("s", n)
+		got := make(chan []byte, 1)
+		go func() {
+			b, _ := io.ReadAll(server)
+			got <- b
+		}()
+		if err := w.writeQuery(text); err != nil {
+			t.Fatal(err)
+		}
+		client.Close()
+		b := <-got
+		var payload []byte
+		var seqs []byte
+		for len(b) >= 4 {
+			l := int(b[0]) | int(b[1])<<8 | int(b[2])<<16
+			seqs = append(seqs, b[3])
+			payload = append(payload, b[4:4+l]...)
+			b = b[4+l:]
+			if l < maxPayload {
+				break
+			}
+		}
+		wantPackets := (1+n)/maxPayload + 1
+		if len(b) != 0 || len(seqs) != wantPackets || string(payload) != "\x03"+text {
+			t.Errorf("%d bytes: %d packets (sequence %v), %d bytes left, payload ok %v; want %d packets",
+				n, len(seqs), seqs, len(b), string(payload) == "\x03"+text, wantPackets)
+		}
+		for i, s := range seqs {
+			if s != byte(i) {
+				t.Errorf("%d bytes: packet %d has sequence number %d", n, i, s)
+			}
+		}
 	}
 }
