@@ -133,13 +133,16 @@ func (w *wire) drop() {
 	}
 }
 
-// next returns the payload of the next packet. It is a view of the read
-// buffer, valid until the next call.
+// next returns the payload of the next packet, never empty. It is a view
+// of the read buffer, valid until the next call.
 func (w *wire) next() ([]byte, error) {
 	w.drop()
 	n, err := w.header()
 	if err != nil {
 		return nil, err
+	}
+	if n == 0 {
+		return nil, errMalformed // only ends a payload of 2^24-1 bytes, read below
 	}
 	if n < maxPayload && 4+n <= w.r.Size() {
 		p, err := w.r.Peek(4 + n)

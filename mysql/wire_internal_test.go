@@ -37,7 +37,7 @@ func testWire(stream []byte) *wire {
 // than it, and continued over several packets (2^24-1 bytes and more, and
 // exactly 2^24-1, which an empty packet ends).
 func TestWireNext(t *testing.T) {
-	sizes := []int{0, 1, 250, readBuffer - 4, readBuffer - 3, readBuffer, 200_000, maxPayload - 1, maxPayload, maxPayload + 1, 2*maxPayload + 7}
+	sizes := []int{1, 250, readBuffer - 4, readBuffer - 3, readBuffer, 200_000, maxPayload - 1, maxPayload, maxPayload + 1, 2*maxPayload + 7}
 	var stream []byte
 	var want [][]byte
 	seq := byte(1)
@@ -60,6 +60,12 @@ func TestWireNext(t *testing.T) {
 	}
 	if _, err := w.next(); err != io.ErrUnexpectedEOF {
 		t.Errorf("after the last packet: %v, want io.ErrUnexpectedEOF", err)
+	}
+
+	w = testWire(packet(1, nil))
+	w.seq = 1
+	if _, err := w.next(); err != errMalformed {
+		t.Errorf("an empty packet: %v", err)
 	}
 
 	w = testWire(packet(5, []byte("x")))
@@ -189,4 +195,33 @@ func TestWriteQuery(t *testing.T) {
 			}
 		}
 	}
+}
+
+// Whatever bytes the server sends, reading them as packets, a result's
+// header, column definitions and rows returns an error or values, never
+// a panic.
+func FuzzWire(f *testing.F) {
+	f.Add(packet(1, []byte{2, '4', '2', lenNull}))
+	f.Add(append(packet(1, []byte{1}), packet(2, []byte{0xfe, 0, 0, 2, 0})...))
+	f.Add(packet(1, []byte{pktErr, 1, 2, '#', 'H', 'Y', '0', '0', '0', 'x'}))
+	f.Add(packet(1, []byte{0xfc, 0xff}))
+	f.Fuzz(func(t *testing.T, stream []byte) {
+		w := testWire(stream)
+		w.seq = 1
+		kinds := []kind{kindInt, kindString, kindFloat32, kindDateTime, kindBit, kindUint, kindBinary, kindDate}
+		dst := make([]exportd.Value, len(kinds))
+		for range 8 {
+			p, err := w.next()
+			if err != nil {
+				return
+			}
+			if w.end(p) || p[0] == pktErr {
+				_ = errorPacket(p)
+				continue
+			}
+			_, _ = columnDefinition(p)
+			_, _, _ = lenInt(p)
+			_ = decodeRow(p, kinds, dst, time.UTC, make([]byte, 0, 32))
+		}
+	})
 }
