@@ -247,10 +247,10 @@ func (s *Source) connect(ctx context.Context) (*queryConn, error) {
 	return c, nil
 }
 
-// queryConn takes a connection for a query and asks the server its id (for
+// acquire takes a connection for a query and asks the server its id (for
 // KILL QUERY). A pooled connection that turns out dead (the server
 // restarted since) is dropped and another taken.
-func (s *Source) queryConn(ctx context.Context) (*queryConn, int64, error) {
+func (s *Source) acquire(ctx context.Context) (*queryConn, int64, error) {
 	for {
 		c, pooled, err := s.take(ctx)
 		if err != nil {
@@ -404,11 +404,23 @@ func (s *Source) Describe(ctx context.Context, q exportd.Query) ([]exportd.Resul
 // database/sql (its Scan turned every integer and float the driver had
 // parsed back into text, and took a lock per row).
 func (s *Source) Query(ctx context.Context, q exportd.Query) (exportd.Rows, error) {
+	text, args, err := s.bind(q, false)
+	if err != nil {
+		return nil, fmt.Errorf("mysql query: %w", err)
+	}
+	named := make([]driver.NamedValue, len(args))
+	for i, a := range args {
+		v, err := driver.DefaultParameterConverter.ConvertValue(a)
+		if err != nil {
+			return nil, fmt.Errorf("mysql query: parameter %d: %w", i+1, err)
+		}
+		named[i] = driver.NamedValue{Ordinal: i + 1, Value: v}
+	}
 	stop := context.CancelFunc(func() {})
 	if q.Timeout > 0 {
 		ctx, stop = context.WithTimeoutCause(ctx, q.Timeout+silenceGrace, errSilent)
 	}
-	conn, id, err := s.queryConn(ctx)
+	conn, id, err := s.acquire(ctx)
 	if err != nil {
 		err = wrap(ctx, "mysql query", err) // before stop: it reads ctx's cause
 		stop()
@@ -430,17 +442,10 @@ func (s *Source) Query(ctx context.Context, q exportd.Query) (exportd.Rows, erro
 		r.finish(false)
 		return nil, err
 	}
-	var (
-		text  string
-		named []driver.NamedValue
-	)
-	if conn.w != nil {
-		text, err = s.bindLiterals(q, conn.w.status&statusNoBackslashEscape != 0)
-	} else {
-		text, named, err = s.bindNamed(q)
-	}
-	if err != nil {
-		return fail(err)
+	if conn.w != nil && len(named) > 0 {
+		if text, err = s.bindLiterals(q, named, conn.w.status&statusNoBackslashEscape != 0); err != nil {
+			return fail(err)
+		}
 	}
 	if q.Timeout > 0 {
 		if s.mariadb {
@@ -497,39 +502,14 @@ func (s *Source) Query(ctx context.Context, q exportd.Query) (exportd.Rows, erro
 	return r, nil
 }
 
-// bindNamed binds q for the driver's client-side interpolation.
-func (s *Source) bindNamed(q exportd.Query) (string, []driver.NamedValue, error) {
-	text, args, err := s.bind(q, false)
-	if err != nil {
-		return "", nil, err
-	}
-	named := make([]driver.NamedValue, len(args))
-	for i, a := range args {
-		v, err := driver.DefaultParameterConverter.ConvertValue(a)
-		if err != nil {
-			return "", nil, fmt.Errorf("parameter %d: %w", i+1, err)
-		}
-		named[i] = driver.NamedValue{Ordinal: i + 1, Value: v}
-	}
-	return text, named, nil
-}
-
-// bindLiterals binds q's parameters as literals in its text, as the
-// driver's client-side interpolation writes them (the source sends the
+// bindLiterals binds q's parameters, args, as literals in its text, as
+// the driver's client-side interpolation writes them (the source sends the
 // text itself): the named parameters are found outside string literals,
 // quoted identifiers and comments, as for bind.
-func (s *Source) bindLiterals(q exportd.Query, noBackslash bool) (string, error) {
-	text, args, err := s.bind(q, false)
-	if err != nil || len(args) == 0 {
-		return text, err
-	}
+func (s *Source) bindLiterals(q exportd.Query, args []driver.NamedValue, noBackslash bool) (string, error) {
 	lits := make([]string, len(args))
 	for i, a := range args {
-		v, err := driver.DefaultParameterConverter.ConvertValue(a)
-		if err != nil {
-			return "", fmt.Errorf("parameter %d: %w", i+1, err)
-		}
-		b, err := appendLiteral(nil, v, noBackslash)
+		b, err := appendLiteral(nil, a.Value, noBackslash)
 		if err != nil {
 			return "", fmt.Errorf("parameter %d: %w", i+1, err)
 		}
@@ -537,7 +517,7 @@ func (s *Source) bindLiterals(q exportd.Query, noBackslash bool) (string, error)
 	}
 	d := exportd.DialectMySQL
 	d.Placeholder = func(n int) string { return lits[n-1] }
-	text, _, err = exportd.BindText(q, d, s.loc, dateTimeLayout, false)
+	text, _, err := exportd.BindText(q, d, s.loc, dateTimeLayout, false)
 	return text, err
 }
 
