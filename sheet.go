@@ -20,9 +20,6 @@ type Sheet struct {
 	// Columns are the sheet's declared columns, which a sheet must have:
 	// each sheet's header leaves before its query runs.
 	Columns []Column
-	// TotalLabel is written in the first column of the totals row that
-	// has no total; "" means the dataset's TotalLabel.
-	TotalLabel string
 }
 
 // Query returns the sheet's query with the given bound parameters and
@@ -92,3 +89,7 @@ func Totals(cols []Column) bool {
 	}
 	return false
 }
+
+// SanitizeFileName makes s safe as (a part of) a file name, as
+// [Dataset.FileNameFor] does with its template's result.
+func SanitizeFileName(s string) string { return sanitizeFileName(s) }

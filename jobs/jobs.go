@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -315,6 +316,8 @@ type Request struct {
 	// Columns are the columns chosen (nil: all the roles may see); the
 	// worker masks by Roles and the dataset's access: block.
 	Columns []string
+	// Sheets are the sheets chosen of a dataset of several (nil: all).
+	Sheets []string
 	// Purpose and PurposeText are the stated purpose of a personal
 	// dataset's export, for the audit record of each download.
 	Purpose, PurposeText string
@@ -360,7 +363,7 @@ func (m *Manager) Submit(ctx context.Context, req Request) (job *Job, joined boo
 		return nil, false, err
 	}
 	args := exportArgs{UID: uid, Owner: req.Owner, Roles: req.Roles, Dataset: d.Name, Format: string(req.Format),
-		Params: params, Bound: string(key), Columns: req.Columns, Purpose: req.Purpose, PurposeText: req.PurposeText}
+		Params: params, Bound: string(key), Columns: req.Columns, Sheets: req.Sheets, Purpose: req.Purpose, PurposeText: req.PurposeText}
 	res, err := m.client.Insert(ctx, args, &river.InsertOpts{
 		Queue:    queueName,
 		Priority: priority,
@@ -583,6 +586,9 @@ func (m *Manager) toJob(row *rivertype.JobRow) (*Job, error) {
 	if f, err := exportd.ParseFormat(args.Format); err == nil {
 		j.contentType = f.ContentType()
 	}
+	if out.Result != nil && strings.HasSuffix(out.Result.FileName, ".zip") {
+		j.contentType = "application/zip" // a CSV, TSV or JSON Lines export of several sheets
+	}
 	if n := len(row.Errors); n > 0 {
 		j.Error = publicError(row.Errors[n-1].Error)
 	}
@@ -684,6 +690,7 @@ type exportArgs struct {
 	// The privacy rules: the columns chosen and the stated purpose (a
 	// different purpose is another export, audited on its own).
 	Columns     []string `json:"columns,omitempty" river:"unique"`
+	Sheets      []string `json:"sheets,omitempty" river:"unique"`
 	Purpose     string   `json:"purpose,omitempty" river:"unique"`
 	PurposeText string   `json:"purpose_text,omitempty" river:"unique"`
 }

@@ -276,7 +276,7 @@ func (s *Server) uiSubmit(r *http.Request, d *exportd.Dataset, in url.Values) (_
 	// The privacy keys (purpose, purpose_text, columns: the form's
 	// fields) go to the plan with the parameters, as on the stream.
 	priv := url.Values{}
-	for _, k := range []string{keyPurpose, keyPurposeText, keyColumns} {
+	for _, k := range []string{keyPurpose, keyPurposeText, keyColumns, keySheet} {
 		for _, v := range in[k] {
 			if v != "" {
 				priv.Add(k, v)
@@ -311,6 +311,11 @@ func (s *Server) uiSubmit(r *http.Request, d *exportd.Dataset, in url.Values) (_
 		URL: "/v1/datasets/" + url.PathEscape(d.Name) + "/export." + string(f)}
 	if len(link) > 0 {
 		sub.URL += "?" + link.Encode()
+	}
+	if p.Sheets != nil {
+		// Several queries: the stream's estimate (checkEstimate) and its
+		// row limit over every sheet apply.
+		return sub, nil
 	}
 	if err := s.checkRowLimit(ctx, s.conf(r).sources[d.Connection], d, p.Query); err != nil {
 		return nil, err
@@ -405,7 +410,7 @@ func formParams(d *exportd.Dataset, in url.Values) map[string][]string {
 	out := map[string][]string{}
 	for k, vs := range in {
 		switch k {
-		case "format", keyPurpose, keyPurposeText, keyColumns:
+		case "format", keyPurpose, keyPurposeText, keyColumns, keySheet:
 			continue
 		}
 		for _, v := range vs {
