@@ -3,14 +3,10 @@ package exportd
 import (
 	"fmt"
 	"net/netip"
-	"path/filepath"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
 	"time"
-
-	"go.yaml.in/yaml/v3"
 )
 
 // AuthConfig is the auth: block of a datasets file: where principals come
@@ -73,8 +69,6 @@ type PinError struct {
 }
 
 func (e *PinError) Error() string { return fmt.Sprintf("parameter %q: %s", e.Param, e.Reason) }
-
-var roleNameRE = regexp.MustCompile(`^[A-Za-z0-9_.:-]+$`)
 
 // Allows reports whether a principal with roles may run d: d declares no
 // roles, or the principal has one of them.
@@ -162,10 +156,10 @@ func (d *Dataset) ApplyPins(in map[string][]string, pins map[string][]string, lo
 			continue
 		}
 		for _, g := range given {
-			gv, reason := prm.parse(g, loc)
+			gv, reason := prm.Parse(g, loc)
 			ok := false
 			for _, a := range allowed {
-				if av, r := prm.parse(a, loc); reason == "" && r == "" && sameValue(gv, av) {
+				if av, r := prm.Parse(a, loc); reason == "" && r == "" && sameValue(gv, av) {
 					ok = true
 					break
 				}
@@ -185,232 +179,4 @@ func sameValue(a, b any) bool {
 		return compare(a, b) == 0
 	}
 	return a == b
-}
-
-var authFields = []string{"tokens_db", "trusted_header", "link_secret", "anonymous"}
-
-// defaultAuth is the auth config of a file without an auth: block.
-func (p *parser) defaultAuth() *AuthConfig {
-	a := &AuthConfig{}
-	if dir := p.dir(); dir != "" {
-		a.TokensDB = "sqlite:" + filepath.Join(dir, "exportd-auth.db")
-	}
-	return a
-}
-
-func (p *parser) auth(cfg *Config, n *yaml.Node) {
-	a := cfg.Auth
-	for _, f := range p.mapping(n, "", "auth", authFields...) {
-		field := "auth." + f.key
-		switch f.key {
-		case "tokens_db":
-			s, ok := p.str(f.v, "", field)
-			if !ok {
-				continue
-			}
-			u, err := p.expandEnv(s)
-			switch {
-			case err != nil:
-				p.errorf(f.v.Line, "", field, "%v", err)
-			case (Connection{URL: u}).Driver() == "postgres":
-				a.TokensDB = u
-			case (Connection{URL: u}).Driver() == "sqlite":
-				if strings.TrimPrefix(u, "sqlite:") == "" {
-					p.errorf(f.v.Line, "", field, "empty path (want sqlite:PATH or postgres://…)")
-					continue
-				}
-				a.TokensDB = resolveSQLite(u, p.dir())
-			default:
-				p.errorf(f.v.Line, "", field, "want sqlite:PATH or postgres://…, got %s", describeNode(f.v))
-			}
-		case "trusted_header":
-			a.TrustedHeader = p.trustedHeader(f)
-		case "link_secret":
-			s, ok := p.str(f.v, "", field)
-			if !ok {
-				continue
-			}
-			v, err := p.expandEnv(s)
-			switch {
-			case err != nil:
-				p.errorf(f.v.Line, "", field, "%v", err)
-			case len(v) < 32:
-				p.errorf(f.v.Line, "", field, "too short: %d bytes (want at least 32, e.g. from `openssl rand -hex 32`)", len(v))
-			default:
-				a.LinkSecret = v
-			}
-		case "anonymous":
-			an := &Anonymous{}
-			for _, g := range p.mapping(f.v, "", field, "roles", "from") {
-				gf := field + "." + g.key
-				switch g.key {
-				case "roles":
-					an.Roles = p.roles(g.v, "", gf)
-				case "from":
-					an.From = p.prefixes(g.v, gf)
-				}
-			}
-			a.Anonymous = an
-		}
-	}
-}
-
-func (p *parser) trustedHeader(f pair) *TrustedHeader {
-	field := "auth.trusted_header"
-	th := &TrustedHeader{Roles: "X-Forwarded-Roles", AttrsPrefix: "X-Forwarded-Attr-"}
-	given := map[string]bool{}
-	for _, g := range p.mapping(f.v, "", field, "user", "roles", "attrs_prefix", "proxies") {
-		gf := field + "." + g.key
-		given[g.key] = true
-		if g.key == "proxies" {
-			th.Proxies = p.prefixes(g.v, gf)
-			if len(th.Proxies) == 0 && !p.hasErrorFor(gf) {
-				p.errorf(g.v.Line, "", gf, "empty (want the proxies' addresses, e.g. [127.0.0.1/32])")
-			}
-			continue
-		}
-		s, ok := p.str(g.v, "", gf)
-		if !ok {
-			continue
-		}
-		if !headerNameRE.MatchString(s) {
-			p.errorf(g.v.Line, "", gf, "not a header name: %q", s)
-			continue
-		}
-		switch g.key {
-		case "user":
-			th.User = s
-		case "roles":
-			th.Roles = s
-		case "attrs_prefix":
-			th.AttrsPrefix = s
-		}
-	}
-	if deref(f.v).Kind == yaml.MappingNode {
-		if !given["user"] {
-			p.errorf(f.k.Line, "", field+".user", "missing (want the header naming the user, e.g. X-Forwarded-User)")
-		}
-		if !given["proxies"] {
-			p.errorf(f.k.Line, "", field+".proxies", "missing (headers are believed only from these addresses, e.g. [127.0.0.1/32])")
-		}
-	}
-	return th
-}
-
-var headerNameRE = regexp.MustCompile("^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
-
-// prefixes parses a list of CIDR prefixes or plain addresses.
-func (p *parser) prefixes(n *yaml.Node, field string) []netip.Prefix {
-	list, ok := p.strList(n, "", field)
-	if !ok {
-		return nil
-	}
-	var out []netip.Prefix
-	for i, s := range list {
-		pfx, err := netip.ParsePrefix(s)
-		if err != nil {
-			addr, err2 := netip.ParseAddr(s)
-			if err2 != nil {
-				p.errorf(n.Line, "", fmt.Sprintf("%s[%d]", field, i), "not an address or CIDR prefix: %q", s)
-				continue
-			}
-			pfx = netip.PrefixFrom(addr, addr.BitLen())
-		}
-		out = append(out, pfx.Masked())
-	}
-	return out
-}
-
-// roles parses a list of role names.
-func (p *parser) roles(n *yaml.Node, dataset, field string) []string {
-	list, ok := p.strList(n, dataset, field)
-	if !ok {
-		return nil
-	}
-	out := []string{}
-	for i, r := range list {
-		f := fmt.Sprintf("%s[%d]", field, i)
-		switch {
-		case !roleNameRE.MatchString(r):
-			p.errorf(n.Line, dataset, f, "invalid role name %q (want letters, digits and _ . : -)", r)
-		case slices.Contains(out, r):
-			p.errorf(n.Line, dataset, f, "repeated role %q", r)
-		default:
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
-// pins parses a dataset's pin: block (role → parameter → value, list of
-// values or {attr: NAME}); checkPins validates it once params are known.
-func (p *parser) pins(d *Dataset, n *yaml.Node) {
-	d.Pins = map[string]map[string]Pin{}
-	for _, rk := range p.mapping(n, d.Name, "pin") {
-		rf := "pin." + rk.key
-		if !roleNameRE.MatchString(rk.key) {
-			p.errorf(rk.k.Line, d.Name, rf, "invalid role name (want letters, digits and _ . : -)")
-		}
-		byParam := map[string]Pin{}
-		for _, pk := range p.mapping(rk.v, d.Name, rf) {
-			pf := rf + "." + pk.key
-			d.lines[pf] = pk.k.Line
-			var pin Pin
-			if v := deref(pk.v); v.Kind == yaml.MappingNode {
-				for _, a := range p.mapping(v, d.Name, pf, "attr") {
-					s, ok := p.str(a.v, d.Name, pf+".attr")
-					if ok && strings.TrimSpace(s) == "" {
-						p.errorf(a.v.Line, d.Name, pf+".attr", "empty (want an attribute name, e.g. branch)")
-					}
-					pin.Attr = s
-				}
-				if pin.Attr == "" && !p.hasErrorFor(pf+".attr") && len(v.Content) == 0 {
-					p.errorf(pk.k.Line, d.Name, pf, "want a value, a list of values or {attr: NAME}")
-				}
-			} else {
-				pin.Values, _ = p.strList(v, d.Name, pf)
-				if v.Kind == yaml.SequenceNode && len(pin.Values) == 0 {
-					p.errorf(pk.k.Line, d.Name, pf, "empty list (want at least one value)")
-				}
-			}
-			byParam[pk.key] = pin
-		}
-		d.Pins[rk.key] = byParam
-	}
-}
-
-// checkPins checks each pin against the dataset's roles and parameters.
-func (p *parser) checkPins(cfg *Config, d *Dataset) {
-	roles := make([]string, 0, len(d.Pins))
-	for r := range d.Pins {
-		roles = append(roles, r)
-	}
-	sort.Strings(roles)
-	for _, r := range roles {
-		if len(d.Roles) > 0 && !slices.Contains(d.Roles, r) {
-			p.errorf(d.lineOf("pin"), d.Name, "pin."+r, "role %q is not in the dataset's roles (%s)", r, strings.Join(d.Roles, ", "))
-		}
-		names := make([]string, 0, len(d.Pins[r]))
-		for n := range d.Pins[r] {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		for _, name := range names {
-			pin := d.Pins[r][name]
-			field := "pin." + r + "." + name
-			prm, ok := d.Param(name)
-			if !ok {
-				p.errorf(d.lineOf(field), d.Name, field, "%q is not a declared parameter%s", name, d.declaredParams())
-				continue
-			}
-			if !prm.List && len(pin.Values) > 1 {
-				p.errorf(d.lineOf(field), d.Name, field, "several values, but the parameter is not a list")
-			}
-			for _, v := range pin.Values {
-				if _, reason := prm.parse(v, cfg.Location); reason != "" {
-					p.errorf(d.lineOf(field), d.Name, field, "%s", reason)
-				}
-			}
-		}
-	}
 }

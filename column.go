@@ -18,19 +18,19 @@ const (
 
 // Column describes one output column.
 type Column struct {
-	Name   string  `yaml:"name" json:"name"`                         // the result column's name
-	Header string  `yaml:"header,omitempty" json:"header,omitempty"` // header label; Name when empty
-	Type   Type    `yaml:"type,omitempty" json:"type,omitempty"`     // declared type; empty means "as the database says"
-	Format string  `yaml:"format,omitempty" json:"format,omitempty"` // spreadsheet number format, e.g. "#,##0.00"
-	Width  float64 `yaml:"width,omitempty" json:"width,omitempty"`   // column width in characters; 0 = default
+	Name   string  `json:"name"`             // the result column's name
+	Header string  `json:"header,omitempty"` // header label; Name when empty
+	Type   Type    `json:"type,omitempty"`   // declared type; empty means "as the database says"
+	Format string  `json:"format,omitempty"` // spreadsheet number format, e.g. "#,##0.00"
+	Width  float64 `json:"width,omitempty"`  // column width in characters; 0 = default
 	// Personal marks a column of personal data: roles see it in full,
 	// masked by Mask or not at all, as the dataset's access: block says.
-	Personal bool      `yaml:"personal,omitempty" json:"personal,omitempty"`
-	Mask     *MaskSpec `yaml:"mask,omitempty" json:"-"` // the masking rule; nil blanks a masked column
+	Personal bool      `json:"personal,omitempty"`
+	Mask     *MaskSpec `json:"-"` // the masking rule; nil blanks a masked column
 	// Total asks for a total of the column in a row at the end of its
 	// sheet (XLSX only): a SUBTOTAL formula over the column's rows, which
 	// follows the autofilter, with its value computed. "" = none.
-	Total TotalFunc `yaml:"total,omitempty" json:"total,omitempty"`
+	Total TotalFunc `json:"total,omitempty"`
 }
 
 // Label returns the header label of c.

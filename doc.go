@@ -7,7 +7,8 @@
 // export engine [Export] whose [Export.Run] connects one to the other.
 // Backends live in packages named after what they wrap: sqlite, postgres,
 // mysql; the format writers live in xlsx (importable on its own) and
-// format. Package plan turns a request for a dataset into an export (the
+// format. Package datasets reads a datasets file (YAML) into a [Config].
+// Package plan turns a request for a dataset into an export (the
 // rules of access, parameters, purpose, masking and audit), the same on
 // every path.
 package exportd

@@ -1,6 +1,8 @@
 package exportd
 
 import (
+	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -99,45 +101,21 @@ func sanitizeFileName(s string) string {
 	return b.String()
 }
 
-// ASCIIFallback returns an ASCII-only version of the file name name for the
-// plain filename= of a Content-Disposition header (RFC 6266), next to the
-// full name in filename*. Each run of non-ASCII characters, and each
-// character that is unsafe in a quoted string, becomes one '_'; runs of '_'
-// collapse and the extension is kept. A name with nothing left becomes
-// "download" with the extension: 회원목록_2024-01-01.xlsx → 2024-01-01.xlsx.
-func ASCIIFallback(name string) string {
-	base, ext := name, ""
-	if i := strings.LastIndexByte(name, '.'); i > 0 {
-		base, ext = name[:i], name[i:]
-	}
-	clean := func(s string) string {
-		var b strings.Builder
-		under := false
-		for _, r := range s {
-			if r > 0x20 && r < 0x7f && r != '_' && !strings.ContainsRune(`"\%;/:*?<>|`, r) {
-				b.WriteRune(r)
-				under = false
-				continue
-			}
-			if r == ' ' {
-				b.WriteByte(' ')
-				under = false
-				continue
-			}
-			if !under {
-				b.WriteByte('_')
-				under = true
-			}
+var templateFieldRE = regexp.MustCompile(`\{([^{}]*)\}`)
+
+// FileNameFields returns the {field} names of a file-name template, and a
+// message when a brace is unbalanced or a field is not a parameter name.
+func FileNameFields(t string) ([]string, string) {
+	var fields []string
+	msg := ""
+	for _, m := range templateFieldRE.FindAllStringSubmatch(t, -1) {
+		if !paramNameRE.MatchString(m[1]) && msg == "" {
+			msg = fmt.Sprintf("{%s} is not a parameter name", m[1])
 		}
-		return b.String()
+		fields = append(fields, m[1])
 	}
-	base = strings.Trim(clean(base), "_- .")
-	ext = clean(ext)
-	if strings.Contains(ext, "_") {
-		base, ext = strings.Trim(clean(name), "_- ."), ""
+	if rest := templateFieldRE.ReplaceAllString(t, ""); strings.ContainsAny(rest, "{}") && msg == "" {
+		msg = "unbalanced { or } (write {param} to insert a parameter)"
 	}
-	if base == "" {
-		base = "download"
-	}
-	return base + ext
+	return fields, msg
 }

@@ -146,7 +146,7 @@ func (p *Param) bind(raw []string, loc *time.Location) (any, error) {
 		case 0:
 			return nil, nil
 		case 1:
-			v, reason := p.parse(vals[0], loc)
+			v, reason := p.Parse(vals[0], loc)
 			if reason != "" {
 				return nil, &ParamError{p.Name, reason}
 			}
@@ -160,7 +160,7 @@ func (p *Param) bind(raw []string, loc *time.Location) (any, error) {
 	}
 	list := make([]any, 0, len(vals))
 	for _, s := range vals {
-		v, reason := p.parse(s, loc)
+		v, reason := p.Parse(s, loc)
 		if reason != "" {
 			return nil, &ParamError{p.Name, reason}
 		}
@@ -192,9 +192,9 @@ func (p *Param) split(raw []string) []string {
 	return out
 }
 
-// parse parses one value of p and checks it against p's rules. It returns
+// Parse parses one value of p and checks it against p's rules. It returns
 // the reason for refusing it, or "".
-func (p *Param) parse(s string, loc *time.Location) (any, string) {
+func (p *Param) Parse(s string, loc *time.Location) (any, string) {
 	v, reason := parseTyped(p.Type, s, loc, p.Values)
 	if reason != "" {
 		return nil, reason
@@ -325,16 +325,16 @@ func cmpOrdered[T int64 | float64](a, b T) int {
 	return 0
 }
 
-// problem is one mistake in a parameter's declaration: the field at fault
-// (relative to the parameter, e.g. "default") and why.
-type problem struct{ field, msg string }
+// ParamProblem is one mistake in a parameter's declaration: the field at
+// fault (relative to the parameter, e.g. "default") and why.
+type ParamProblem struct{ Field, Msg string }
 
-// check returns the mistakes in p's declaration. Datetime bounds and
+// Check returns the mistakes in p's declaration. Datetime bounds and
 // defaults are read in loc.
-func (p *Param) check(loc *time.Location) []problem {
-	var out []problem
+func (p *Param) Check(loc *time.Location) []ParamProblem {
+	var out []ParamProblem
 	add := func(field, format string, args ...any) {
-		out = append(out, problem{field, fmt.Sprintf(format, args...)})
+		out = append(out, ParamProblem{field, fmt.Sprintf(format, args...)})
 	}
 	if !paramNameRE.MatchString(p.Name) {
 		add("name", "invalid parameter name %q (want a letter or _ then letters, digits or _)", p.Name)
@@ -426,7 +426,7 @@ func (p *Param) check(loc *time.Location) []problem {
 					add(field, "empty or several values in one")
 					continue
 				}
-				if _, reason := p.parse(s, loc); reason != "" {
+				if _, reason := p.Parse(s, loc); reason != "" {
 					add(field, "%s", reason)
 				}
 			}
@@ -436,6 +436,10 @@ func (p *Param) check(loc *time.Location) []problem {
 }
 
 var paramNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// ValidParamName reports whether s may name a parameter: a letter or _,
+// then letters, digits or _.
+func ValidParamName(s string) bool { return paramNameRE.MatchString(s) }
 
 // ReservedParamNames are query-string keys the HTTP server uses for itself;
 // no parameter may take one of these names.

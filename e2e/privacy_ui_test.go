@@ -19,6 +19,7 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
+	domain "github.com/exportd/exportd"
 	"github.com/exportd/exportd/mask"
 )
 
@@ -137,7 +138,7 @@ func TestUIPrivacyBrowser(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer q.Close()
-		name, email, phone := mask.MustParse(mask.Spec{Rule: "name"}), mask.MustParse(mask.Spec{Rule: "email"}), mask.MustParse(mask.Spec{Rule: "phone"})
+		name, email, phone := mask.MustParse(domain.MaskSpec{Rule: "name"}), mask.MustParse(domain.MaskSpec{Rule: "email"}), mask.MustParse(domain.MaskSpec{Rule: "phone"})
 		i := 1
 		for ; q.Next(); i++ {
 			var id, n, e, p, branch, grade, joined string

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/exportd/exportd/datasets"
+
 	"github.com/exportd/exportd"
 	"github.com/exportd/exportd/connect"
 	"github.com/exportd/exportd/jobs"
@@ -76,7 +78,7 @@ func startRig(t *testing.T, dbURL, yaml, queueURL string) *rig {
 	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := exportd.LoadConfig(path)
+	cfg, err := datasets.LoadConfig(path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/exportd/exportd/datasets"
+
 	"github.com/exportd/exportd"
 	"github.com/exportd/exportd/jobs"
 	"github.com/exportd/exportd/jobs/storage"
@@ -26,7 +28,7 @@ func Example() {
 	db.Exec(`CREATE TABLE orders (id INTEGER PRIMARY KEY, branch TEXT)`)
 	db.Exec(`INSERT INTO orders VALUES (1, '서울'), (2, '부산')`)
 	db.Close()
-	cfg, err := exportd.ParseConfig(filepath.Join(dir, "datasets.yaml"), []byte(`
+	cfg, err := datasets.ParseConfig(filepath.Join(dir, "datasets.yaml"), []byte(`
 connections:
   shop: {url: "sqlite:shop.db"}
 datasets:

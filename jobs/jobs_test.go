@@ -22,6 +22,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/exportd/exportd/datasets"
+
 	"github.com/jackc/pgx/v5"
 
 	"github.com/exportd/exportd"
@@ -96,7 +98,7 @@ func newFixture(t *testing.T) *fixture {
 			t.Fatal(err)
 		}
 	}
-	cfg, err := exportd.ParseConfig(filepath.Join(dir, "datasets.yaml"), []byte(datasetsYAML))
+	cfg, err := datasets.ParseConfig(filepath.Join(dir, "datasets.yaml"), []byte(datasetsYAML))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -367,7 +369,7 @@ func TestJobsEstimate(t *testing.T) {
 		c.Exec(context.Background(), "DROP TABLE "+table)
 	})
 	dir := t.TempDir()
-	cfg, err := exportd.ParseConfig(filepath.Join(dir, "datasets.yaml"), fmt.Appendf(nil, `
+	cfg, err := datasets.ParseConfig(filepath.Join(dir, "datasets.yaml"), fmt.Appendf(nil, `
 connections:
   pg: {url: %q}
 datasets:

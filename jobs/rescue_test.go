@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/exportd/exportd/datasets"
+
 	"github.com/exportd/exportd"
 	"github.com/exportd/exportd/jobs"
 	"github.com/exportd/exportd/jobs/storage"
@@ -57,7 +59,7 @@ const testNodeTimeout = 3 * time.Second
 
 func heldManager(t testing.TB, dir, queueURL, storageURL, nodeID string, workers int, opts ...func(*jobs.Config)) (*jobs.Manager, func()) {
 	ctx := context.Background()
-	cfg, err := exportd.ParseConfig(filepath.Join(dir, "datasets.yaml"), []byte(heldYAML))
+	cfg, err := datasets.ParseConfig(filepath.Join(dir, "datasets.yaml"), []byte(heldYAML))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,8 +7,8 @@
 //
 //	policy := &mask.Policy{
 //		Personal: map[string]mask.Rule{
-//			"name":  mask.MustParse(mask.Spec{Rule: "name"}),
-//			"email": mask.MustParse(mask.Spec{Rule: "email"}),
+//			"name":  mask.MustParse(exportd.MaskSpec{Rule: "name"}),
+//			"email": mask.MustParse(exportd.MaskSpec{Rule: "email"}),
 //		},
 //		Roles: map[string]map[string]mask.Access{
 //			"admin":   {"name": mask.Full, "email": mask.Full},

@@ -3,22 +3,23 @@ package mask_test
 import (
 	"fmt"
 
+	"github.com/exportd/exportd"
 	"github.com/exportd/exportd/mask"
 )
 
 func ExampleParse() {
 	for _, x := range []struct {
-		spec  mask.Spec
+		spec  exportd.MaskSpec
 		value string
 	}{
-		{mask.Spec{Rule: "name"}, "남궁민수"},
-		{mask.Spec{Rule: "name"}, "John Smith"},
-		{mask.Spec{Rule: "email"}, "user12@example.com"},
-		{mask.Spec{Rule: "phone"}, "+82-10-1234-5678"},
-		{mask.Spec{Rule: "national_id"}, "9001011234567"},
-		{mask.Spec{Rule: "pattern", Pattern: `(\d{4})$`, Replace: "****"}, "1234-5678"},
-		{mask.Spec{Rule: "keep", First: 6, Last: 4}, "1234-5678-9012-3456"},
-		{mask.Spec{Rule: "fixed", Replace: "(비공개)"}, "서울시 강남구"},
+		{exportd.MaskSpec{Rule: "name"}, "남궁민수"},
+		{exportd.MaskSpec{Rule: "name"}, "John Smith"},
+		{exportd.MaskSpec{Rule: "email"}, "user12@example.com"},
+		{exportd.MaskSpec{Rule: "phone"}, "+82-10-1234-5678"},
+		{exportd.MaskSpec{Rule: "national_id"}, "9001011234567"},
+		{exportd.MaskSpec{Rule: "pattern", Pattern: `(\d{4})$`, Replace: "****"}, "1234-5678"},
+		{exportd.MaskSpec{Rule: "keep", First: 6, Last: 4}, "1234-5678-9012-3456"},
+		{exportd.MaskSpec{Rule: "fixed", Replace: "(비공개)"}, "서울시 강남구"},
 	} {
 		r, err := mask.Parse(x.spec)
 		if err != nil {

@@ -12,83 +12,82 @@ import (
 	"github.com/exportd/exportd"
 	"github.com/exportd/exportd/format"
 	"github.com/exportd/exportd/mask"
-	"go.yaml.in/yaml/v3"
 )
 
 func TestRules(t *testing.T) {
 	tests := []struct {
-		spec mask.Spec
+		spec exportd.MaskSpec
 		in   string
 		want string
 	}{
-		{mask.Spec{Rule: "name"}, "김민준", "김*준"},
-		{mask.Spec{Rule: "name"}, "김민", "김*"},
-		{mask.Spec{Rule: "name"}, "김", "*"},
-		{mask.Spec{Rule: "name"}, "남궁민수", "남**수"},
-		{mask.Spec{Rule: "name"}, "제갈공명선", "제***선"},
-		{mask.Spec{Rule: "name"}, "김 민준", "김 *준"},
-		{mask.Spec{Rule: "name"}, "John Smith", "J*** S****"},
-		{mask.Spec{Rule: "name"}, "John", "J***"},
-		{mask.Spec{Rule: "name"}, "J. R. R. Tolkien", "J* R* R* T******"},
-		{mask.Spec{Rule: "name"}, "A B", "* *"},
-		{mask.Spec{Rule: "name"}, "  Ann  ", "  A**  "},
-		{mask.Spec{Rule: "name"}, "Émile Zola", "É**** Z***"},
-		{mask.Spec{Rule: "name"}, "", ""},
-		{mask.Spec{Rule: "name"}, "😀😀😀", "😀**"},
-		{mask.Spec{Rule: "name"}, "김\xff준", "김*준"},
-		{mask.Spec{Rule: "name", Char: "○"}, "김민준", "김○준"},
+		{exportd.MaskSpec{Rule: "name"}, "김민준", "김*준"},
+		{exportd.MaskSpec{Rule: "name"}, "김민", "김*"},
+		{exportd.MaskSpec{Rule: "name"}, "김", "*"},
+		{exportd.MaskSpec{Rule: "name"}, "남궁민수", "남**수"},
+		{exportd.MaskSpec{Rule: "name"}, "제갈공명선", "제***선"},
+		{exportd.MaskSpec{Rule: "name"}, "김 민준", "김 *준"},
+		{exportd.MaskSpec{Rule: "name"}, "John Smith", "J*** S****"},
+		{exportd.MaskSpec{Rule: "name"}, "John", "J***"},
+		{exportd.MaskSpec{Rule: "name"}, "J. R. R. Tolkien", "J* R* R* T******"},
+		{exportd.MaskSpec{Rule: "name"}, "A B", "* *"},
+		{exportd.MaskSpec{Rule: "name"}, "  Ann  ", "  A**  "},
+		{exportd.MaskSpec{Rule: "name"}, "Émile Zola", "É**** Z***"},
+		{exportd.MaskSpec{Rule: "name"}, "", ""},
+		{exportd.MaskSpec{Rule: "name"}, "😀😀😀", "😀**"},
+		{exportd.MaskSpec{Rule: "name"}, "김\xff준", "김*준"},
+		{exportd.MaskSpec{Rule: "name", Char: "○"}, "김민준", "김○준"},
 
-		{mask.Spec{Rule: "email"}, "user12@example.com", "us****@example.com"},
-		{mask.Spec{Rule: "email"}, "abc@x.kr", "ab*@x.kr"},
-		{mask.Spec{Rule: "email"}, "ab@x.kr", "a*@x.kr"},
-		{mask.Spec{Rule: "email"}, "a@x.kr", "*@x.kr"},
-		{mask.Spec{Rule: "email"}, "@x.kr", "@x.kr"},
-		{mask.Spec{Rule: "email"}, "\"a@b\"@x.kr", "\"a***@x.kr"},
-		{mask.Spec{Rule: "email"}, "홍길동님@회사.한국", "홍길**@회사.한국"},
-		{mask.Spec{Rule: "email"}, "not-an-email", "no**********"},
-		{mask.Spec{Rule: "email"}, "", ""},
+		{exportd.MaskSpec{Rule: "email"}, "user12@example.com", "us****@example.com"},
+		{exportd.MaskSpec{Rule: "email"}, "abc@x.kr", "ab*@x.kr"},
+		{exportd.MaskSpec{Rule: "email"}, "ab@x.kr", "a*@x.kr"},
+		{exportd.MaskSpec{Rule: "email"}, "a@x.kr", "*@x.kr"},
+		{exportd.MaskSpec{Rule: "email"}, "@x.kr", "@x.kr"},
+		{exportd.MaskSpec{Rule: "email"}, "\"a@b\"@x.kr", "\"a***@x.kr"},
+		{exportd.MaskSpec{Rule: "email"}, "홍길동님@회사.한국", "홍길**@회사.한국"},
+		{exportd.MaskSpec{Rule: "email"}, "not-an-email", "no**********"},
+		{exportd.MaskSpec{Rule: "email"}, "", ""},
 
-		{mask.Spec{Rule: "phone"}, "010-1234-5678", "010-****-5678"},
-		{mask.Spec{Rule: "phone"}, "01012345678", "010****5678"},
-		{mask.Spec{Rule: "phone"}, "0101234567", "010***4567"},
-		{mask.Spec{Rule: "phone"}, "+82-10-1234-5678", "+82-10-****-5678"},
-		{mask.Spec{Rule: "phone"}, "+821012345678", "+8210****5678"},
-		{mask.Spec{Rule: "phone"}, "02-123-4567", "02-***-4567"},
-		{mask.Spec{Rule: "phone"}, "0212345678", "02****5678"},
-		{mask.Spec{Rule: "phone"}, "021234567", "02***4567"},
-		{mask.Spec{Rule: "phone"}, "(02) 1234-5678", "(02) ****-5678"},
-		{mask.Spec{Rule: "phone"}, "010 1234 5678", "010 **** 5678"},
-		{mask.Spec{Rule: "phone"}, "010-12345678", "010-****5678"},
-		{mask.Spec{Rule: "phone"}, "+1 415 555 0100", "+1 415 *** 0100"},
-		{mask.Spec{Rule: "phone"}, "4155550100", "41****0100"},
-		{mask.Spec{Rule: "phone"}, "1588-1234", "****-1234"},
-		{mask.Spec{Rule: "phone"}, "1234", "****"},
-		{mask.Spec{Rule: "phone"}, "12345", "*2345"},
-		{mask.Spec{Rule: "phone"}, "없음", "없음"},
-		{mask.Spec{Rule: "phone"}, "", ""},
+		{exportd.MaskSpec{Rule: "phone"}, "010-1234-5678", "010-****-5678"},
+		{exportd.MaskSpec{Rule: "phone"}, "01012345678", "010****5678"},
+		{exportd.MaskSpec{Rule: "phone"}, "0101234567", "010***4567"},
+		{exportd.MaskSpec{Rule: "phone"}, "+82-10-1234-5678", "+82-10-****-5678"},
+		{exportd.MaskSpec{Rule: "phone"}, "+821012345678", "+8210****5678"},
+		{exportd.MaskSpec{Rule: "phone"}, "02-123-4567", "02-***-4567"},
+		{exportd.MaskSpec{Rule: "phone"}, "0212345678", "02****5678"},
+		{exportd.MaskSpec{Rule: "phone"}, "021234567", "02***4567"},
+		{exportd.MaskSpec{Rule: "phone"}, "(02) 1234-5678", "(02) ****-5678"},
+		{exportd.MaskSpec{Rule: "phone"}, "010 1234 5678", "010 **** 5678"},
+		{exportd.MaskSpec{Rule: "phone"}, "010-12345678", "010-****5678"},
+		{exportd.MaskSpec{Rule: "phone"}, "+1 415 555 0100", "+1 415 *** 0100"},
+		{exportd.MaskSpec{Rule: "phone"}, "4155550100", "41****0100"},
+		{exportd.MaskSpec{Rule: "phone"}, "1588-1234", "****-1234"},
+		{exportd.MaskSpec{Rule: "phone"}, "1234", "****"},
+		{exportd.MaskSpec{Rule: "phone"}, "12345", "*2345"},
+		{exportd.MaskSpec{Rule: "phone"}, "없음", "없음"},
+		{exportd.MaskSpec{Rule: "phone"}, "", ""},
 
-		{mask.Spec{Rule: "national_id"}, "900101-1234567", "900101-1******"},
-		{mask.Spec{Rule: "national_id"}, "9001011234567", "9001011******"},
-		{mask.Spec{Rule: "national_id"}, "900101", "******"},
-		{mask.Spec{Rule: "national_id"}, "900101-1", "******-*"},
-		{mask.Spec{Rule: "national_id"}, "", ""},
+		{exportd.MaskSpec{Rule: "national_id"}, "900101-1234567", "900101-1******"},
+		{exportd.MaskSpec{Rule: "national_id"}, "9001011234567", "9001011******"},
+		{exportd.MaskSpec{Rule: "national_id"}, "900101", "******"},
+		{exportd.MaskSpec{Rule: "national_id"}, "900101-1", "******-*"},
+		{exportd.MaskSpec{Rule: "national_id"}, "", ""},
 
-		{mask.Spec{Rule: "pattern", Pattern: `(\d{4})$`, Replace: "****"}, "1234-5678", "1234-****"},
-		{mask.Spec{Rule: "pattern", Pattern: `^(\d{3})\d+`, Replace: "${1}-XXX"}, "12345", "123-XXX"},
-		{mask.Spec{Rule: "pattern", Pattern: `\d`, Replace: "#"}, "서울 12동", "서울 ##동"},
-		{mask.Spec{Rule: "pattern", Pattern: `x`, Replace: "y"}, "", ""},
+		{exportd.MaskSpec{Rule: "pattern", Pattern: `(\d{4})$`, Replace: "****"}, "1234-5678", "1234-****"},
+		{exportd.MaskSpec{Rule: "pattern", Pattern: `^(\d{3})\d+`, Replace: "${1}-XXX"}, "12345", "123-XXX"},
+		{exportd.MaskSpec{Rule: "pattern", Pattern: `\d`, Replace: "#"}, "서울 12동", "서울 ##동"},
+		{exportd.MaskSpec{Rule: "pattern", Pattern: `x`, Replace: "y"}, "", ""},
 
-		{mask.Spec{Rule: "keep", First: 2, Last: 4}, "1234567890", "12****7890"},
-		{mask.Spec{Rule: "keep", First: 2, Last: 4}, "123456", "12*456"},
-		{mask.Spec{Rule: "keep", First: 2, Last: 4}, "12", "*2"},
-		{mask.Spec{Rule: "keep", First: 1}, "서울특별시", "서****"},
-		{mask.Spec{Rule: "keep", Last: 1}, "a", "*"},
-		{mask.Spec{Rule: "keep"}, "abc", "***"},
-		{mask.Spec{Rule: "keep", First: 3}, "", ""},
+		{exportd.MaskSpec{Rule: "keep", First: 2, Last: 4}, "1234567890", "12****7890"},
+		{exportd.MaskSpec{Rule: "keep", First: 2, Last: 4}, "123456", "12*456"},
+		{exportd.MaskSpec{Rule: "keep", First: 2, Last: 4}, "12", "*2"},
+		{exportd.MaskSpec{Rule: "keep", First: 1}, "서울특별시", "서****"},
+		{exportd.MaskSpec{Rule: "keep", Last: 1}, "a", "*"},
+		{exportd.MaskSpec{Rule: "keep"}, "abc", "***"},
+		{exportd.MaskSpec{Rule: "keep", First: 3}, "", ""},
 
-		{mask.Spec{Rule: "fixed", Replace: "(비공개)"}, "anything", "(비공개)"},
-		{mask.Spec{Rule: "fixed", Replace: "(비공개)"}, "", "(비공개)"},
-		{mask.Spec{Rule: "fixed"}, "secret", ""},
+		{exportd.MaskSpec{Rule: "fixed", Replace: "(비공개)"}, "anything", "(비공개)"},
+		{exportd.MaskSpec{Rule: "fixed", Replace: "(비공개)"}, "", "(비공개)"},
+		{exportd.MaskSpec{Rule: "fixed"}, "secret", ""},
 	}
 	for _, tt := range tests {
 		r, err := mask.Parse(tt.spec)
@@ -103,19 +102,19 @@ func TestRules(t *testing.T) {
 }
 
 func TestApplyKinds(t *testing.T) {
-	phone := mask.MustParse(mask.Spec{Rule: "phone"})
+	phone := mask.MustParse(exportd.MaskSpec{Rule: "phone"})
 	if got := phone.Apply(exportd.Null()); !got.IsNull() {
 		t.Errorf("NULL became %v", got)
 	}
 	if got := phone.Apply(exportd.Int(1012345678)); got != exportd.String("10****5678") {
 		t.Errorf("int phone = %+v", got)
 	}
-	birth := mask.MustParse(mask.Spec{Rule: "keep", First: 4})
+	birth := mask.MustParse(exportd.MaskSpec{Rule: "keep", First: 4})
 	d := exportd.Date(time.Date(1990, 1, 1, 0, 0, 0, 0, time.UTC))
 	if got := birth.Apply(d); got != exportd.String("1990******") {
 		t.Errorf("date = %+v", got)
 	}
-	fixed := mask.MustParse(mask.Spec{Rule: "fixed", Replace: "-"})
+	fixed := mask.MustParse(exportd.MaskSpec{Rule: "fixed", Replace: "-"})
 	if got := fixed.Apply(exportd.Bool(true)); got != exportd.String("-") {
 		t.Errorf("bool = %+v", got)
 	}
@@ -126,7 +125,7 @@ func TestApplyKinds(t *testing.T) {
 }
 
 func TestParseErrors(t *testing.T) {
-	for _, s := range []mask.Spec{
+	for _, s := range []exportd.MaskSpec{
 		{},
 		{Rule: "nope"},
 		{Rule: "pattern"},
@@ -138,30 +137,9 @@ func TestParseErrors(t *testing.T) {
 		{Rule: "fixed", Char: "#"},
 		{Rule: "phone", First: 1},
 	} {
-		if _, err := mask.Parse(s); !errors.Is(err, mask.ErrRule) {
-			t.Errorf("Parse(%+v) = %v, want ErrRule", s, err)
+		if _, err := mask.Parse(s); !errors.Is(err, exportd.ErrMaskRule) {
+			t.Errorf("Parse(%+v) = %v, want exportd.ErrMaskRule", s, err)
 		}
-	}
-}
-
-func TestSpecYAML(t *testing.T) {
-	var doc struct {
-		A mask.Spec `yaml:"a"`
-		B mask.Spec `yaml:"b"`
-	}
-	src := "a: email\nb: {rule: pattern, pattern: '(\\d{4})$', replace: '****'}\n"
-	if err := yaml.Unmarshal([]byte(src), &doc); err != nil {
-		t.Fatal(err)
-	}
-	if doc.A != (mask.Spec{Rule: "email"}) || doc.B != (mask.Spec{Rule: "pattern", Pattern: `(\d{4})$`, Replace: "****"}) {
-		t.Fatalf("got %+v", doc)
-	}
-	r, err := mask.Parse(doc.B)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := r.ApplyString("010-1234-5678"); got != "010-1234-****" {
-		t.Errorf("got %q", got)
 	}
 }
 
@@ -175,9 +153,9 @@ var (
 	}
 	policy = &mask.Policy{
 		Personal: map[string]mask.Rule{
-			"name":  mask.MustParse(mask.Spec{Rule: "name"}),
-			"email": mask.MustParse(mask.Spec{Rule: "email"}),
-			"phone": mask.MustParse(mask.Spec{Rule: "phone"}),
+			"name":  mask.MustParse(exportd.MaskSpec{Rule: "name"}),
+			"email": mask.MustParse(exportd.MaskSpec{Rule: "email"}),
+			"phone": mask.MustParse(exportd.MaskSpec{Rule: "phone"}),
 		},
 		Roles: map[string]map[string]mask.Access{
 			"admin":   {"name": mask.Full, "email": mask.Full, "phone": mask.Full},
@@ -327,13 +305,13 @@ func FuzzApply(f *testing.F) {
 		f.Add(s, uint8(0))
 	}
 	rules := []mask.Rule{
-		mask.MustParse(mask.Spec{Rule: "name"}),
-		mask.MustParse(mask.Spec{Rule: "email"}),
-		mask.MustParse(mask.Spec{Rule: "phone"}),
-		mask.MustParse(mask.Spec{Rule: "national_id"}),
-		mask.MustParse(mask.Spec{Rule: "pattern", Pattern: `(\d{4})$`, Replace: "****"}),
-		mask.MustParse(mask.Spec{Rule: "keep", First: 2, Last: 2}),
-		mask.MustParse(mask.Spec{Rule: "fixed", Replace: "x"}),
+		mask.MustParse(exportd.MaskSpec{Rule: "name"}),
+		mask.MustParse(exportd.MaskSpec{Rule: "email"}),
+		mask.MustParse(exportd.MaskSpec{Rule: "phone"}),
+		mask.MustParse(exportd.MaskSpec{Rule: "national_id"}),
+		mask.MustParse(exportd.MaskSpec{Rule: "pattern", Pattern: `(\d{4})$`, Replace: "****"}),
+		mask.MustParse(exportd.MaskSpec{Rule: "keep", First: 2, Last: 2}),
+		mask.MustParse(exportd.MaskSpec{Rule: "fixed", Replace: "x"}),
 	}
 	f.Fuzz(func(t *testing.T, s string, which uint8) {
 		r := rules[int(which)%len(rules)]

@@ -108,7 +108,7 @@ func (p *Policy) Plan(roles []string, cols []exportd.Column, want []string) (Pla
 			pl.cols[i].rule = p.Personal[c.Name]
 			if pl.cols[i].rule.IsZero() {
 				// a personal column declared without a rule: hide it all
-				pl.cols[i].rule = Rule{kind: kindFixed, spec: Spec{Rule: "fixed"}}
+				pl.cols[i].rule = Rule{kind: kindFixed, spec: exportd.MaskSpec{Rule: "fixed"}}
 			}
 		}
 	}

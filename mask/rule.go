@@ -9,19 +9,6 @@ import (
 	"github.com/exportd/exportd"
 )
 
-// Spec is a masking rule as written in a datasets file (it is
-// [exportd.MaskSpec]). In YAML it is either the name of a built-in rule or
-// a mapping:
-//
-//	mask: name
-//	mask: {rule: keep, first: 2, last: 4}
-//	mask: {rule: pattern, pattern: '(\d{4})$', replace: '****'}
-//	mask: {rule: fixed, replace: '(비공개)'}
-type Spec = exportd.MaskSpec
-
-// ErrRule is returned (wrapped) by [Parse] for an invalid Spec.
-var ErrRule = exportd.ErrMaskRule
-
 type kind uint8
 
 const (
@@ -59,11 +46,11 @@ type Rule struct {
 	first, last int
 	re          *regexp.Regexp
 	repl        string
-	spec        Spec
+	spec        exportd.MaskSpec
 }
 
-// Parse returns the Rule a Spec describes, or an error wrapping ErrRule.
-func Parse(s Spec) (Rule, error) {
+// Parse returns the Rule a masking rule of a datasets file describes ([exportd.MaskSpec]), or an error wrapping [exportd.ErrMaskRule].
+func Parse(s exportd.MaskSpec) (Rule, error) {
 	if err := s.Check(); err != nil {
 		return Rule{}, err
 	}
@@ -90,9 +77,9 @@ func Parse(s Spec) (Rule, error) {
 	return r, nil
 }
 
-// MustParse is like Parse but panics on an invalid Spec; for rules written
+// MustParse is like Parse but panics on an invalid rule; for rules written
 // in Go code.
-func MustParse(s Spec) Rule {
+func MustParse(s exportd.MaskSpec) Rule {
 	r, err := Parse(s)
 	if err != nil {
 		panic(err)
@@ -100,8 +87,8 @@ func MustParse(s Spec) Rule {
 	return r
 }
 
-// Spec returns the Spec the rule was parsed from.
-func (r Rule) Spec() Spec { return r.spec }
+// Spec returns the masking rule of the datasets file the rule was parsed from.
+func (r Rule) Spec() exportd.MaskSpec { return r.spec }
 
 // String returns the rule's name, e.g. "name" or "keep".
 func (r Rule) String() string {

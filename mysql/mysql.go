@@ -19,6 +19,8 @@ import (
 	"unicode/utf8"
 	"unsafe"
 
+	"github.com/exportd/exportd/internal/sqlparam"
+
 	"github.com/exportd/exportd"
 	"github.com/go-sql-driver/mysql"
 )
@@ -208,7 +210,7 @@ func (s *Source) release(c driver.Conn, reuse bool) {
 // as 'YYYY-MM-DD' and a time.Time as its wall clock in the source's
 // location, the text DATE and DATETIME columns compare with.
 func (s *Source) bind(q exportd.Query, nulls bool) (string, []any, error) {
-	return exportd.BindText(q, exportd.DialectMySQL, s.loc, "2006-01-02 15:04:05.999999", nulls)
+	return sqlparam.BindText(q, sqlparam.MySQL, s.loc, "2006-01-02 15:04:05.999999", nulls)
 }
 
 // Describe returns q's result columns without reading rows: q runs with

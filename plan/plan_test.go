@@ -16,12 +16,13 @@ import (
 	"github.com/exportd/exportd"
 	"github.com/exportd/exportd/audit"
 	"github.com/exportd/exportd/auth"
+	"github.com/exportd/exportd/datasets"
 	"github.com/exportd/exportd/mask"
 	"github.com/exportd/exportd/plan"
 	"github.com/exportd/exportd/sqlite"
 )
 
-const datasets = `
+const datasetsYAML = `
 timezone: Asia/Seoul
 connections:
   main: {url: "sqlite:people.db"}
@@ -82,7 +83,7 @@ func newFixture(t *testing.T) *fixture {
 	if err := os.WriteFile(filepath.Join(dir, "audit.key"), []byte(strings.Repeat("ab", 32)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := exportd.ParseConfig(filepath.Join(dir, "datasets.yaml"), []byte(datasets))
+	cfg, err := datasets.ParseConfig(filepath.Join(dir, "datasets.yaml"), []byte(datasetsYAML))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,8 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/exportd/exportd/internal/sqlparam"
+
 	"github.com/exportd/exportd"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -88,7 +90,7 @@ func (s *Source) Close() error {
 // moved to that location: a date or timestamp parameter takes its wall
 // clock there, a timestamptz parameter its instant.
 func (s *Source) bind(q exportd.Query) (string, []any, error) {
-	text, args, err := exportd.BindNamed(q.SQL, q.Params, exportd.DialectPostgres)
+	text, args, err := sqlparam.Bind(q.SQL, q.Params, sqlparam.Postgres)
 	if err != nil {
 		return "", nil, err
 	}
@@ -108,10 +110,10 @@ func (s *Source) bind(q exportd.Query) (string, []any, error) {
 // result columns.
 func (s *Source) Describe(ctx context.Context, q exportd.Query) ([]exportd.ResultColumn, error) {
 	params := map[string]any{}
-	for _, n := range exportd.ParamNames(q.SQL, exportd.DialectPostgres) {
+	for _, n := range sqlparam.Names(q.SQL, sqlparam.Postgres) {
 		params[n] = q.Params[n]
 	}
-	text, _, err := exportd.BindNamed(q.SQL, params, exportd.DialectPostgres)
+	text, _, err := sqlparam.Bind(q.SQL, params, sqlparam.Postgres)
 	if err != nil {
 		return nil, fmt.Errorf("postgres describe: %w", err)
 	}

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/exportd/exportd/datasets"
+
 	"github.com/exportd/exportd"
 	"github.com/exportd/exportd/auth"
 	"github.com/exportd/exportd/server"
@@ -76,7 +78,7 @@ func newAuthFixtureWith(t *testing.T, edit func(*auth.Config), server2 func(dir 
 	db.Close()
 	cfgPath := filepath.Join(dir, "datasets.yaml")
 	os.WriteFile(cfgPath, []byte(authYAML), 0o644)
-	cfg, err := exportd.LoadConfig(cfgPath)
+	cfg, err := datasets.LoadConfig(cfgPath)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/exportd/exportd/datasets"
+
 	"github.com/exportd/exportd"
 	"github.com/exportd/exportd/postgres"
 	"github.com/exportd/exportd/server"
@@ -110,7 +112,7 @@ func BenchmarkTimeToFirstByte(b *testing.B) {
 		backends = append(backends, backend{"postgres", "e2e_accounts", p})
 	}
 	for _, be := range backends {
-		cfg, err := exportd.ParseConfig("bench.yaml", fmt.Appendf(nil, benchYAML, be.table))
+		cfg, err := datasets.ParseConfig("bench.yaml", fmt.Appendf(nil, benchYAML, be.table))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -151,7 +153,7 @@ func BenchmarkExport1M(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer s.Close()
-	cfg, err := exportd.ParseConfig("bench.yaml", fmt.Appendf(nil, benchYAML, "accounts"))
+	cfg, err := datasets.ParseConfig("bench.yaml", fmt.Appendf(nil, benchYAML, "accounts"))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,7 +1,7 @@
 // Package server is exportd's HTTP API: streaming downloads of the
 // datasets of a datasets file that never time out behind a proxy.
 //
-//	cfg, _ := exportd.LoadConfig("datasets.yaml")
+//	cfg, _ := datasets.LoadConfig("datasets.yaml")
 //	src, _ := connect.Open(ctx, cfg.Connections["main"].URL, exportd.SourceOptions{Location: cfg.Location})
 //	s, err := server.New(server.Config{Datasets: cfg, Sources: map[string]exportd.Source{"main": src}, Addr: ":8080"})
 //	if err != nil { … }

@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/exportd/exportd/datasets"
+
 	"github.com/exportd/exportd"
 	"github.com/exportd/exportd/server"
 	"github.com/exportd/exportd/sqlite"
@@ -26,7 +28,7 @@ func ExampleNew() {
 	db.Exec(`INSERT INTO orders VALUES (1, '서울', 12000.5), (2, '부산', 8000), (3, '서울', 3000)`)
 	db.Close()
 
-	cfg, err := exportd.ParseConfig(filepath.Join(dir, "datasets.yaml"), []byte(`
+	cfg, err := datasets.ParseConfig(filepath.Join(dir, "datasets.yaml"), []byte(`
 connections:
   shop: {url: "sqlite:shop.db"}
 datasets:

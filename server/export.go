@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"slices"
 	"strings"
 	"time"
 
@@ -402,34 +401,6 @@ func acceptsGzip(h http.Header) bool {
 		}
 	}
 	return false
-}
-
-// contentDisposition returns an attachment header for name: a plain ASCII
-// filename for old clients and the full UTF-8 name in filename* (RFC 6266,
-// RFC 8187), which browsers prefer.
-func contentDisposition(name string) string {
-	var b strings.Builder
-	b.WriteString(`attachment; filename="`)
-	b.WriteString(exportd.ASCIIFallback(name))
-	b.WriteString(`"; filename*=UTF-8''`)
-	const hex = "0123456789ABCDEF"
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if isAttrChar(c) {
-			b.WriteByte(c)
-			continue
-		}
-		b.WriteByte('%')
-		b.WriteByte(hex[c>>4])
-		b.WriteByte(hex[c&15])
-	}
-	return b.String()
-}
-
-// isAttrChar reports whether c may appear unencoded in an RFC 8187 value.
-func isAttrChar(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
-		slices.Contains([]byte("!#$&+-.^_`|~"), c)
 }
 
 // rowCounter notes whether a row has been written.

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/exportd/exportd/datasets"
+
 	"github.com/exportd/exportd"
 	"github.com/exportd/exportd/jobs"
 	"github.com/exportd/exportd/server"
@@ -57,7 +59,7 @@ func TestShutdownEndsJobEvents(t *testing.T) {
 		}
 	}
 	db.Close()
-	cfg, err := exportd.ParseConfig(filepath.Join(dir, "datasets.yaml"), []byte(shutdownYAML))
+	cfg, err := datasets.ParseConfig(filepath.Join(dir, "datasets.yaml"), []byte(shutdownYAML))
 	if err != nil {
 		t.Fatal(err)
 	}

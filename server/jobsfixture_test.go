@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/exportd/exportd/datasets"
+
 	"github.com/exportd/exportd"
 	"github.com/exportd/exportd/audit"
 	"github.com/exportd/exportd/jobs"
@@ -84,7 +86,7 @@ func itemsSource(t *testing.T, dir, fill, yaml string) (*exportd.Config, exportd
 	if err := os.WriteFile(cfgPath, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := exportd.LoadConfig(cfgPath)
+	cfg, err := datasets.LoadConfig(cfgPath)
 	if err != nil {
 		t.Fatal(err)
 	}

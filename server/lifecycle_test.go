@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/exportd/exportd/datasets"
+
 	"github.com/exportd/exportd"
 	"github.com/exportd/exportd/server"
 	"github.com/exportd/exportd/server/servertest"
@@ -206,7 +208,7 @@ datasets:
 	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := exportd.LoadConfig(path)
+	cfg, err := datasets.LoadConfig(path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/exportd/exportd/datasets"
+
 	"github.com/xuri/excelize/v2"
 
 	"github.com/exportd/exportd"
@@ -167,7 +169,7 @@ func newPrivacyFixtureWith(t *testing.T, b privacyBackend, o privacyOptions) *pr
 	} else {
 		logger = slog.New(slog.NewTextHandler(o.log, nil)) // serve's default, --log-format text
 	}
-	cfg, err := exportd.LoadConfig(cfgPath)
+	cfg, err := datasets.LoadConfig(cfgPath)
 	if err != nil {
 		t.Fatal(err)
 	}

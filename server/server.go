@@ -24,7 +24,7 @@ import (
 // Config configures a [Server]. Only Datasets and Sources are required;
 // every other field has a working default, applied by [New].
 type Config struct {
-	// Datasets is the loaded datasets file (see [exportd.LoadConfig]).
+	// Datasets is the loaded datasets file (see [datasets.LoadConfig]).
 	Datasets *exportd.Config
 	// Sources holds an open source for each connection of Datasets, by
 	// connection name. The server uses them but does not close them.

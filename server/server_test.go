@@ -21,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/exportd/exportd/datasets"
+
 	"github.com/xuri/excelize/v2"
 	"go.uber.org/goleak"
 
@@ -98,7 +100,7 @@ func newFixture(t *testing.T, n int) *fixture {
 	if err := os.WriteFile(cfgPath, []byte(datasetsYAML), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := exportd.LoadConfig(cfgPath)
+	cfg, err := datasets.LoadConfig(cfgPath)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/exportd/exportd/datasets"
+
 	"github.com/exportd/exportd"
 	"github.com/exportd/exportd/sqlite"
 )
@@ -75,7 +77,7 @@ func newUIServer(t *testing.T) *Server {
 	if err := os.WriteFile(cfgPath, []byte(uiYAML), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := exportd.LoadConfig(cfgPath)
+	cfg, err := datasets.LoadConfig(cfgPath)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/exportd/exportd/datasets"
+
 	"github.com/exportd/exportd"
 	"github.com/exportd/exportd/auth"
 	"github.com/exportd/exportd/connect"
@@ -218,7 +220,7 @@ datasets:
 	if err := os.WriteFile(cfgPath, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := exportd.LoadConfig(cfgPath)
+	cfg, err := datasets.LoadConfig(cfgPath)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,8 @@ import (
 	"unicode/utf8"
 	"unsafe"
 
+	"github.com/exportd/exportd/internal/sqlparam"
+
 	"github.com/exportd/exportd"
 	"modernc.org/libc"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -136,7 +138,7 @@ func (s *Source) Close() error {
 // text SQLite's date functions write, so that comparisons with stored text
 // work. A nil params map binds NULL for every parameter (for Describe).
 func (s *Source) bind(q exportd.Query, nulls bool) (string, []any, error) {
-	return exportd.BindText(q, exportd.DialectSQLite, s.loc, "2006-01-02 15:04:05.999999999", nulls)
+	return sqlparam.BindText(q, sqlparam.SQLite, s.loc, "2006-01-02 15:04:05.999999999", nulls)
 }
 
 // Describe returns the result columns of q without running it: q runs

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/exportd/exportd/datasets"
+
 	"github.com/exportd/exportd"
 	"github.com/exportd/exportd/connect"
 )
@@ -15,12 +17,12 @@ type checkCmd struct {
 }
 
 func (c *checkCmd) Run(ctx context.Context) error {
-	cfg, err := exportd.LoadConfig(c.Config)
+	cfg, err := datasets.LoadConfig(c.Config)
 	if err != nil {
 		return usageError{err}
 	}
 	if !c.Offline {
-		errs := cfg.Check(ctx, func(ctx context.Context, conn exportd.Connection) (exportd.Source, error) {
+		errs := datasets.Check(ctx, cfg, func(ctx context.Context, conn exportd.Connection) (exportd.Source, error) {
 			return connect.Open(ctx, conn.URL, exportd.SourceOptions{Location: cfg.Location})
 		})
 		if len(errs) > 0 {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/exportd/exportd/datasets"
+
 	"golang.org/x/term"
 
 	"github.com/exportd/exportd"
@@ -73,7 +75,7 @@ func (c *exportCmd) runDataset(ctx context.Context, f exportd.Format) error {
 	case c.Query != "":
 		return usageError{errors.New("--query needs --db; a dataset brings its own SQL")}
 	}
-	cfg, err := exportd.LoadConfig(c.Config)
+	cfg, err := datasets.LoadConfig(c.Config)
 	if err != nil {
 		return usageError{err}
 	}

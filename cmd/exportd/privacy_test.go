@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/exportd/exportd/datasets"
+
 	"github.com/exportd/exportd"
 	"github.com/exportd/exportd/audit"
 	"github.com/exportd/exportd/server"
@@ -70,7 +72,7 @@ func privacyDir(t *testing.T, yaml string) (dir, cfgPath string) {
 // are swapped with plain SQL.
 func TestAuditTrailEndToEnd(t *testing.T) {
 	dir, cfgPath := privacyDir(t, privacyDatasets)
-	cfg, err := exportd.LoadConfig(cfgPath)
+	cfg, err := datasets.LoadConfig(cfgPath)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/exportd/exportd/datasets"
+
 	"github.com/exportd/exportd"
 	"github.com/exportd/exportd/audit"
 	"github.com/exportd/exportd/connect"
@@ -75,7 +77,7 @@ func (p *sourcePool) close() {
 	}
 }
 
-// keepOpen is a source that Config.Check may close without closing it.
+// keepOpen is a source that datasets.Check may close without closing it.
 type keepOpen struct{ exportd.Source }
 
 func (keepOpen) Close() error { return nil }
@@ -127,7 +129,7 @@ func (rl *reloader) load(ctx context.Context) (int, error) {
 		rl.srv.ReloadRefused()
 		return 0, err
 	}
-	cfg, err := exportd.LoadConfig(rl.path)
+	cfg, err := datasets.LoadConfig(rl.path)
 	if err != nil {
 		return refuse(err)
 	}
@@ -135,7 +137,7 @@ func (rl *reloader) load(ctx context.Context) (int, error) {
 	if err != nil {
 		return refuse(err)
 	}
-	if errs := cfg.Check(ctx, func(_ context.Context, conn exportd.Connection) (exportd.Source, error) {
+	if errs := datasets.Check(ctx, cfg, func(_ context.Context, conn exportd.Connection) (exportd.Source, error) {
 		return keepOpen{sources[conn.Name]}, nil
 	}); len(errs) > 0 {
 		return refuse(fmt.Errorf("%s: %d problem(s) found: %w", rl.path, len(errs), errors.Join(errs...)))

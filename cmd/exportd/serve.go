@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/exportd/exportd/datasets"
+
 	"github.com/exportd/exportd"
 	"github.com/exportd/exportd/server"
 )
@@ -34,7 +36,7 @@ type serveCmd struct {
 }
 
 func (c *serveCmd) Run(ctx context.Context) error {
-	cfg, err := exportd.LoadConfig(c.Config)
+	cfg, err := datasets.LoadConfig(c.Config)
 	if err != nil {
 		return usageError{err}
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/exportd/exportd/datasets"
+
 	"github.com/exportd/exportd"
 	"github.com/exportd/exportd/auth"
 )
@@ -32,7 +34,7 @@ func (f tokenStoreFlags) open(ctx context.Context) (*auth.Store, error) {
 		if f.Config == "" {
 			return nil, usageError{errors.New("give --config FILE (the datasets file) or --db URL")}
 		}
-		cfg, err := exportd.LoadConfig(f.Config)
+		cfg, err := datasets.LoadConfig(f.Config)
 		if err != nil {
 			return nil, usageError{err}
 		}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/exportd/exportd"
 	"github.com/exportd/exportd/auth"
+	"github.com/exportd/exportd/datasets"
 	"github.com/exportd/exportd/server"
 	"github.com/exportd/exportd/server/servertest"
 	"github.com/exportd/exportd/sqlite"
@@ -25,7 +26,7 @@ import (
 
 const python = "/usr/bin/python3"
 
-const datasets = `
+const datasetsYAML = `
 connections:
   main: {url: "sqlite:members.db"}
 datasets:
@@ -77,8 +78,8 @@ func TestDjangoRecipe(t *testing.T) {
 	}
 	db.Close()
 	cfgPath := filepath.Join(dir, "datasets.yaml")
-	os.WriteFile(cfgPath, []byte(datasets), 0o644)
-	cfg, err := exportd.LoadConfig(cfgPath)
+	os.WriteFile(cfgPath, []byte(datasetsYAML), 0o644)
+	cfg, err := datasets.LoadConfig(cfgPath)
 	if err != nil {
 		t.Fatal(err)
 	}

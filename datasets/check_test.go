@@ -1,4 +1,4 @@
-package exportd_test
+package datasets_test
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/exportd/exportd/datasets"
 
 	"github.com/exportd/exportd"
 	"github.com/exportd/exportd/sqlite"
@@ -90,12 +92,12 @@ func TestCheck(t *testing.T) {
 	if err := os.WriteFile(path, []byte(checkConfig), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := exportd.LoadConfig(path)
+	cfg, err := datasets.LoadConfig(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	opened := map[string]int{}
-	errs := cfg.Check(context.Background(), func(ctx context.Context, conn exportd.Connection) (exportd.Source, error) {
+	errs := datasets.Check(context.Background(), cfg, func(ctx context.Context, conn exportd.Connection) (exportd.Source, error) {
 		opened[conn.Name]++
 		return openSQLite(ctx, conn)
 	})
@@ -115,7 +117,7 @@ func TestCheck(t *testing.T) {
 	}
 	var got []string
 	for _, e := range errs {
-		var ce *exportd.ConfigError
+		var ce *datasets.ConfigError
 		if !errors.As(e, &ce) {
 			t.Errorf("%T is not a *ConfigError: %v", e, e)
 		}
@@ -154,12 +156,12 @@ func TestCheckClean(t *testing.T) {
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := exportd.LoadConfig(path)
+	cfg, err := datasets.LoadConfig(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if errs := cfg.Check(ctx, openSQLite); len(errs) != 1 || !strings.Contains(errs[0].Error(), `dataset "big-table": sql: prepare: `) {
+	if errs := datasets.Check(ctx, cfg, openSQLite); len(errs) != 1 || !strings.Contains(errs[0].Error(), `dataset "big-table": sql: prepare: `) {
 		t.Fatalf("want only big-table's missing table, got %v", errs)
 	}
 	d, _ := cfg.Dataset("members")

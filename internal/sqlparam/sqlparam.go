@@ -1,10 +1,14 @@
-package exportd
+// Package sqlparam binds the named parameters (:name) of a dataset's SQL
+// to the positional placeholders of each database.
+package sqlparam
 
 import (
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/exportd/exportd"
 )
 
 // Dialect says how a database writes positional placeholders and quotes.
@@ -20,18 +24,30 @@ type Dialect struct {
 
 // The dialects of the supported databases.
 var (
-	DialectPostgres = Dialect{Placeholder: func(n int) string { return "$" + strconv.Itoa(n) }, DollarQuotes: true}
-	DialectMySQL    = Dialect{Placeholder: func(int) string { return "?" }, BackslashEscapes: true}
-	DialectSQLite   = Dialect{Placeholder: func(int) string { return "?" }}
+	Postgres = Dialect{Placeholder: func(n int) string { return "$" + strconv.Itoa(n) }, DollarQuotes: true}
+	MySQL    = Dialect{Placeholder: func(int) string { return "?" }, BackslashEscapes: true}
+	SQLite   = Dialect{Placeholder: func(int) string { return "?" }}
 )
 
-// ParamNames returns the distinct named parameters (:name) used in sql, in
+// Of returns the dialect of a driver as [exportd.Connection.Driver] names
+// it ("postgres", "mysql", "sqlite"); SQLite's for any other.
+func Of(driver string) Dialect {
+	switch driver {
+	case "postgres":
+		return Postgres
+	case "mysql":
+		return MySQL
+	}
+	return SQLite
+}
+
+// Names returns the distinct named parameters (:name) used in sql, in
 // order of first use. Text inside string literals, quoted identifiers,
 // comments and PostgreSQL casts (::type) is not a parameter.
-func ParamNames(sql string, d Dialect) []string {
+func Names(sql string, d Dialect) []string {
 	var names []string
 	seen := map[string]bool{}
-	scanNamed(sql, d, func(name string) string {
+	Scan(sql, d, func(name string) string {
 		if !seen[name] {
 			seen[name] = true
 			names = append(names, name)
@@ -41,18 +57,18 @@ func ParamNames(sql string, d Dialect) []string {
 	return names
 }
 
-// BindNamed rewrites the named parameters of sql into d's positional
+// Bind rewrites the named parameters of sql into d's positional
 // placeholders and returns the arguments in order. A []any value expands to
 // one placeholder per element (an empty list becomes NULL, which matches
 // nothing in an IN list). Every name used must be present in params.
-func BindNamed(sql string, params map[string]any, d Dialect) (string, []any, error) {
+func Bind(sql string, params map[string]any, d Dialect) (string, []any, error) {
 	var (
 		b    strings.Builder
 		args []any
 		err  error
 	)
 	b.Grow(len(sql) + 16)
-	scanNamed(sql, d, func(name string) string {
+	Scan(sql, d, func(name string) string {
 		v, ok := params[name]
 		if !ok {
 			if err == nil {
@@ -80,9 +96,9 @@ func BindNamed(sql string, params map[string]any, d Dialect) (string, []any, err
 	return b.String(), args, nil
 }
 
-// scanNamed walks sql, calling repl for each named parameter and writing
+// Scan walks sql, calling repl for each named parameter and writing
 // the text with each parameter replaced by repl's result to out (if non-nil).
-func scanNamed(sql string, d Dialect, repl func(name string) string, out *strings.Builder) {
+func Scan(sql string, d Dialect, repl func(name string) string, out *strings.Builder) {
 	emit := func(s string) {
 		if out != nil {
 			out.WriteString(s)
@@ -175,26 +191,26 @@ func isNameStart(c byte) bool {
 
 func isNameChar(c byte) bool { return isNameStart(c) || (c >= '0' && c <= '9') }
 
-// BindText is [BindNamed] for databases that compare dates and times as
-// text (SQLite, MySQL): a DateArg binds as 'YYYY-MM-DD' and a time.Time as
+// BindText is [Bind] for databases that compare dates and times as
+// text (SQLite, MySQL): an [exportd.DateArg] binds as 'YYYY-MM-DD' and a time.Time as
 // its wall clock in loc, formatted with layout. With nulls set, a
 // parameter that has no value binds NULL, so a query can be described
 // without its parameters.
-func BindText(q Query, d Dialect, loc *time.Location, layout string, nulls bool) (string, []any, error) {
+func BindText(q exportd.Query, d Dialect, loc *time.Location, layout string, nulls bool) (string, []any, error) {
 	params := q.Params
 	if nulls {
 		params = map[string]any{}
-		for _, n := range ParamNames(q.SQL, d) {
+		for _, n := range Names(q.SQL, d) {
 			params[n] = q.Params[n]
 		}
 	}
-	text, args, err := BindNamed(q.SQL, params, d)
+	text, args, err := Bind(q.SQL, params, d)
 	if err != nil {
 		return "", nil, err
 	}
 	for i, a := range args {
 		switch v := a.(type) {
-		case DateArg:
+		case exportd.DateArg:
 			args[i] = v.Format(time.DateOnly)
 		case time.Time:
 			args[i] = v.In(loc).Format(layout)

@@ -1,10 +1,12 @@
-package exportd
+package datasets
 
 import (
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/exportd/exportd"
 )
 
 // ${NAME} in the datasets file takes the variable NAME, or, when it is
@@ -21,7 +23,7 @@ func TestConfigEnvFromFile(t *testing.T) {
 	yml := "connections: {main: {url: 'postgres://u:${EXPORTD_TEST_DBPASS}@h/db'}}\n" +
 		"datasets: {d: {sql: SELECT 1}}\n" +
 		"auth: {link_secret: '${EXPORTD_TEST_LINK}'}\n"
-	parse := func() (*Config, error) { return ParseConfig(filepath.Join(dir, "f.yaml"), []byte(yml)) }
+	parse := func() (*exportd.Config, error) { return ParseConfig(filepath.Join(dir, "f.yaml"), []byte(yml)) }
 
 	t.Setenv("EXPORTD_TEST_DBPASS", "pw")
 	t.Setenv("EXPORTD_TEST_LINK_FILE", secretFile)

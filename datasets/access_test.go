@@ -1,4 +1,4 @@
-package exportd
+package datasets
 
 import (
 	"errors"
@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/exportd/exportd"
 )
 
 const accessYAML = `
@@ -39,7 +41,7 @@ datasets:
     sql: SELECT 1
 `
 
-func parseAccess(t *testing.T, yml string, env map[string]string) (*Config, error) {
+func parseAccess(t *testing.T, yml string, env map[string]string) (*exportd.Config, error) {
 	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "datasets.yaml")
@@ -65,7 +67,7 @@ func TestAuthConfig(t *testing.T) {
 	if a.TokensDB != "sqlite:"+filepath.Join(dir, "tokens.db") {
 		t.Errorf("tokens_db %q", a.TokensDB)
 	}
-	want := &TrustedHeader{User: "X-Forwarded-User", Roles: "X-Forwarded-Roles", AttrsPrefix: "X-Forwarded-Attr-",
+	want := &exportd.TrustedHeader{User: "X-Forwarded-User", Roles: "X-Forwarded-Roles", AttrsPrefix: "X-Forwarded-Attr-",
 		Proxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("::1/128")}}
 	if !reflect.DeepEqual(a.TrustedHeader, want) {
 		t.Errorf("trusted_header %+v", a.TrustedHeader)
@@ -73,14 +75,14 @@ func TestAuthConfig(t *testing.T) {
 	if a.LinkSecret != secret {
 		t.Errorf("link_secret %q", a.LinkSecret)
 	}
-	if !reflect.DeepEqual(a.Anonymous, &Anonymous{Roles: []string{"viewer"}, From: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}) {
+	if !reflect.DeepEqual(a.Anonymous, &exportd.Anonymous{Roles: []string{"viewer"}, From: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}) {
 		t.Errorf("anonymous %+v", a.Anonymous)
 	}
 	d, _ := cfg.Dataset("members")
 	if !reflect.DeepEqual(d.Roles, []string{"admin", "manager", "auditor"}) {
 		t.Errorf("roles %v", d.Roles)
 	}
-	wantPins := map[string]map[string]Pin{
+	wantPins := map[string]map[string]exportd.Pin{
 		"manager": {"branch": {Attr: "branch"}, "grades": {Values: []string{"gold", "silver"}}},
 		"auditor": {"branch": {Values: []string{"서울"}}, "grades": {Values: []string{"bronze"}}},
 	}
@@ -174,13 +176,13 @@ func TestPins(t *testing.T) {
 	}
 	// Another branch, or a grade outside the pin, is refused naming the parameter.
 	for _, in := range []map[string][]string{{"branch": {"서울"}}, {"grades": {"gold,bronze"}}} {
-		var pe *PinError
+		var pe *exportd.PinError
 		if err := d.ApplyPins(in, pins, nil); !errors.As(err, &pe) || !strings.Contains(err.Error(), "cannot be overridden") {
 			t.Errorf("%v: %v", in, err)
 		}
 	}
 	// A manager without a branch attribute cannot run it at all.
-	var pe *PinError
+	var pe *exportd.PinError
 	if _, err := d.PinsFor([]string{"manager"}, nil); !errors.As(err, &pe) || pe.Param != "branch" {
 		t.Errorf("no attribute: %v", err)
 	}

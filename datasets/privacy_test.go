@@ -1,4 +1,4 @@
-package exportd
+package datasets
 
 import (
 	"errors"
@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/exportd/exportd"
 )
 
 const privacyYAML = `
@@ -47,8 +49,8 @@ func TestPrivacyConfig(t *testing.T) {
 	}
 	dir := filepath.Dir(cfg.Path)
 	pc := cfg.Privacy
-	want := &PrivacyConfig{
-		Purposes:         []PurposeCategory{{"member_support", "회원 문의 응대"}, {"audit", "내부 감사"}},
+	want := &exportd.PrivacyConfig{
+		Purposes:         []exportd.PurposeCategory{{Name: "member_support", Label: "회원 문의 응대"}, {Name: "audit", Label: "내부 감사"}},
 		PurposeMinLength: 5,
 		AuditDB:          "sqlite:" + filepath.Join(dir, "trail.db"),
 		AuditKeyFile:     filepath.Join(dir, "audit.key"),
@@ -59,19 +61,19 @@ func TestPrivacyConfig(t *testing.T) {
 		t.Errorf("privacy\n got %+v\nwant %+v", pc, want)
 	}
 	d, _ := cfg.Dataset("members")
-	if !d.Personal || d.Encryption != EncryptionOptional || !d.Marking {
+	if !d.Personal || d.Encryption != exportd.EncryptionOptional || !d.Marking {
 		t.Errorf("dataset %+v", d)
 	}
 	if got := d.PersonalColumns(); !reflect.DeepEqual(got, []string{"name", "email", "phone", "memo"}) {
 		t.Errorf("personal columns %v", got)
 	}
-	masks := map[string]MaskSpec{}
+	masks := map[string]exportd.MaskSpec{}
 	for _, c := range d.Columns {
 		if c.Mask != nil {
 			masks[c.Name] = *c.Mask
 		}
 	}
-	wantMasks := map[string]MaskSpec{
+	wantMasks := map[string]exportd.MaskSpec{
 		"name":  {Rule: "name"},
 		"email": {Rule: "keep", First: 1},
 		"phone": {Rule: "pattern", Pattern: `\d{4}$`, Replace: "****"},
@@ -109,7 +111,7 @@ func TestPrivacyConfig(t *testing.T) {
 		{"audit", "📊📊📊📊📊", ""},                                                          // symbols
 	} {
 		err := pc.CheckPurpose(tc.cat, tc.text)
-		var pe *PurposeError
+		var pe *exportd.PurposeError
 		switch {
 		case tc.field == "" && err != nil:
 			t.Errorf("%q %q: %v", tc.cat, tc.text, err)
@@ -124,7 +126,7 @@ func TestPrivacyDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if pc := cfg.Privacy; pc.PurposeMinLength != DefaultPurposeMinLength || pc.AuditDB != "sqlite:"+filepath.Join(filepath.Dir(cfg.Path), "exportd-audit.db") || pc.AuditKeyFile != "" {
+	if pc := cfg.Privacy; pc.PurposeMinLength != exportd.DefaultPurposeMinLength || pc.AuditDB != "sqlite:"+filepath.Join(filepath.Dir(cfg.Path), "exportd-audit.db") || pc.AuditKeyFile != "" {
 		t.Errorf("defaults %+v", pc)
 	}
 }

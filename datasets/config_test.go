@@ -1,4 +1,4 @@
-package exportd
+package datasets
 
 import (
 	"errors"
@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/exportd/exportd"
 )
 
 func TestLoadConfigGood(t *testing.T) {
@@ -40,19 +42,19 @@ func TestLoadConfigGood(t *testing.T) {
 	if !strings.HasPrefix(d.SQL, "SELECT m.id, m.name, avg(r.score) AS score_avg\nFROM members") {
 		t.Errorf("sql %q", d.SQL)
 	}
-	wantParams := []Param{
-		{Name: "from", Type: ParamDate, Required: true, Label: "가입일 시작"},
-		{Name: "grades", Type: ParamEnum, Values: []string{"gold", "silver", "bronze"}, List: true, Default: []string{"gold"}},
-		{Name: "q", Type: ParamString, MaxLength: 50, Pattern: `^[\p{L}0-9 ]*$`},
-		{Name: "min", Type: ParamInt, Min: "0", Max: "100", Default: []string{"0"}},
+	wantParams := []exportd.Param{
+		{Name: "from", Type: exportd.ParamDate, Required: true, Label: "가입일 시작"},
+		{Name: "grades", Type: exportd.ParamEnum, Values: []string{"gold", "silver", "bronze"}, List: true, Default: []string{"gold"}},
+		{Name: "q", Type: exportd.ParamString, MaxLength: 50, Pattern: `^[\p{L}0-9 ]*$`},
+		{Name: "min", Type: exportd.ParamInt, Min: "0", Max: "100", Default: []string{"0"}},
 	}
 	if !reflect.DeepEqual(d.Params, wantParams) {
 		t.Errorf("params\n got %+v\nwant %+v", d.Params, wantParams)
 	}
-	wantCols := []Column{
-		{Name: "id", Header: "번호", Type: TypeInt, Width: 8},
+	wantCols := []exportd.Column{
+		{Name: "id", Header: "번호", Type: exportd.TypeInt, Width: 8},
 		{Name: "name", Header: "이름"},
-		{Name: "score_avg", Header: "평균 점수", Type: TypeFloat, Format: "0.00", Width: 10},
+		{Name: "score_avg", Header: "평균 점수", Type: exportd.TypeFloat, Format: "0.00", Width: 10},
 	}
 	if !reflect.DeepEqual(d.Columns, wantCols) {
 		t.Errorf("columns\n got %+v\nwant %+v", d.Columns, wantCols)
@@ -64,7 +66,7 @@ func TestLoadConfigGood(t *testing.T) {
 	if big.Connection != "main" || big.SheetName() != "big-table" {
 		t.Errorf("big-table: connection %q sheet %q", big.Connection, big.SheetName())
 	}
-	if _, err := cfg.Lookup("nope"); !errors.Is(err, ErrUnknownDataset) || err.Error() != `unknown dataset "nope"` {
+	if _, err := cfg.Lookup("nope"); !errors.Is(err, exportd.ErrUnknownDataset) || err.Error() != `unknown dataset "nope"` {
 		t.Errorf("Lookup: %v", err)
 	}
 }
@@ -300,8 +302,8 @@ func TestConfigEnvAndPaths(t *testing.T) {
 	if cfg.Timezone != "UTC" || cfg.Location != time.UTC {
 		t.Errorf("default timezone %q %v", cfg.Timezone, cfg.Location)
 	}
-	if d := cfg.Connections["pg"].Dialect(); d.DollarQuotes != true {
-		t.Errorf("postgres dialect %+v", d)
+	if d := cfg.Connections["pg"].Driver(); d != "postgres" {
+		t.Errorf("postgres driver %q", d)
 	}
 	if _, err := LoadConfig(filepath.Join(dir, "missing.yaml")); err == nil || !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing file: %v", err)

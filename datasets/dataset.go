@@ -1,0 +1,387 @@
+package datasets
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/exportd/exportd"
+	"github.com/exportd/exportd/internal/sqlparam"
+	"go.yaml.in/yaml/v3"
+)
+
+var datasetFields = []string{"title", "description", "connection", "sql", "params", "columns", "sheet", "filename", "row_limit", "timeout", "max_duration", "key", "roles", "pin", "personal", "access", "encryption", "marking"}
+
+func (p *parser) dataset(cfg *exportd.Config, kv pair) *exportd.Dataset {
+	d := &exportd.Dataset{Name: kv.key, Origin: exportd.Origin{File: p.file, Line: kv.k.Line, Lines: map[string]int{}}}
+	name := d.Name
+	if !datasetNameRE.MatchString(name) {
+		p.errorf(kv.k.Line, name, "", "invalid dataset name (want [a-z0-9_-]+)")
+	}
+	var paramsNode, columnsNode, pinNode, accessNode *yaml.Node
+	for _, f := range p.mapping(kv.v, name, "", datasetFields...) {
+		d.Origin.Lines[f.key] = f.k.Line
+		switch f.key {
+		case "title":
+			d.Title, _ = p.str(f.v, name, f.key)
+		case "description":
+			d.Description, _ = p.str(f.v, name, f.key)
+		case "connection":
+			d.Connection, _ = p.str(f.v, name, f.key)
+		case "sql":
+			var ok bool
+			d.SQL, ok = p.str(f.v, name, f.key)
+			if f.v.Style == yaml.LiteralStyle || f.v.Style == yaml.FoldedStyle {
+				d.Origin.Lines["sql"] = f.v.Line + 1 // the text starts on the next line
+				d.Origin.SQLBlock = f.v.Style == yaml.LiteralStyle
+			}
+			if ok && strings.TrimSpace(d.SQL) == "" {
+				p.errorf(d.Origin.LineOf("sql"), name, "sql", "empty")
+			}
+		case "params":
+			paramsNode = f.v
+		case "columns":
+			columnsNode = f.v
+		case "sheet":
+			d.Sheet, _ = p.str(f.v, name, f.key)
+		case "filename":
+			d.FileName, _ = p.str(f.v, name, f.key)
+		case "row_limit":
+			d.RowLimit, _ = p.integer(f.v, name, f.key)
+			if d.RowLimit < 0 {
+				p.errorf(f.v.Line, name, f.key, "must not be negative (0 means no limit)")
+			}
+		case "timeout":
+			d.Timeout = p.duration(f.v, name, f.key)
+		case "max_duration":
+			d.MaxDuration = p.duration(f.v, name, f.key)
+		case "key":
+			d.Key, _ = p.str(f.v, name, f.key)
+		case "roles":
+			d.Roles = p.roles(f.v, name, f.key)
+		case "pin":
+			pinNode = f.v
+		case "personal":
+			d.Personal = p.boolean(f.v, name, f.key)
+		case "access":
+			accessNode = f.v
+		case "encryption":
+			d.Encryption, _ = p.str(f.v, name, f.key)
+		case "marking":
+			d.Marking = p.boolean(f.v, name, f.key)
+		}
+	}
+	if deref(kv.v).Kind != yaml.MappingNode {
+		return d
+	}
+
+	// connection
+	conn, connOK := p.datasetConnection(cfg, d)
+
+	// sql
+	if _, ok := d.Origin.Lines["sql"]; !ok {
+		p.errorf(d.Origin.Line, name, "sql", "missing")
+	}
+
+	// params
+	if paramsNode != nil {
+		p.params(cfg, d, paramsNode)
+	}
+	dialect := sqlparam.SQLite
+	if connOK {
+		dialect = sqlparam.Of(conn.Driver())
+	}
+	used := map[string]bool{}
+	for _, u := range paramUses(d.SQL, dialect) {
+		used[u.name] = true
+		if _, ok := d.Param(u.name); !ok {
+			p.errorf(sqlLine(d, u.offset), name, "sql", "uses :%s, which is not declared in params", u.name)
+		}
+	}
+	for i, prm := range d.Params {
+		if exportd.ValidParamName(prm.Name) && !used[prm.Name] && strings.TrimSpace(d.SQL) != "" {
+			f := fmt.Sprintf("params[%d].name", i)
+			p.errorf(d.Origin.LineOf(f), name, f, "parameter %q is declared but the sql never uses :%s", prm.Name, prm.Name)
+		}
+	}
+
+	// pin
+	if pinNode != nil {
+		p.pins(d, pinNode)
+		p.checkPins(cfg, d)
+	}
+
+	// columns
+	if columnsNode != nil {
+		p.columns(d, columnsNode)
+	}
+
+	// personal, access, encryption (privacy.go)
+	if accessNode != nil {
+		p.access(d, accessNode)
+	}
+	p.checkPersonal(d)
+
+	// sheet
+	if _, given := d.Origin.Lines["sheet"]; given {
+		if msg := sheetNameProblem(d.Sheet); msg != "" {
+			p.errorf(d.Origin.LineOf("sheet"), name, "sheet", "%s", msg)
+		}
+	}
+
+	// filename
+	if _, given := d.Origin.Lines["filename"]; given {
+		fields, msg := exportd.FileNameFields(d.FileName)
+		if msg != "" {
+			p.errorf(d.Origin.LineOf("filename"), name, "filename", "%s", msg)
+		}
+		for _, f := range fields {
+			if _, ok := d.Param(f); !ok && exportd.ValidParamName(f) {
+				p.errorf(d.Origin.LineOf("filename"), name, "filename", "{%s} is not a declared parameter", f)
+			}
+		}
+		if strings.TrimSpace(d.FileName) == "" {
+			p.errorf(d.Origin.LineOf("filename"), name, "filename", "empty")
+		}
+	}
+
+	// key
+	if _, given := d.Origin.Lines["key"]; given {
+		switch {
+		case strings.TrimSpace(d.Key) == "":
+			p.errorf(d.Origin.LineOf("key"), name, "key", "empty")
+		case len(d.Columns) > 0 && !slices.ContainsFunc(d.Columns, func(c exportd.Column) bool { return c.Name == d.Key }):
+			p.errorf(d.Origin.LineOf("key"), name, "key", "%q is not a declared column", d.Key)
+		}
+	}
+	return d
+}
+
+// sqlLine returns the line of byte offset off of the dataset's SQL, when
+// the SQL is a literal block (|), else the line of the sql field.
+func sqlLine(d *exportd.Dataset, off int) int {
+	if !d.Origin.SQLBlock {
+		return d.Origin.LineOf("sql")
+	}
+	return d.Origin.LineOf("sql") + strings.Count(d.SQL[:off], "\n")
+}
+
+func (p *parser) datasetConnection(cfg *exportd.Config, d *exportd.Dataset) (exportd.Connection, bool) {
+	names := make([]string, 0, len(cfg.Connections))
+	for n := range cfg.Connections {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	if _, given := d.Origin.Lines["connection"]; !given {
+		switch len(names) {
+		case 0:
+			return exportd.Connection{}, false
+		case 1:
+			d.Connection = names[0]
+			return cfg.Connections[names[0]], true
+		}
+		p.errorf(d.Origin.Line, d.Name, "connection", "missing (the file has several connections: %s)", strings.Join(names, ", "))
+		return exportd.Connection{}, false
+	}
+	c, ok := cfg.Connections[d.Connection]
+	if !ok {
+		p.errorf(d.Origin.LineOf("connection"), d.Name, "connection", "unknown connection %q (want %s)", d.Connection, strings.Join(names, ", "))
+	}
+	return c, ok
+}
+
+var paramFields = []string{"name", "label", "description", "type", "list", "required", "default", "min", "max", "max_length", "pattern", "values"}
+
+func (p *parser) params(cfg *exportd.Config, d *exportd.Dataset, n *yaml.Node) {
+	n = deref(n)
+	if n.Kind != yaml.SequenceNode {
+		p.errorf(n.Line, d.Name, "params", "want a list, got %s", describeNode(n))
+		return
+	}
+	seen := map[string]int{}
+	for i, e := range n.Content {
+		field := fmt.Sprintf("params[%d]", i)
+		prm := exportd.Param{}
+		lines := map[string]int{}
+		for _, f := range p.mapping(e, d.Name, field, paramFields...) {
+			ff := field + "." + f.key
+			lines[f.key] = f.k.Line
+			switch f.key {
+			case "name":
+				prm.Name, _ = p.str(f.v, d.Name, ff)
+			case "label":
+				prm.Label, _ = p.str(f.v, d.Name, ff)
+			case "description":
+				prm.Description, _ = p.str(f.v, d.Name, ff)
+			case "type":
+				s, _ := p.str(f.v, d.Name, ff)
+				prm.Type = exportd.ParamType(s)
+			case "list":
+				prm.List = p.boolean(f.v, d.Name, ff)
+			case "required":
+				prm.Required = p.boolean(f.v, d.Name, ff)
+			case "default":
+				if f.v.Kind == yaml.ScalarNode && f.v.Tag == "!!null" {
+					continue
+				}
+				prm.Default, _ = p.strList(f.v, d.Name, ff)
+			case "min":
+				prm.Min, _ = p.str(f.v, d.Name, ff)
+			case "max":
+				prm.Max, _ = p.str(f.v, d.Name, ff)
+			case "max_length":
+				v, _ := p.integer(f.v, d.Name, ff)
+				prm.MaxLength = int(v)
+			case "pattern":
+				prm.Pattern, _ = p.str(f.v, d.Name, ff)
+			case "values":
+				prm.Values, _ = p.strList(f.v, d.Name, ff)
+			}
+		}
+		line := deref(e).Line
+		d.Origin.Lines[field+".name"] = line
+		if l, ok := lines["name"]; ok {
+			d.Origin.Lines[field+".name"] = l
+		}
+		if deref(e).Kind != yaml.MappingNode {
+			continue
+		}
+		if _, ok := lines["name"]; !ok {
+			p.errorf(line, d.Name, field+".name", "missing")
+		} else if first, dup := seen[prm.Name]; dup && prm.Name != "" {
+			p.errorf(lines["name"], d.Name, field+".name", "repeated parameter %q (also params[%d])", prm.Name, first)
+		} else {
+			seen[prm.Name] = i
+		}
+		for _, pr := range prm.Check(cfg.Location) {
+			if pr.Field == "name" && lines["name"] == 0 {
+				continue // reported as missing above
+			}
+			key, _, _ := strings.Cut(pr.Field, "[")
+			l, ok := lines[key]
+			if !ok {
+				l = line
+			}
+			p.errorf(l, d.Name, field+"."+pr.Field, "%s", pr.Msg)
+		}
+		d.Params = append(d.Params, prm)
+	}
+}
+
+var columnFields = []string{"name", "header", "type", "format", "width", "personal", "mask"}
+
+func (p *parser) columns(d *exportd.Dataset, n *yaml.Node) {
+	n = deref(n)
+	if n.Kind != yaml.SequenceNode {
+		p.errorf(n.Line, d.Name, "columns", "want a list, got %s", describeNode(n))
+		return
+	}
+	seen := map[string]int{}
+	for i, e := range n.Content {
+		field := fmt.Sprintf("columns[%d]", i)
+		var c exportd.Column
+		given := map[string]int{}
+		for _, f := range p.mapping(e, d.Name, field, columnFields...) {
+			ff := field + "." + f.key
+			given[f.key] = f.k.Line
+			d.Origin.Lines[ff] = f.k.Line
+			switch f.key {
+			case "name":
+				c.Name, _ = p.str(f.v, d.Name, ff)
+			case "header":
+				c.Header, _ = p.str(f.v, d.Name, ff)
+			case "type":
+				s, _ := p.str(f.v, d.Name, ff)
+				c.Type = exportd.Type(s)
+				if !slices.Contains(exportd.ColumnTypes, c.Type) {
+					names := make([]string, len(exportd.ColumnTypes))
+					for i, t := range exportd.ColumnTypes {
+						names[i] = string(t)
+					}
+					p.errorf(f.v.Line, d.Name, ff, "unknown type %q (want %s)", s, strings.Join(names, ", "))
+				}
+			case "format":
+				c.Format, _ = p.str(f.v, d.Name, ff)
+				if strings.TrimSpace(c.Format) == "" && f.v.Tag != "!!null" {
+					p.errorf(f.v.Line, d.Name, ff, "empty number format (leave the field out for the default)")
+				}
+			case "width":
+				c.Width, _ = p.number(f.v, d.Name, ff)
+				if c.Width < 0 || c.Width > 255 {
+					p.errorf(f.v.Line, d.Name, ff, "must be between 0 and 255 characters")
+				}
+			case "personal":
+				c.Personal = p.boolean(f.v, d.Name, ff)
+			case "mask":
+				c.Mask = p.maskSpec(f.v, d.Name, ff)
+			}
+		}
+		line := deref(e).Line
+		if _, ok := d.Origin.Lines[field+".name"]; !ok {
+			d.Origin.Lines[field+".name"] = line
+		}
+		if deref(e).Kind != yaml.MappingNode {
+			continue
+		}
+		switch l, ok := given["name"]; {
+		case !ok:
+			p.errorf(line, d.Name, field+".name", "missing")
+		case strings.TrimSpace(c.Name) == "":
+			p.errorf(l, d.Name, field+".name", "empty")
+		default:
+			if first, dup := seen[c.Name]; dup {
+				p.errorf(l, d.Name, field+".name", "repeated column %q (also columns[%d])", c.Name, first)
+			} else {
+				seen[c.Name] = i
+			}
+		}
+		if c.Mask != nil && !c.Personal {
+			p.errorf(given["mask"], d.Name, field+".mask", "given on a column that is not personal: true")
+		}
+		d.Columns = append(d.Columns, c)
+	}
+}
+
+// sheetNameProblem returns why s is not a valid worksheet name, or "".
+func sheetNameProblem(s string) string {
+	switch {
+	case strings.TrimSpace(s) == "":
+		return "empty"
+	case utf8.RuneCountInString(s) > exportd.MaxSheetName:
+		return fmt.Sprintf("longer than %d characters", exportd.MaxSheetName)
+	case strings.ContainsAny(s, `[]:*?/\`):
+		return `must not contain any of [ ] : * ? / \`
+	case strings.HasPrefix(s, "'") || strings.HasSuffix(s, "'"):
+		return "must not begin or end with an apostrophe"
+	case strings.EqualFold(s, "History"):
+		return `"History" is reserved by Excel`
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return "must not contain control characters"
+		}
+	}
+	return ""
+}
+
+// paramUse is one use of a named parameter in SQL, at byte offset offset.
+type paramUse struct {
+	name   string
+	offset int
+}
+
+// paramUses returns every use of a named parameter in sql.
+func paramUses(sql string, d sqlparam.Dialect) []paramUse {
+	var (
+		uses []paramUse
+		b    strings.Builder
+	)
+	sqlparam.Scan(sql, d, func(name string) string {
+		// b holds sql up to the parameter, since each is replaced by itself.
+		uses = append(uses, paramUse{name, b.Len()})
+		return ":" + name
+	}, &b)
+	return uses
+}
