@@ -93,3 +93,16 @@ func Totals(cols []Column) bool {
 // SanitizeFileName makes s safe as (a part of) a file name, as
 // [Dataset.FileNameFor] does with its template's result.
 func SanitizeFileName(s string) string { return sanitizeFileName(s) }
+
+// AllColumns returns the declared columns of d: its own, or those of each
+// of its sheets in order.
+func (d *Dataset) AllColumns() []Column {
+	if len(d.Sheets) == 0 {
+		return d.Columns
+	}
+	var out []Column
+	for i := range d.Sheets {
+		out = append(out, d.Sheets[i].Columns...)
+	}
+	return out
+}
