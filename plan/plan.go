@@ -409,6 +409,9 @@ func (p *Plan) Record() audit.Record {
 	rec := audit.Record{Principal: p.Principal.Name, Roles: slices.Clone(p.Principal.Roles), Client: p.Principal.Client,
 		Dataset: p.Dataset.Name, Columns: p.Columns(), Purpose: p.Purpose, Format: string(p.Format)}
 	rec.Params, _ = json.Marshal(p.AuditParams())
+	for _, sh := range p.Sheets {
+		rec.Sheets = append(rec.Sheets, audit.Sheet{Name: sh.Name})
+	}
 	return rec
 }
 
@@ -612,6 +615,12 @@ func (p *Plan) Run(ctx context.Context, o Options) (Result, error) {
 		rec := p.Record()
 		rec.Time, rec.Ref = start, intent.Seq
 		rec.Rows, rec.Outcome = st.Rows, audit.OutcomeOf(err)
+		for i := range rec.Sheets {
+			// The rows of each sheet begun; 0 for those never reached.
+			if i < len(st.Sheets) {
+				rec.Sheets[i].Rows = st.Sheets[i].Rows
+			}
+		}
 		rec.SHA256, rec.Bytes = dig.sum()
 		if err != nil {
 			rec.Error = err.Error()
