@@ -25,12 +25,14 @@ import (
 const sheetsYAML = `
 connections:
   main: {url: "sqlite:people.db"}
+  other: {url: "sqlite:other.db"}
 privacy:
   purposes: {member_support: 회원 문의 응대}
   purpose_min_length: 10
   audit: {key_file: audit.key}
 datasets:
   report:
+    connection: main
     personal: true
     params: [{name: branch, type: string, default: 부산}]
     total_label: 합계
@@ -49,7 +51,13 @@ datasets:
     access:
       admin: {all: full}
       support: {all: masked}
+  two:
+    connection: main
+    sheets:
+      - {name: a, sql: SELECT count(*) AS n FROM people, columns: [{name: n, type: int}]}
+      - {name: b, connection: other, sql: SELECT x FROM t, columns: [{name: x, type: int}]}
   plain:
+    connection: main
     sql: SELECT id FROM people
     columns: [{name: id, type: int}]
 `
@@ -70,6 +78,14 @@ func sheetsFixture(t *testing.T) *fixture {
 		}
 	}
 	db.Close()
+	other, err := sql.Open("sqlite", filepath.Join(dir, "other.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Exec(`CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (42)`); err != nil {
+		t.Fatal(err)
+	}
+	other.Close()
 	os.WriteFile(filepath.Join(dir, "audit.key"), []byte(strings.Repeat("ab", 32)+"\n"), 0o600)
 	cfg, err := datasets.ParseConfig(filepath.Join(dir, "datasets.yaml"), []byte(sheetsYAML))
 	if err != nil {
@@ -90,6 +106,38 @@ func sheetsFixture(t *testing.T) *fixture {
 	}
 	t.Cleanup(func() { trail.Close() })
 	return &fixture{cfg: cfg, src: src, trail: trail}
+}
+
+// A sheet on another connection reads from that connection's source
+// (Options.Sources); without it, the export fails before any byte.
+func TestSheetsOtherConnection(t *testing.T) {
+	f := sheetsFixture(t)
+	p, err := plan.New(f.cfg, "two", plan.Request{Format: exportd.FormatCSV})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if _, err := p.Run(t.Context(), plan.Options{Source: f.src, Output: &buf}); err == nil || !strings.Contains(err.Error(), `no source for connection "other"`) || buf.Len() != 0 {
+		t.Fatalf("without the other source: %v, %d bytes", err, buf.Len())
+	}
+	other, err := sqlite.Open(t.Context(), strings.TrimPrefix(f.cfg.Connections["other"].URL, "sqlite:"), exportd.SourceOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if _, err := p.Run(t.Context(), plan.Options{Source: f.src, Sources: map[string]exportd.Source{"other": other}, Output: &buf}); err != nil {
+		t.Fatal(err)
+	}
+	zr, err := zip.NewReader(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, _ := zr.File[1].Open()
+	b, _ := io.ReadAll(rc)
+	rc.Close()
+	if zr.File[1].Name != "b.csv" || string(b) != "\ufeffx\n42\n" {
+		t.Errorf("%s: %q", zr.File[1].Name, b)
+	}
 }
 
 var support = plan.Principal{Name: "kim", Roles: []string{"support"}}

@@ -228,7 +228,11 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 			return outcome + ": " + err.Error()
 		},
 		OnAuditError:  func(err error) { s.auditFailed(d.Name, p.Principal.Name, err) },
-		WrapWriter:    func(w exportd.RowWriter) exportd.RowWriter { rw = &rowCounter{RowWriter: w}; return rw },
+		// Called once per sheet: a row seen in an earlier sheet stays seen.
+		WrapWriter: func(w exportd.RowWriter) exportd.RowWriter {
+			rw = &rowCounter{RowWriter: w, seen: rw != nil && rw.seen}
+			return rw
+		},
 		FlushInterval: s.cfg.FlushInterval,
 		Admit:         s.admitted(ticket),
 		OnFlush: func(bool) error {
