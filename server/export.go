@@ -227,7 +227,7 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 			outcome = classify(ctx, r.Context(), s.streams, err)
 			return outcome + ": " + err.Error()
 		},
-		OnAuditError:  func(err error) { s.auditFailed(d.Name, p.Principal.Name, err) },
+		OnAuditError: func(err error) { s.auditFailed(d.Name, p.Principal.Name, err) },
 		// Called once per sheet: a row seen in an earlier sheet stays seen.
 		WrapWriter: func(w exportd.RowWriter) exportd.RowWriter {
 			rw = &rowCounter{RowWriter: w, seen: rw != nil && rw.seen}
