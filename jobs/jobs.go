@@ -510,6 +510,7 @@ type Job struct {
 	DownloadURL string `json:"download_url,omitempty"`
 	// The privacy rules the job was submitted with (see Request).
 	Columns     []string `json:"columns,omitempty"`
+	Sheets      []string `json:"sheets,omitempty"` // the sheets chosen of a dataset of several
 	Purpose     string   `json:"purpose,omitempty"`
 	PurposeText string   `json:"purpose_text,omitempty"`
 
@@ -562,7 +563,7 @@ func (m *Manager) toJob(row *rivertype.JobRow) (*Job, error) {
 		ID: strconv.FormatInt(row.ID, 10), Dataset: args.Dataset, Format: args.Format, Params: args.Params,
 		Rows: out.Rows, Bytes: out.Bytes, Attempt: row.Attempt, CreatedAt: row.CreatedAt,
 		owner: args.Owner, roles: args.Roles, rowID: row.ID, uid: args.UID,
-		Columns: args.Columns, Purpose: args.Purpose, PurposeText: args.PurposeText,
+		Columns: args.Columns, Sheets: args.Sheets, Purpose: args.Purpose, PurposeText: args.PurposeText,
 	}
 	if j.Params == nil {
 		j.Params = map[string][]string{}

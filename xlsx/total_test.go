@@ -219,3 +219,30 @@ func TestTotalsLibreOffice(t *testing.T) {
 		}
 	}
 }
+
+// An average of no number is Excel's #DIV/0! error, cached as an error
+// value (t="e") under its formula.
+func TestTotalsDivByZero(t *testing.T) {
+	data, _ := writeBytes(t, nil, func(w *Writer) {
+		if err := w.NewSheet("s", []Column{{Header: "a"}, {Header: "b", Total: Average, NumFmt: "0.00"}}); err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			if err := w.Write([]Cell{String("x"), String("not a number")}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	sheet := string(unzipAll(t, data)["xl/worksheets/sheet1.xml"])
+	if !strings.Contains(sheet, `t="e"><f>SUBTOTAL(101,B2:B3)</f><v>#DIV/0!</v></c>`) {
+		t.Errorf("sheet: %s", sheet)
+	}
+	f, err := excelize.OpenReader(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if v, _ := f.GetCellValue("s", "B4"); v != "#DIV/0!" {
+		t.Errorf("excelize reads %q", v)
+	}
+}
