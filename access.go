@@ -19,7 +19,7 @@ import (
 //	    roles: X-Forwarded-Roles          # comma-separated; default X-Forwarded-Roles
 //	    attrs_prefix: X-Forwarded-Attr-   # X-Forwarded-Attr-Branch: 부산 → attribute branch
 //	    proxies: [127.0.0.1/32]           # only these TCP peers are believed; required
-//	  link_secret: ${EXPORTD_LINK_SECRET} # HMAC key of signed links (at least 32 bytes)
+//	  signed_links: true                  # accept links signed by a host application (keys: --link-secret-file)
 //	  anonymous:                          # no credentials: this principal instead of 401
 //	    roles: [admin]
 //	    from: [127.0.0.0/8, ::1/128]      # only for these peers; default any
@@ -31,9 +31,10 @@ type AuthConfig struct {
 	// TrustedHeader, when set, takes the principal from headers set by a
 	// reverse proxy at one of its Proxies.
 	TrustedHeader *TrustedHeader
-	// LinkSecret is the shared HMAC key of signed links; empty turns
-	// signed links off.
-	LinkSecret string
+	// SignedLinks accepts export links signed by a host application with
+	// the server's link keys (the keys are the server's setting, not the
+	// file's: they also sign job download links).
+	SignedLinks bool
 	// Anonymous, when set, is the principal of a request without
 	// credentials; nil means such a request gets 401.
 	Anonymous *Anonymous

@@ -113,7 +113,7 @@ func (d *Dataset) BindParams(in map[string][]string, loc *time.Location) (map[st
 	}
 	sort.Strings(unknown)
 	for _, name := range unknown {
-		errs = append(errs, &ParamError{Param: name, Reason: "unknown parameter" + d.declaredParams()})
+		errs = append(errs, &ParamError{Param: name, Reason: "unknown parameter" + d.DeclaredParams()})
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -121,7 +121,9 @@ func (d *Dataset) BindParams(in map[string][]string, loc *time.Location) (map[st
 	return out, nil
 }
 
-func (d *Dataset) declaredParams() string {
+// DeclaredParams names d's parameters for a message about an unknown one:
+// " (want a, b)", or " (the dataset has no parameters)".
+func (d *Dataset) DeclaredParams() string {
 	if len(d.Params) == 0 {
 		return " (the dataset has no parameters)"
 	}

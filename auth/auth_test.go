@@ -158,7 +158,10 @@ func flip(c byte) string {
 }
 
 func TestSignedLink(t *testing.T) {
-	secret := []byte(strings.Repeat("s", 32))
+	secret, err := auth.NewKeys([]byte(strings.Repeat("s", 32)))
+	if err != nil {
+		t.Fatal(err)
+	}
 	now := time.Unix(1_800_000_000, 0)
 	l := auth.Link{Dataset: "members", Format: "xlsx", Params: url.Values{"from": {"2024-01-01"}, "grades": {"gold", "silver"}},
 		Name: "kim", Roles: []string{"manager"}, Attrs: map[string]string{"branch": "부산 중구"},
@@ -215,8 +218,26 @@ func TestSignedLink(t *testing.T) {
 	if _, _, err := verify(pu.Query(), "members", "xlsx", now.Add(time.Minute)); !errors.Is(err, auth.ErrLinkExpired) {
 		t.Errorf("expired: %v", err)
 	}
-	if _, _, err := auth.VerifyLink([]byte(strings.Repeat("t", 32)), "members", "xlsx", pu.Query(), now); !errors.Is(err, auth.ErrBadLink) {
+	other, _ := auth.NewKeys([]byte(strings.Repeat("t", 32)))
+	if _, _, err := auth.VerifyLink(other, "members", "xlsx", pu.Query(), now); !errors.Is(err, auth.ErrBadLink) {
 		t.Errorf("other secret: %v", err)
+	}
+	// Rotated: a link signed with the old key verifies while the old key
+	// is kept beside the new one, and not once it is dropped.
+	rotated, _ := auth.NewKeys([]byte(strings.Repeat("s", 32)), []byte(strings.Repeat("t", 32)))
+	if _, _, err := auth.VerifyLink(rotated, "members", "xlsx", pu.Query(), now); err != nil {
+		t.Errorf("old link after rotation: %v", err)
+	}
+	if nu, _ := url.Parse(auth.SignLink(rotated, l)); nu != nil {
+		if _, _, err := auth.VerifyLink(other, "members", "xlsx", nu.Query(), now); err != nil {
+			t.Errorf("new link, signed by the newest key: %v", err)
+		}
+		if _, _, err := auth.VerifyLink(secret, "members", "xlsx", nu.Query(), now); !errors.Is(err, auth.ErrBadLink) {
+			t.Errorf("new link under the old key alone: %v", err)
+		}
+	}
+	if _, _, err := auth.VerifyLink(nil, "members", "xlsx", pu.Query(), now); !errors.Is(err, auth.ErrBadLink) {
+		t.Errorf("no keys: %v", err)
 	}
 }
 

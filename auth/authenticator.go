@@ -16,8 +16,8 @@ type Config struct {
 	Tokens *Store
 	// Header, when set, takes the principal from a trusted proxy's headers.
 	Header *HeaderTrust
-	// LinkSecret verifies signed links; empty refuses them.
-	LinkSecret []byte
+	// Links verifies signed links; nil refuses them.
+	Links *Keys
 	// Anonymous is the principal of a request without credentials from
 	// AnonymousFrom (any peer when empty); nil answers such requests 401.
 	Anonymous     *Principal
@@ -51,7 +51,7 @@ func New(cfg Config) *Authenticator {
 }
 
 // LinksEnabled reports whether signed links are accepted.
-func (a *Authenticator) LinksEnabled() bool { return len(a.cfg.LinkSecret) > 0 }
+func (a *Authenticator) LinksEnabled() bool { return a.cfg.Links != nil }
 
 // Authenticate returns the principal of r from, in this order: an
 // Authorization: Bearer token (which must be valid when given), a trusted
@@ -101,7 +101,7 @@ func (a *Authenticator) Authenticate(r *http.Request) (*Principal, error) {
 // VerifyLink checks r's signed link for dataset and format (see the
 // package function [VerifyLink]).
 func (a *Authenticator) VerifyLink(r *http.Request, dataset, format string) (*Principal, error) {
-	p, _, err := VerifyLink(a.cfg.LinkSecret, dataset, format, r.URL.Query(), a.cfg.Now())
+	p, _, err := VerifyLink(a.cfg.Links, dataset, format, r.URL.Query(), a.cfg.Now())
 	return p, err
 }
 

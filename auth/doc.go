@@ -11,9 +11,10 @@
 //	if p != nil && !d.Allows(p.Roles) { … 403 … }
 //
 // A host application signs a download link for one of its users with the
-// shared secret (the Go form of the README's Python recipe):
+// server's link key (the Go form of the README's Python recipe):
 //
-//	u := auth.SignLink(secret, auth.Link{
+//	keys, _ := auth.NewKeys(secret) // the newest key last: it signs
+//	u := auth.SignLink(keys, auth.Link{
 //		Dataset: "member_scores", Format: "xlsx",
 //		Params:  url.Values{"from": {"2024-01-01"}},
 //		Name:    "kim", Roles: []string{"manager"}, Attrs: map[string]string{"branch": "부산"},

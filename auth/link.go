@@ -1,9 +1,6 @@
 package auth
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"net/url"
 	"sort"
@@ -21,7 +18,8 @@ import (
 //	/v1/datasets/{Dataset}/export.{Format}?{Params}&link.sub=NAME&link.roles=a,b
 //	    &link.attr.KEY=VALUE&link.purpose=…&link.purpose_text=…&link.exp=UNIX&link.sig=HEX
 //
-// link.sig is the hex HMAC-SHA256, under the shared secret, of
+// link.sig is the hex HMAC-SHA256, under the newest of the server's link
+// keys ([Keys]; any of them verifies), of
 //
 //	"exportd-link-v1\n" + Dataset + "\n" + Format + "\n" + CANONICAL
 //
@@ -58,9 +56,9 @@ const (
 	linkVersion     = "exportd-link-v1"
 )
 
-// SignLink returns the path and query of l signed with secret, relative to
-// the server's root: /v1/datasets/….
-func SignLink(secret []byte, l Link) string {
+// SignLink returns the path and query of l signed with the newest of keys,
+// relative to the server's root: /v1/datasets/….
+func SignLink(keys *Keys, l Link) string {
 	q := url.Values{}
 	for k, vs := range l.Params {
 		q[k] = append([]string(nil), vs...)
@@ -80,14 +78,13 @@ func SignLink(secret []byte, l Link) string {
 	}
 	q.Set(LinkExp, strconv.FormatInt(l.Expires.Unix(), 10))
 	canon := canonicalQuery(q)
-	sig := linkMAC(secret, l.Dataset, l.Format, canon)
+	sig := keys.Sign(linkMessage(l.Dataset, l.Format, canon))
 	return "/v1/datasets/" + url.PathEscape(l.Dataset) + "/export." + l.Format + "?" + canon + "&" + LinkSig + "=" + sig
 }
 
-func linkMAC(secret []byte, dataset, format, canon string) string {
-	m := hmac.New(sha256.New, secret)
-	m.Write([]byte(linkVersion + "\n" + dataset + "\n" + format + "\n" + canon))
-	return hex.EncodeToString(m.Sum(nil))
+// linkMessage is what a link's signature covers.
+func linkMessage(dataset, format, canon string) []byte {
+	return []byte(linkVersion + "\n" + dataset + "\n" + format + "\n" + canon)
 }
 
 // canonicalQuery encodes q's pairs sorted by key, then value.
@@ -126,23 +123,21 @@ func IsLink(q url.Values) bool { _, ok := q[LinkSig]; return ok }
 // parameters, which the signature covers. A wrong signature, a link for
 // another dataset or format, or a malformed link wraps [ErrBadLink]; an
 // expired one wraps [ErrLinkExpired].
-func VerifyLink(secret []byte, dataset, format string, q url.Values, now time.Time) (*Principal, url.Values, error) {
-	if len(secret) == 0 {
-		return nil, nil, fmt.Errorf("%w: signed links are not enabled on this server (auth.link_secret)", ErrBadLink)
+func VerifyLink(keys *Keys, dataset, format string, q url.Values, now time.Time) (*Principal, url.Values, error) {
+	if keys == nil {
+		return nil, nil, fmt.Errorf("%w: signed links are not enabled on this server (auth.signed_links, --link-secret-file)", ErrBadLink)
 	}
 	sigs := q[LinkSig]
 	if len(sigs) != 1 {
 		return nil, nil, fmt.Errorf("%w: want one %s", ErrBadLink, LinkSig)
 	}
-	got, err := hex.DecodeString(sigs[0])
 	rest := url.Values{}
 	for k, vs := range q {
 		if k != LinkSig {
 			rest[k] = vs
 		}
 	}
-	want, _ := hex.DecodeString(linkMAC(secret, dataset, format, canonicalQuery(rest)))
-	if err != nil || !hmac.Equal(got, want) {
+	if !keys.Verify(linkMessage(dataset, format, canonicalQuery(rest)), sigs[0]) {
 		return nil, nil, fmt.Errorf("%w: the signature does not match (the link was changed, or is for another export)", ErrBadLink)
 	}
 	l := &Link{Dataset: dataset, Format: format, Params: url.Values{}}

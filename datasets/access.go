@@ -15,7 +15,7 @@ import (
 
 var roleNameRE = regexp.MustCompile(`^[A-Za-z0-9_.:-]+$`)
 
-var authFields = []string{"tokens_db", "trusted_header", "link_secret", "anonymous"}
+var authFields = []string{"tokens_db", "trusted_header", "signed_links", "link_secret", "anonymous"}
 
 // defaultAuth is the auth config of a file without an auth: block.
 func (p *parser) defaultAuth() *exportd.AuthConfig {
@@ -53,20 +53,10 @@ func (p *parser) auth(cfg *exportd.Config, n *yaml.Node) {
 			}
 		case "trusted_header":
 			a.TrustedHeader = p.trustedHeader(f)
+		case "signed_links":
+			a.SignedLinks = p.boolean(f.v, "", field)
 		case "link_secret":
-			s, ok := p.str(f.v, "", field)
-			if !ok {
-				continue
-			}
-			v, err := p.expandEnv(s)
-			switch {
-			case err != nil:
-				p.errorf(f.v.Line, "", field, "%v", err)
-			case len(v) < 32:
-				p.errorf(f.v.Line, "", field, "too short: %d bytes (want at least 32, e.g. from `openssl rand -hex 32`)", len(v))
-			default:
-				a.LinkSecret = v
-			}
+			p.errorf(f.k.Line, "", field, "the link secret moved out of the datasets file: give it to the server with --link-secret-file FILE (EXPORTD_LINK_SECRET_FILE; one key a line, the newest last) or --link-secret (EXPORTD_LINK_SECRET), and write signed_links: true here; the same keys sign job download links")
 		case "anonymous":
 			an := &exportd.Anonymous{}
 			for _, g := range p.mapping(f.v, "", field, "roles", "from") {
@@ -228,7 +218,7 @@ func (p *parser) checkPins(cfg *exportd.Config, d *exportd.Dataset) {
 			field := "pin." + r + "." + name
 			prm, ok := d.Param(name)
 			if !ok {
-				p.errorf(d.Origin.LineOf(field), d.Name, field, "%q is not a declared parameter%s", name, declaredParams(d))
+				p.errorf(d.Origin.LineOf(field), d.Name, field, "%q is not a declared parameter%s", name, d.DeclaredParams())
 				continue
 			}
 			if !prm.List && len(pin.Values) > 1 {
@@ -241,16 +231,4 @@ func (p *parser) checkPins(cfg *exportd.Config, d *exportd.Dataset) {
 			}
 		}
 	}
-}
-
-// declaredParams names d's parameters for a message about an unknown one.
-func declaredParams(d *exportd.Dataset) string {
-	if len(d.Params) == 0 {
-		return " (the dataset has no parameters)"
-	}
-	names := make([]string, len(d.Params))
-	for i, p := range d.Params {
-		names[i] = p.Name
-	}
-	return " (want " + strings.Join(names, ", ") + ")"
 }

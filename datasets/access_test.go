@@ -20,7 +20,7 @@ auth:
   trusted_header:
     user: X-Forwarded-User
     proxies: [127.0.0.1/32, "::1"]
-  link_secret: ${LINK_SECRET}
+  signed_links: true
   anonymous: {roles: [viewer], from: [10.0.0.0/8]}
 datasets:
   members:
@@ -72,8 +72,8 @@ func TestAuthConfig(t *testing.T) {
 	if !reflect.DeepEqual(a.TrustedHeader, want) {
 		t.Errorf("trusted_header %+v", a.TrustedHeader)
 	}
-	if a.LinkSecret != secret {
-		t.Errorf("link_secret %q", a.LinkSecret)
+	if !a.SignedLinks {
+		t.Error("signed_links: false")
 	}
 	if !reflect.DeepEqual(a.Anonymous, &exportd.Anonymous{Roles: []string{"viewer"}, From: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}) {
 		t.Errorf("anonymous %+v", a.Anonymous)
@@ -96,7 +96,7 @@ func TestAuthConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.Auth.TokensDB != "sqlite:"+filepath.Join(filepath.Dir(cfg.Path), "exportd-auth.db") ||
-		cfg.Auth.TrustedHeader != nil || cfg.Auth.LinkSecret != "" || cfg.Auth.Anonymous != nil {
+		cfg.Auth.TrustedHeader != nil || cfg.Auth.SignedLinks || cfg.Auth.Anonymous != nil {
 		t.Errorf("default auth %+v", cfg.Auth)
 	}
 	if d, _ := cfg.Dataset("a"); d.Roles != nil || d.Pins != nil || !d.Allows(nil) {
@@ -111,8 +111,8 @@ func TestAuthConfigErrors(t *testing.T) {
 	for _, tc := range []struct{ yml, field, msg string }{
 		{head + ds + "auth: {tokens_db: 'mysql://x'}\n", "auth.tokens_db", "want sqlite:PATH or postgres://"},
 		{head + ds + "auth: {tokens_db: 'sqlite:'}\n", "auth.tokens_db", "empty path"},
-		{head + ds + "auth: {link_secret: short}\n", "auth.link_secret", "too short: 5 bytes"},
-		{head + ds + "auth: {link_secret: '${NOPE}'}\n", "auth.link_secret", `environment variable "NOPE" is not set`},
+		{head + ds + "auth: {link_secret: '${NOPE}'}\n", "auth.link_secret", "moved out of the datasets file: give it to the server with --link-secret-file"},
+		{head + ds + "auth: {signed_links: maybe}\n", "auth.signed_links", "want true or false"},
 		{head + ds + "auth: {bogus: 1}\n", "auth.bogus", "unknown field"},
 		{head + ds + "auth: {trusted_header: {user: X-User}}\n", "auth.trusted_header.proxies", "missing"},
 		{head + ds + "auth: {trusted_header: {proxies: [127.0.0.1/32]}}\n", "auth.trusted_header.user", "missing"},

@@ -10,37 +10,36 @@ import (
 )
 
 // ${NAME} in the datasets file takes the variable NAME, or, when it is
-// unset, the content of the file NAME_FILE names: a secret (a link
-// secret, a database password) kept in a file such as a systemd
-// credential, out of the environment.
+// unset, the content of the file NAME_FILE names: a secret (a database
+// password) kept in a file such as a systemd credential, out of the
+// environment.
 func TestConfigEnvFromFile(t *testing.T) {
 	dir := t.TempDir()
 	secret := strings.Repeat("s3cr3t", 8)
-	secretFile := filepath.Join(dir, "link.secret")
+	secretFile := filepath.Join(dir, "db.password")
 	if err := os.WriteFile(secretFile, []byte(secret+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	yml := "connections: {main: {url: 'postgres://u:${EXPORTD_TEST_DBPASS}@h/db'}}\n" +
-		"datasets: {d: {sql: SELECT 1}}\n" +
-		"auth: {link_secret: '${EXPORTD_TEST_LINK}'}\n"
+	yml := "connections: {main: {url: 'postgres://u:${EXPORTD_TEST_DBPASS}@h/db'}, other: {url: 'postgres://u:${EXPORTD_TEST_PW}@h/db'}}\n" +
+		"datasets: {d: {connection: main, sql: SELECT 1}}\n"
 	parse := func() (*exportd.Config, error) { return ParseConfig(filepath.Join(dir, "f.yaml"), []byte(yml)) }
 
 	t.Setenv("EXPORTD_TEST_DBPASS", "pw")
-	t.Setenv("EXPORTD_TEST_LINK_FILE", secretFile)
+	t.Setenv("EXPORTD_TEST_PW_FILE", secretFile)
 	cfg, err := parse()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Auth.LinkSecret != secret {
-		t.Errorf("link secret from EXPORTD_TEST_LINK_FILE: %q, want the file's line %q", cfg.Auth.LinkSecret, secret)
+	if got, want := cfg.Connections["other"].URL, "postgres://u:"+secret+"@h/db"; got != want {
+		t.Errorf("password from EXPORTD_TEST_PW_FILE: %q, want %q", got, want)
 	}
 
 	// The variable itself wins over its _FILE.
-	t.Setenv("EXPORTD_TEST_LINK", strings.Repeat("v", 32))
-	if cfg, err = parse(); err != nil || cfg.Auth.LinkSecret != strings.Repeat("v", 32) {
-		t.Errorf("EXPORTD_TEST_LINK beside its _FILE: %v %v", cfg, err)
+	t.Setenv("EXPORTD_TEST_PW", "vvv")
+	if cfg, err = parse(); err != nil || cfg.Connections["other"].URL != "postgres://u:vvv@h/db" {
+		t.Errorf("EXPORTD_TEST_PW beside its _FILE: %v %v", cfg, err)
 	}
-	os.Unsetenv("EXPORTD_TEST_LINK")
+	os.Unsetenv("EXPORTD_TEST_PW")
 
 	// A _FILE that cannot be read is an error naming the variable.
 	os.Unsetenv("EXPORTD_TEST_DBPASS")

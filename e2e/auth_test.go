@@ -25,7 +25,7 @@ const authYAML = `
 timezone: UTC
 auth:
   tokens_db: ${EXPORTD_E2E_PG}
-  link_secret: ${EXPORTD_E2E_LINK_SECRET}
+  signed_links: true
   trusted_header: {user: X-Forwarded-User, proxies: [192.0.2.1/32]}
 connections:
   pg: {url: "${EXPORTD_E2E_PG}"}
@@ -53,7 +53,7 @@ func TestAccessControlThroughNginx(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte(authYAML), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	env := append(os.Environ(), "EXPORTD_E2E_PG="+pg, "EXPORTD_E2E_LINK_SECRET="+e2eLinkSecret)
+	env := append(os.Environ(), "EXPORTD_E2E_PG="+pg, "EXPORTD_LINK_SECRET="+e2eLinkSecret)
 	cli := func(args ...string) string {
 		t.Helper()
 		cmd := exec.Command(exportdBin(t), args...)
@@ -135,7 +135,11 @@ func TestAccessControlThroughNginx(t *testing.T) {
 	check("viewer", export, 403, "forbidden/", "Authorization", "Bearer "+viewer)
 
 	// A signed link through nginx's /exports/ prefix; changed, it is refused.
-	link := base + auth.SignLink([]byte(e2eLinkSecret), auth.Link{Dataset: "categories", Format: "csv",
+	keys, err := auth.NewKeys([]byte(e2eLinkSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	link := base + auth.SignLink(keys, auth.Link{Dataset: "categories", Format: "csv",
 		Params: neturl.Values{"rows": {"3"}}, Name: "host-user", Roles: []string{"admin"}, Expires: time.Now().Add(time.Minute)})
 	check("link", link, 200, "\ufeffid,category\n1,standard\n2,standard\n3,standard\n")
 	check("link changed", strings.Replace(link, "rows=3", "rows=20", 1), 403, "bad_link/")

@@ -78,7 +78,7 @@ func startNode(t *testing.T, name, cfg string, flags ...string) *node {
 	t.Helper()
 	addr := freeAddr(t)
 	n := &node{name: name, Addr: addr, URL: "http://" + addr, log: filepath.Join(t.TempDir(), name+".log"),
-		args: append([]string{"serve", "--config", cfg, "--addr", addr, "--log-format", "json", "--jobs", "--jobs-secret", jobsSecret}, flags...)}
+		args: append([]string{"serve", "--config", cfg, "--addr", addr, "--log-format", "json", "--jobs", "--link-secret", jobsSecret}, flags...)}
 	n.start(t)
 	t.Cleanup(func() {
 		n.stop()

@@ -99,7 +99,7 @@ func startUIServerWith(t *testing.T, rows int, datasets string, flags ...string)
 		t.Fatal(err)
 	}
 	args := []string{"serve", "--config", cfg, "--addr", addr,
-		"--jobs", "--jobs-secret", "ui-test-secret-0123456789", "--jobs-storage", "file://" + filepath.Join(dir, "results"), "--jobs-poll", "100ms"}
+		"--jobs", "--link-secret", "ui-test-secret-0123456789", "--jobs-storage", "file://" + filepath.Join(dir, "results"), "--jobs-poll", "100ms"}
 	cmd := exec.Command(bin, append(args, flags...)...)
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = logf, logf

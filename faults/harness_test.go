@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/exportd/exportd/auth"
 	"github.com/exportd/exportd/datasets"
 
 	"github.com/exportd/exportd"
@@ -102,7 +103,7 @@ func startRig(t *testing.T, dbURL, yaml, queueURL string) *rig {
 		t.Fatal(err)
 	}
 	m, err := jobs.New(jobs.Config{Datasets: cfg, Sources: map[string]exportd.Source{"db": src}, Queue: q, Storage: st,
-		LinkSecret: []byte("faults-test-link-secret-0123456789"), PollInterval: 50 * time.Millisecond,
+		Links: mustKeys([]byte("faults-test-link-secret-0123456789")), PollInterval: 50 * time.Millisecond,
 		RetryBackoff: 200 * time.Millisecond, MaxAttempts: 5, Logger: log})
 	if err != nil {
 		t.Fatal(err)
@@ -208,4 +209,13 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) time.
 		time.Sleep(50 * time.Millisecond)
 	}
 	return time.Since(start)
+}
+
+// mustKeys returns link keys of keys, or panics.
+func mustKeys(keys ...[]byte) *auth.Keys {
+	k, err := auth.NewKeys(keys...)
+	if err != nil {
+		panic(err)
+	}
+	return k
 }

@@ -18,7 +18,7 @@
 //
 //	q, _ := jobs.OpenQueue(ctx, "sqlite:exportd-jobs.db")
 //	st, _ := storage.Open(ctx, "file:///var/lib/exportd/results")
-//	m, _ := jobs.New(jobs.Config{Datasets: cfg, Sources: sources, Queue: q, Storage: st, LinkSecret: secret})
+//	m, _ := jobs.New(jobs.Config{Datasets: cfg, Sources: sources, Queue: q, Storage: st, Links: keys})
 //	m.Start(ctx)
 //	defer m.Stop(ctx)
 //	job, joined, err := m.Submit(ctx, jobs.Request{Owner: "kim", Dataset: "accounts", Format: exportd.FormatXLSX})

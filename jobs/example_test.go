@@ -50,7 +50,7 @@ datasets:
 	st, _ := storage.Open(ctx, "file://"+filepath.Join(dir, "results"))
 	defer st.Close()
 	m, err := jobs.New(jobs.Config{Datasets: cfg, Sources: map[string]exportd.Source{"shop": src}, Queue: q, Storage: st,
-		LinkSecret: []byte("example-secret-0123456789"), PollInterval: 50 * time.Millisecond, NodeID: "example"})
+		Links: mustKeys([]byte("example-secret-0123456789")), PollInterval: 50 * time.Millisecond, NodeID: "example"})
 	if err != nil {
 		fmt.Println(err)
 		return

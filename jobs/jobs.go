@@ -18,6 +18,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/exportd/exportd"
+	"github.com/exportd/exportd/auth"
 	"github.com/exportd/exportd/jobs/storage"
 	"github.com/exportd/exportd/plan"
 )
@@ -69,9 +70,9 @@ type Config struct {
 	// Queue holds the jobs (see OpenQueue); Storage their results.
 	Queue   *Queue
 	Storage storage.Storage
-	// LinkSecret signs download links (HMAC-SHA256). Required; every node
-	// needs the same one.
-	LinkSecret []byte
+	// Links sign download links (HMAC-SHA256; see auth.Keys). Required;
+	// every node needs the same keys.
+	Links *auth.Keys
 	// Audit is the trail in which a personal dataset's attempts are
 	// recorded (an *audit.Store); without it such a job fails.
 	Audit plan.Auditor
@@ -133,9 +134,9 @@ type Manager struct {
 	log      *slog.Logger
 	client   riverClient
 	datasets atomic.Pointer[datasets] // Config.Datasets and Sources until a Reload
-	// linkSecrets sign and verify download links (link.go).
-	linkSecrets atomic.Pointer[linkSecrets]
-	node        nodeState
+	// links sign and verify download links (link.go).
+	links atomic.Pointer[auth.Keys]
+	node  nodeState
 }
 
 // datasets are the datasets jobs run, on a source per connection.
@@ -161,8 +162,8 @@ func New(cfg Config) (*Manager, error) {
 		return nil, errors.New("jobs: no queue")
 	case cfg.Storage == nil:
 		return nil, errors.New("jobs: no storage")
-	case len(cfg.LinkSecret) < 16:
-		return nil, errors.New("jobs: the download link secret must have at least 16 bytes")
+	case cfg.Links == nil:
+		return nil, errors.New("jobs: no link keys to sign download links")
 	}
 	if cfg.Workers == 0 {
 		cfg.Workers = DefaultWorkers
@@ -205,7 +206,7 @@ func New(cfg Config) (*Manager, error) {
 	}
 	m := &Manager{cfg: cfg, log: cfg.Logger, node: nodeState{instance: newInstance(), running: map[int64]context.CancelCauseFunc{}}}
 	m.Reload(cfg.Datasets, cfg.Sources)
-	if err := m.SetLinkSecrets(cfg.LinkSecret); err != nil {
+	if err := m.SetLinks(cfg.Links); err != nil {
 		return nil, err
 	}
 

@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/exportd/exportd/auth"
 	"github.com/exportd/exportd/datasets"
 
 	"github.com/jackc/pgx/v5"
@@ -153,7 +154,7 @@ func (f *fixture) start(t *testing.T, queueURL, storageURL string) *env {
 	}
 	m, err := jobs.New(jobs.Config{
 		Datasets: f.cfg, Sources: f.sources,
-		Queue: q, Storage: st, LinkSecret: []byte("0123456789abcdef0123456789abcdef"),
+		Queue: q, Storage: st, Links: mustKeys([]byte("0123456789abcdef0123456789abcdef")),
 		Workers: 2, ResultTTL: time.Hour, ProgressInterval: 20 * time.Millisecond,
 		PollInterval: 50 * time.Millisecond, Logger: log,
 		// Retries come soon, and often enough for the retry test to
@@ -804,4 +805,13 @@ func parts(t *testing.T, data []byte) map[string][]byte {
 		m[f.Name] = b
 	}
 	return m
+}
+
+// mustKeys returns link keys of keys, or panics.
+func mustKeys(keys ...[]byte) *auth.Keys {
+	k, err := auth.NewKeys(keys...)
+	if err != nil {
+		panic(err)
+	}
+	return k
 }

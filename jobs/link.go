@@ -2,9 +2,7 @@ package jobs
 
 import (
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -12,6 +10,8 @@ import (
 	"net/url"
 	"strconv"
 	"time"
+
+	"github.com/exportd/exportd/auth"
 )
 
 // newUID returns a job's unguessable identity: 128 random bits in hex.
@@ -25,7 +25,7 @@ func newUID() (string, error) {
 
 // SignedURL returns the download path of job j, signed to be valid until
 // expires: /v1/jobs/{id}/download?expires=UNIX&sig=HEX. The signature is
-// the hex HMAC-SHA256 under the link secret over the job's numeric id, its
+// the hex HMAC-SHA256 under the newest link key ([auth.Keys]) over the job's numeric id, its
 // unguessable identity (made when it was submitted), its owner, its
 // result's storage key and the expiry, so that the link opens this job's
 // result and nothing else: not the job that comes to have the same id in a
@@ -36,61 +36,32 @@ func (m *Manager) SignedURL(j *Job, expires time.Time) string {
 		return ""
 	}
 	exp := strconv.FormatInt(expires.Unix(), 10)
-	return "/v1/jobs/" + url.PathEscape(j.ID) + "/download?expires=" + exp + "&sig=" + m.linkMAC(j, exp)
+	return "/v1/jobs/" + url.PathEscape(j.ID) + "/download?expires=" + exp + "&sig=" + m.links.Load().Sign(linkMessage(j, exp))
 }
 
 const linkTag = "exportd-job-download-v2\x00"
 
-// linkMAC returns the hex MAC of a link to j valid until exp: each field
-// length-prefixed, so that no two different links sign alike.
-func (m *Manager) linkMAC(j *Job, exp string) string {
-	return linkMAC(m.linkSecrets.Load().sign, j, exp)
-}
-
-// linkSecrets are the secrets of the download links: the newest signs,
-// every one verifies, so that a secret can be rotated without breaking
-// the links already handed out (see SetLinkSecrets).
-type linkSecrets struct {
-	sign   []byte
-	verify [][]byte
-}
-
-// SetLinkSecrets makes the newest of secrets (the last) sign the download
-// links from now on, and each of them verify links; a rotation adds the
-// new secret after the old one, and drops the old one once its links have
-// expired. Every secret must have at least 16 bytes.
-func (m *Manager) SetLinkSecrets(secrets ...[]byte) error {
-	if len(secrets) == 0 {
-		return errors.New("jobs: no link secret")
+// SetLinks makes keys sign the download links from now on (the newest
+// key) and verify them (every key): a rotation adds the new key after the
+// old one, and drops the old one once its links have expired.
+func (m *Manager) SetLinks(keys *auth.Keys) error {
+	if keys == nil {
+		return errors.New("jobs: no link keys")
 	}
-	for _, s := range secrets {
-		if len(s) < 16 {
-			return errors.New("jobs: a link secret must have at least 16 bytes")
-		}
-	}
-	m.linkSecrets.Store(&linkSecrets{sign: secrets[len(secrets)-1], verify: secrets})
+	m.links.Store(keys)
 	return nil
 }
 
-// verifyLink reports whether sig is the MAC of a link to j valid until exp
-// under any of the link secrets.
-func (m *Manager) verifyLink(j *Job, exp, sig string) bool {
-	ok := false
-	for _, secret := range m.linkSecrets.Load().verify {
-		ok = hmac.Equal([]byte(sig), []byte(linkMAC(secret, j, exp))) || ok
-	}
-	return ok
-}
-
-func linkMAC(secret []byte, j *Job, exp string) string {
-	mac := hmac.New(sha256.New, secret)
+// linkMessage is what the signature of a link to j valid until exp
+// covers: each field length-prefixed, so that no two different links sign
+// alike.
+func linkMessage(j *Job, exp string) []byte {
 	b := []byte(linkTag)
 	for _, f := range []string{j.ID, j.uid, j.owner, j.key, exp} {
 		b = binary.BigEndian.AppendUint32(b, uint32(len(f)))
 		b = append(b, f...)
 	}
-	mac.Write(b)
-	return hex.EncodeToString(mac.Sum(nil))
+	return b
 }
 
 // IsSignedLink reports whether q carries a job download signature.
@@ -113,7 +84,7 @@ func (m *Manager) OpenLink(ctx context.Context, id string, q url.Values, now tim
 	if err != nil {
 		return nil, err
 	}
-	if j.uid == "" || j.key == "" || !m.verifyLink(j, exp, sig) {
+	if j.uid == "" || j.key == "" || !m.links.Load().Verify(linkMessage(j, exp), sig) {
 		return nil, fmt.Errorf("job %s: %w", id, ErrBadLink)
 	}
 	n, err := strconv.ParseInt(exp, 10, 64)

@@ -33,7 +33,7 @@ func (f *fixture) startQuota(t *testing.T, quota jobs.Quota) *env {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	m, err := jobs.New(jobs.Config{
 		Datasets: f.cfg, Sources: f.sources,
-		Queue: q, Storage: st, LinkSecret: []byte("0123456789abcdef0123456789abcdef"),
+		Queue: q, Storage: st, Links: mustKeys([]byte("0123456789abcdef0123456789abcdef")),
 		Workers: 1, ResultTTL: time.Hour, ProgressInterval: 20 * time.Millisecond,
 		PollInterval: 50 * time.Millisecond, Logger: log, Quota: quota,
 	})

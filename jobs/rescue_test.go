@@ -81,7 +81,7 @@ func heldManager(t testing.TB, dir, queueURL, storageURL, nodeID string, workers
 	}
 	jc := jobs.Config{
 		Datasets: cfg, Sources: map[string]exportd.Source{"main": src}, Queue: q, Storage: st,
-		LinkSecret: []byte("0123456789abcdef0123456789abcdef"), Workers: workers, NodeID: nodeID,
+		Links: mustKeys([]byte("0123456789abcdef0123456789abcdef")), Workers: workers, NodeID: nodeID,
 		NodeTimeout: testNodeTimeout, PollInterval: 100 * time.Millisecond, ProgressInterval: 50 * time.Millisecond,
 		Logger: log,
 	}

@@ -41,7 +41,16 @@ datasets:
     columns: [{name: id, type: int}]
 `
 
-var linkSecret = []byte(strings.Repeat("L", 32))
+var linkKeys = mustKeys([]byte(strings.Repeat("L", 32)))
+
+// mustKeys returns link keys of keys, or panics.
+func mustKeys(keys ...[]byte) *auth.Keys {
+	k, err := auth.NewKeys(keys...)
+	if err != nil {
+		panic(err)
+	}
+	return k
+}
 
 // authFixture is a server with access control on a members table: two
 // members in 부산, one in 서울.
@@ -94,8 +103,8 @@ func newAuthFixtureWith(t *testing.T, edit func(*auth.Config), server2 func(dir 
 	t.Cleanup(func() { store.Close() })
 	f := &authFixture{tokens: store, log: &syncBuffer{}, now: time.Now()}
 	ac := auth.Config{
-		Tokens:     store,
-		LinkSecret: linkSecret,
+		Tokens: store,
+		Links:  linkKeys,
 		// Only 10.1.2.3 may name users; the test's client is 127.0.0.1.
 		Header: &auth.HeaderTrust{User: "X-Forwarded-User", Roles: "X-Forwarded-Roles", AttrsPrefix: "X-Forwarded-Attr-",
 			Proxies: []netip.Prefix{netip.MustParsePrefix("10.1.2.3/32")}},
@@ -316,7 +325,7 @@ func TestHeaderTrust(t *testing.T) {
 func TestSignedLinks(t *testing.T) {
 	f := newAuthFixture(t, nil)
 	link := func(dataset string, params url.Values, roles []string, attrs map[string]string, exp time.Time) string {
-		return auth.SignLink(linkSecret, auth.Link{Dataset: dataset, Format: "csv", Params: params, Name: "kim",
+		return auth.SignLink(linkKeys, auth.Link{Dataset: dataset, Format: "csv", Params: params, Name: "kim",
 			Roles: roles, Attrs: attrs, Expires: exp})
 	}
 	in := f.now.Add(5 * time.Minute)

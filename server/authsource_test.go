@@ -40,7 +40,7 @@ func TestRevokedTokenBesideValidLink(t *testing.T) {
 	})
 	c := client(t)
 	tok := f.token(t, "kim", []string{"admin"}, nil)
-	link := auth.SignLink(linkSecret, auth.Link{Dataset: "everyone", Format: "csv", Name: "kim",
+	link := auth.SignLink(linkKeys, auth.Link{Dataset: "everyone", Format: "csv", Name: "kim",
 		Roles: []string{"admin"}, Expires: f.now.Add(5 * time.Minute)})
 
 	// a job of the token's, with its signed download link

@@ -47,7 +47,7 @@ func startJobsOn(t *testing.T, dir string, cfg *exportd.Config, src exportd.Sour
 		seen = wrap(st)
 	}
 	jc := jobs.Config{Datasets: cfg, Sources: map[string]exportd.Source{"main": src}, Queue: q, Storage: seen,
-		LinkSecret: linkSecret, PollInterval: 50 * time.Millisecond, Logger: log}
+		Links: linkKeys, PollInterval: 50 * time.Millisecond, Logger: log}
 	if trail != nil {
 		jc.Audit = trail
 	}

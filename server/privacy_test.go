@@ -197,7 +197,7 @@ func newPrivacyFixtureWith(t *testing.T, b privacyBackend, o privacyOptions) *pr
 		m = startJobsOn(t, dir, cfg, src, logger, nil, trail)
 	}
 	srv := (&fixture{cfg: cfg, src: src}).start(t, func(c *server.Config) {
-		c.Auth = auth.New(auth.Config{Tokens: tokens, LinkSecret: linkSecret})
+		c.Auth = auth.New(auth.Config{Tokens: tokens, Links: linkKeys})
 		c.Audit = trail
 		c.Jobs = m
 		c.Logger = logger
@@ -382,7 +382,7 @@ func TestPrivacy(t *testing.T) {
 			wantDenied("/v1/datasets/people/export.csv?"+purposeQuery, 401, "unauthenticated", "")
 
 			// A signed link carries the purpose the host collected.
-			link := auth.SignLink(linkSecret, auth.Link{Dataset: "people", Format: "csv", Name: "sue", Roles: []string{"support"},
+			link := auth.SignLink(linkKeys, auth.Link{Dataset: "people", Format: "csv", Name: "sue", Roles: []string{"support"},
 				Purpose: "audit", PurposeText: "분기 감사 표본 확인 요청", Params: url.Values{"columns": {"name,email"}}, Expires: time.Now().Add(time.Hour)})
 			resp, body, _ = get(t, c, f.url+link)
 			if rows := readTable(t, exportd.FormatCSV, body); resp.StatusCode != 200 || !reflect.DeepEqual(rows[1], []string{"김*준", "us****@example.com"}) {
@@ -396,7 +396,7 @@ func TestPrivacy(t *testing.T) {
 			wantDenied(strings.Replace(link, "columns=name%2Cemail", "columns=name%2Cemail%2Cphone", 1), 403, "bad_link", "")
 			wantDenied(strings.Replace(link, "link.roles=support", "link.roles=admin", 1), 403, "bad_link", "")
 			// A link without a purpose, for a personal dataset.
-			nolink := auth.SignLink(linkSecret, auth.Link{Dataset: "people", Format: "csv", Name: "sue", Roles: []string{"support"}, Expires: time.Now().Add(time.Hour)})
+			nolink := auth.SignLink(linkKeys, auth.Link{Dataset: "people", Format: "csv", Name: "sue", Roles: []string{"support"}, Expires: time.Now().Add(time.Hour)})
 			wantDenied(nolink, 400, "bad_purpose", "purpose")
 
 			// The trail verifies.

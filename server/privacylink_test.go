@@ -30,7 +30,7 @@ func TestPrivacySignedLinkEveryFormat(t *testing.T) {
 					role string
 					want [][]string
 				}{{"support", peopleSupport}, {"admin", peopleFull}} {
-					link := auth.SignLink(linkSecret, auth.Link{Dataset: "people", Format: string(format), Name: "link-" + who.role,
+					link := auth.SignLink(linkKeys, auth.Link{Dataset: "people", Format: string(format), Name: "link-" + who.role,
 						Roles: []string{who.role}, Purpose: "audit", PurposeText: "분기 감사 표본 확인 요청",
 						Params: url.Values{}, Expires: time.Now().Add(time.Hour)})
 					resp, body, err := get(t, c, f.url+link, "Accept-Encoding", "gzip")

@@ -178,6 +178,9 @@ type Server struct {
 	streams     context.Context
 	stopStreams context.CancelCauseFunc
 	draining    atomic.Bool
+
+	// closers release what Open opened (open.go).
+	closers []func()
 }
 
 // errShutdown ends the streams still running when the grace period is over.

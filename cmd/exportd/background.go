@@ -9,11 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -22,8 +20,6 @@ import (
 
 	"github.com/exportd/exportd"
 	"github.com/exportd/exportd/jobs"
-	"github.com/exportd/exportd/jobs/storage"
-	"github.com/exportd/exportd/server"
 )
 
 // jobFlags are serve's background job settings.
@@ -31,8 +27,6 @@ type jobFlags struct {
 	Jobs           bool          `help:"Serve background export jobs (POST /v1/datasets/{name}/jobs)." env:"EXPORTD_JOBS"`
 	JobsQueue      string        `help:"Job queue: sqlite:PATH (one node; default: exportd-jobs.db beside the datasets file) or postgres://… (shared by every node)." placeholder:"URL" env:"EXPORTD_JOBS_QUEUE"`
 	JobsStorage    string        `help:"Result storage: file:///DIR or s3://BUCKET?endpoint=…&region=… (credentials from the usual AWS variables)." default:"file://./exportd-results" placeholder:"URL" env:"EXPORTD_JOBS_STORAGE"`
-	jobsSecrets    []string      // of --jobs-secret-file, the newest last (serve.go)
-	JobsSecret     string        `help:"Secret that signs download links (at least 16 bytes; the same on every node). Required with --jobs." placeholder:"SECRET" env:"EXPORTD_JOBS_SECRET"`
 	JobsTTL        time.Duration `help:"How long a result can be downloaded; then it is deleted." default:"24h"`
 	JobsWorkers    int           `help:"Jobs this node runs at once; -1: none (the node only accepts and serves jobs)." default:"2"`
 	JobsTimeout    time.Duration `help:"Longest attempt of one job." default:"2h"`
@@ -47,33 +41,10 @@ type jobFlags struct {
 	JobsRoleQuota  []string      `name:"jobs-role-quota" help:"Quota of a role, replacing the per-user ones for its principals: ROLE=JOBS:BYTES (0 = no bound); repeatable." placeholder:"ROLE=JOBS:BYTES"`
 }
 
-// start opens the queue and the storage, starts the job manager and puts
-// it in sc. stop stops the manager (letting running jobs finish for a
-// while) and closes the queue and the storage.
-func (f *jobFlags) start(ctx context.Context, configPath string, sc *server.Config, log *slog.Logger) (stop func(), err error) {
+// config returns the job manager's settings, or nil without --jobs.
+func (f *jobFlags) config(addr string) (*jobs.Config, error) {
 	if !f.Jobs {
-		return func() {}, nil
-	}
-	secret := f.JobsSecret
-	if len(secret) < 16 {
-		return nil, usageError{errors.New("--jobs needs --jobs-secret or --jobs-secret-file (or EXPORTD_JOBS_SECRET, EXPORTD_JOBS_SECRET_FILE) of at least 16 bytes, the same on every node")}
-	}
-	queueURL := f.JobsQueue
-	if queueURL == "" {
-		queueURL = "sqlite:" + filepath.Join(filepath.Dir(configPath), "exportd-jobs.db")
-	}
-	q, err := jobs.OpenQueue(ctx, queueURL)
-	if err != nil {
-		return nil, err
-	}
-	storeURL := f.JobsStorage
-	if rest, ok := strings.CutPrefix(storeURL, "file://"); ok && !strings.HasPrefix(rest, "/") {
-		storeURL = rest // a relative directory
-	}
-	st, err := storage.Open(ctx, storeURL)
-	if err != nil {
-		q.Close()
-		return nil, err
+		return nil, nil
 	}
 	roleQuotas := map[string]jobs.Quota{}
 	for _, rq := range f.JobsRoleQuota {
@@ -82,46 +53,15 @@ func (f *jobFlags) start(ctx context.Context, configPath string, sc *server.Conf
 		n, err1 := strconv.Atoi(js)
 		b, err2 := strconv.ParseInt(bs, 10, 64)
 		if !ok || !ok2 || role == "" || err1 != nil || err2 != nil {
-			st.Close()
-			q.Close()
 			return nil, usageError{fmt.Errorf("--jobs-role-quota %q: want ROLE=JOBS:BYTES", rq)}
 		}
 		roleQuotas[role] = jobs.Quota{Jobs: n, Bytes: b}
 	}
-	jc := jobs.Config{
-		Datasets: sc.Datasets, Sources: sc.Sources, Queue: q, Storage: st, LinkSecret: []byte(secret),
+	return &jobs.Config{
 		Workers: f.JobsWorkers, ResultTTL: f.JobsTTL, JobTimeout: f.JobsTimeout, RescueAfter: f.JobsRescue,
-		NodeID: cmp.Or(f.JobsNodeID, jobs.DefaultNodeID(sc.Addr)), NodeTimeout: f.JobsNodeTO,
-		MaxAttempts: f.JobsMaxAttempt, RetryBackoff: f.JobsBackoff, PollInterval: f.JobsPoll, Logger: log,
+		NodeID: cmp.Or(f.JobsNodeID, jobs.DefaultNodeID(addr)), NodeTimeout: f.JobsNodeTO,
+		MaxAttempts: f.JobsMaxAttempt, RetryBackoff: f.JobsBackoff, PollInterval: f.JobsPoll,
 		Quota: jobs.Quota{Jobs: f.JobsMaxJobs, Bytes: f.JobsMaxBytes}, RoleQuotas: roleQuotas,
-	}
-	if sc.Audit != nil {
-		jc.Audit = sc.Audit
-	}
-	m, err := jobs.New(jc)
-	if err == nil && len(f.jobsSecrets) > 1 {
-		err = m.SetLinkSecrets(byteSecrets(f.jobsSecrets)...)
-	}
-	if err != nil {
-		st.Close()
-		q.Close()
-		return nil, usageError{err}
-	}
-	if err := m.Start(ctx); err != nil {
-		st.Close()
-		q.Close()
-		return nil, err
-	}
-	log.Info("background jobs", "queue", q.Driver(), "workers", f.JobsWorkers, "ttl", f.JobsTTL.String(), "node", m.NodeID())
-	sc.Jobs = m
-	return func() {
-		c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := m.Stop(c); err != nil {
-			log.Warn("stopping jobs", "error", err.Error())
-		}
-		st.Close()
-		q.Close()
 	}, nil
 }
 

@@ -27,7 +27,7 @@ func serveDemo(t *testing.T, dir, cfg string) string {
 // file of its log.
 func startServe(t *testing.T, dir, cfg string) (url string, proc *os.Process, logPath string) {
 	t.Helper()
-	return startServeWith(t, dir, cfg, "--jobs-secret", "background-test-secret-0123456789")
+	return startServeWith(t, dir, cfg, "--link-secret", "background-test-secret-0123456789")
 }
 
 // startServeWith is startServe with the jobs' secret given by secretArgs.

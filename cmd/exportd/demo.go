@@ -61,7 +61,7 @@ Or without the server:  exportd export --config %[3]s --dataset accounts -o acco
 		MaxExports: 4096, MaxPerClient: 1024, ShutdownGrace: 30 * time.Second, LogFormat: "text", LogLevel: "info",
 		jobFlags: jobFlags{Jobs: true, JobsStorage: "file://" + filepath.Join(c.Dir, "results"), JobsTTL: 24 * time.Hour,
 			JobsWorkers: 2, JobsTimeout: 2 * time.Hour, JobsPoll: time.Second, JobsMaxAttempt: 3, JobsBackoff: time.Second},
-		JobsSecretFile: filepath.Join(c.Dir, "jobs.secret")}
+		LinkSecretFile: filepath.Join(c.Dir, "jobs.secret")}
 	return serve.Run(ctx)
 }
 
@@ -106,7 +106,7 @@ func prepareDemo(ctx context.Context, dir string, rows int, log *os.File) (strin
 // comment line when comment is given: the audit trail's HMAC key
 // (privacy.audit.key_file of the demo's datasets file; a new key for an
 // existing trail would make its records fail verification) and the
-// secret that signs job download links (--jobs-secret-file, which takes
+// key that signs job download links (--link-secret-file, which takes
 // the file's one line; kept, links stay valid when the demo restarts).
 func demoSecret(path, comment string) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)

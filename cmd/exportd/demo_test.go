@@ -217,7 +217,7 @@ func TestDemoServes(t *testing.T) {
 		return
 	}
 	// A demo's messages are calm: nothing at warning or error level (it
-	// once opened with a WARN about a random --jobs-secret). The process
+	// once opened with a WARN about a random job link key). The process
 	// has exited: its output is complete.
 	for line := range strings.Lines(log.String()) {
 		if strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") {

@@ -71,7 +71,7 @@ func privacyDir(t *testing.T, yaml string) (dir, cfgPath string) {
 // and fails naming the record after a record is edited, deleted or two
 // are swapped with plain SQL.
 func TestAuditTrailEndToEnd(t *testing.T) {
-	dir, cfgPath := privacyDir(t, privacyDatasets)
+	dir, cfgPath := privacyDir(t, privacyDatasets+"auth: {anonymous: {roles: [admin], from: [127.0.0.0/8]}}\n")
 	cfg, err := datasets.LoadConfig(cfgPath)
 	if err != nil {
 		t.Fatal(err)
@@ -81,13 +81,9 @@ func TestAuditTrailEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer src.Close()
-	sc := server.Config{Datasets: cfg, Sources: map[string]exportd.Source{"main": src},
+	sc := server.Config{Sources: map[string]exportd.Source{"main": src},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	stop, err := openAudit(context.Background(), cfg, &sc, sc.Logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := servertest.Start(t, sc)
+	srv := servertest.Open(t, cfg, server.Options{Config: sc})
 	c := &http.Client{Transport: &http.Transport{DisableCompression: true}}
 	defer c.CloseIdleConnections()
 	var sums []string
@@ -101,10 +97,9 @@ func TestAuditTrailEndToEnd(t *testing.T) {
 		sum := sha256.Sum256(body)
 		sums = append(sums, hex.EncodeToString(sum[:]))
 	}
-	if err := srv.Close(); err != nil {
+	if err := srv.Close(); err != nil { // the trail is closed too
 		t.Fatal(err)
 	}
-	stop()
 
 	url, key := cfg.Privacy.AuditDB, cfg.Privacy.AuditKeyFile
 	out, stderr, code := run(t, dir, "audit", "verify", "--db", url, "--key-file", key, "--log", cfg.Privacy.AuditLog)

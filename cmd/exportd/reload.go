@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/exportd/exportd/auth"
 	"github.com/exportd/exportd/datasets"
 
 	"github.com/exportd/exportd"
@@ -89,10 +90,12 @@ type reloader struct {
 	log  *slog.Logger
 	srv  *server.Server
 	jobs *jobs.Manager // nil without background jobs
-	// The secrets given by file, read again on each reload: the jobs'
-	// link secrets (--jobs-secret-file; "" when given otherwise) and the
-	// audit trail's keys (privacy.audit.key_file; trail nil without one).
-	jobsSecretFile string
+	// The link keys, and the secrets given by file, read again on each
+	// reload: the link keys (--link-secret-file; "" when given otherwise)
+	// and the audit trail's keys (privacy.audit.key_file; trail nil
+	// without one).
+	keys           *auth.Keys
+	linkSecretFile string
 	trail          *audit.Store
 
 	mu      sync.Mutex // one reload at a time
@@ -143,18 +146,14 @@ func (rl *reloader) load(ctx context.Context) (int, error) {
 		return refuse(fmt.Errorf("%s: %d problem(s) found: %w", rl.path, len(errs), errors.Join(errs...)))
 	}
 	// The secrets given by file: a rotation needs no restart.
-	var jobSecrets [][]byte
-	if rl.jobsSecretFile != "" {
-		secrets, err := readSecretFile(rl.jobsSecretFile)
-		if err != nil {
-			return refuse(fmt.Errorf("--jobs-secret-file: %w", err))
+	keys := rl.keys
+	if rl.linkSecretFile != "" {
+		if keys, err = readLinkKeys(rl.linkSecretFile); err != nil {
+			return refuse(err)
 		}
-		for _, s := range secrets {
-			if len(s) < 16 {
-				return refuse(fmt.Errorf("--jobs-secret-file: a secret of %d bytes: at least 16 are needed", len(s)))
-			}
-		}
-		jobSecrets = byteSecrets(secrets)
+	}
+	if err := server.NeedLinkKeys(cfg, rl.jobs != nil, keys); err != nil {
+		return refuse(settingError(err))
 	}
 	var auditKeys *audit.Keys
 	if rl.trail != nil {
@@ -164,7 +163,7 @@ func (rl *reloader) load(ctx context.Context) (int, error) {
 		}
 		auditKeys = &keys
 	}
-	a, closeAuth, err := authenticator(ctx, cfg) // token.go
+	a, closeAuth, err := server.OpenAuth(ctx, cfg, keys)
 	if err != nil {
 		return refuse(err)
 	}
@@ -173,12 +172,11 @@ func (rl *reloader) load(ctx context.Context) (int, error) {
 		return 0, err // counted by Reload
 	}
 	rl.closers = append(rl.closers, closeAuth)
+	rl.keys = keys
 	if rl.jobs != nil {
 		rl.jobs.Reload(cfg, sources)
-		if jobSecrets != nil {
-			if err := rl.jobs.SetLinkSecrets(jobSecrets...); err != nil {
-				return 0, err
-			}
+		if err := rl.jobs.SetLinks(keys); err != nil {
+			return 0, err
 		}
 	}
 	if auditKeys != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	neturl "net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/exportd/exportd/audit"
+	"github.com/exportd/exportd/auth"
 )
 
 // SIGHUP reloads `exportd serve` without dropping anything: a download
@@ -179,9 +181,11 @@ func grepLines(b []byte, s string) string {
 }
 
 // A reload reads the secrets given by file again, so rotating them needs
-// no restart: with a second secret added to --jobs-secret-file, new
+// no restart: with a second key added to --link-secret-file, new job
 // download links are signed with it and the links handed out before still
-// open; once the old secret is dropped, its links no longer do. A key
+// open; once the old key is dropped, its links no longer do. The host
+// application's export links (auth.signed_links) are verified by the same
+// keys and rotate with them. A key
 // added to the audit trail's key file signs the records from then on, and
 // the trail verifies with the file.
 func TestServeReloadSecrets(t *testing.T) {
@@ -191,7 +195,24 @@ func TestServeReloadSecrets(t *testing.T) {
 	if err := os.WriteFile(secretFile, []byte(oldSecret+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	url, proc, logPath := startServeWith(t, dir, cfg, "--jobs-secret-file", secretFile)
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg, bytes.Replace(b, []byte("auth:\n"), []byte("auth:\n  signed_links: true\n"), 1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	url, proc, logPath := startServeWith(t, dir, cfg, "--link-secret-file", secretFile)
+	// hostLink is an export link that a host application signed with key.
+	hostLink := func(key string) string {
+		keys, err := auth.NewKeys([]byte(key))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return auth.SignLink(keys, auth.Link{Dataset: "results", Format: "csv", Name: "host-user", Roles: []string{"admin"},
+			Params: neturl.Values{"from": {"2024-01-01 00:00"}, "to": {"2024-01-02 00:00"}}, Expires: time.Now().Add(time.Hour)})
+	}
+	hostOld, hostNew := hostLink(oldSecret), hostLink(newSecret)
 	status := func(path string) int {
 		t.Helper()
 		resp, err := http.Get(url + path)
@@ -257,6 +278,12 @@ func TestServeReloadSecrets(t *testing.T) {
 	if code := status(before); code != 200 {
 		t.Fatalf("link before the rotation: %d", code)
 	}
+	if code := status(hostOld); code != 200 {
+		t.Fatalf("host link before the rotation: %d", code)
+	}
+	if code := status(hostNew); code != http.StatusForbidden {
+		t.Errorf("host link of a key not yet given: %d, want 403", code)
+	}
 	os.WriteFile(secretFile, []byte(oldSecret+"\n"+newSecret+"\n"), 0o600)
 	hup()
 	after := link()
@@ -266,6 +293,11 @@ func TestServeReloadSecrets(t *testing.T) {
 	if code := status(after); code != 200 {
 		t.Errorf("a link signed after the rotation: %d", code)
 	}
+	for name, l := range map[string]string{"old": hostOld, "new": hostNew} {
+		if code := status(l); code != 200 {
+			t.Errorf("host link of the %s key, both keys in the file: %d", name, code)
+		}
+	}
 	os.WriteFile(secretFile, []byte(newSecret+"\n"), 0o600)
 	hup()
 	if code := status(before); code != http.StatusForbidden {
@@ -273,6 +305,12 @@ func TestServeReloadSecrets(t *testing.T) {
 	}
 	if code := status(after); code != 200 {
 		t.Errorf("a link of the secret kept: %d", code)
+	}
+	if code := status(hostOld); code != http.StatusForbidden {
+		t.Errorf("host link of the dropped key: %d, want 403", code)
+	}
+	if code := status(hostNew); code != 200 {
+		t.Errorf("host link of the key kept: %d", code)
 	}
 
 	// The audit key: a second key in the file signs the next records.

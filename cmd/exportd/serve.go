@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/exportd/exportd/auth"
 	"github.com/exportd/exportd/datasets"
 
 	"github.com/exportd/exportd"
@@ -32,7 +33,10 @@ type serveCmd struct {
 
 	jobFlags `embed:""` // background jobs (background.go)
 
-	JobsSecretFile string `help:"File of the secrets that sign download links, one a line, instead of --jobs-secret: the last signs, every one verifies (rotate by adding a line); read again on SIGHUP." type:"path" placeholder:"FILE"`
+	// The link keys sign job download links and verify host-application
+	// links (auth.signed_links): one setting for both.
+	LinkSecret     string `help:"Key that signs links (at least 16 bytes; the same on every node): job download links, and the host application's export links when the datasets file says auth.signed_links: true. Required with --jobs or signed_links." aliases:"jobs-secret" placeholder:"SECRET" env:"EXPORTD_LINK_SECRET,EXPORTD_JOBS_SECRET"`
+	LinkSecretFile string `help:"File of the link keys instead of --link-secret, one a line: the last signs, every one verifies (rotate by adding a line); read again on SIGHUP." aliases:"jobs-secret-file" type:"path" placeholder:"FILE" env:"EXPORTD_LINK_SECRET_FILE,EXPORTD_JOBS_SECRET_FILE"`
 }
 
 func (c *serveCmd) Run(ctx context.Context) error {
@@ -40,8 +44,12 @@ func (c *serveCmd) Run(ctx context.Context) error {
 	if err != nil {
 		return usageError{err}
 	}
-	if err := c.readSecrets(); err != nil {
+	keys, err := c.linkKeys()
+	if err != nil {
 		return usageError{err}
+	}
+	if err := server.NeedLinkKeys(cfg, c.Jobs, keys); err != nil {
+		return settingError(err) // before any database is opened
 	}
 	log := newLogger(c.LogFormat, c.LogLevel)
 	// A pool for every export that may run (the slots and their headroom,
@@ -57,48 +65,69 @@ func (c *serveCmd) Run(ctx context.Context) error {
 		pool.maxConns = 2*slots + 4
 	}
 	defer pool.close()
-	sc, closeAuth, err := c.config(ctx, cfg, pool, log)
+	sc, err := c.config(ctx, cfg, pool, log)
 	if err != nil {
 		return err
 	}
-	defer closeAuth()
-	// The trail first: a job's worker records personal exports in it.
-	stopAudit, err := openAudit(ctx, cfg, &sc, log) // privacy.go
+	jc, err := c.jobFlags.config(sc.Addr)
 	if err != nil {
 		return err
 	}
-	defer stopAudit()
-	stopJobs, err := c.jobFlags.start(ctx, c.Config, &sc, log)
-	if err != nil {
-		return err
-	}
-	defer stopJobs()
-	rl := &reloader{path: c.Config, pool: pool, log: log, jobs: sc.Jobs, jobsSecretFile: c.JobsSecretFile, trail: sc.Audit} // reload.go
+	rl := &reloader{path: c.Config, pool: pool, log: log, keys: keys, linkSecretFile: c.LinkSecretFile} // reload.go
 	defer rl.close()
 	sc.Reload = rl.reload
-	s, err := server.New(sc)
+	s, err := server.Open(ctx, cfg, server.Options{Config: sc, LinkKeys: keys, Jobs: jc, JobQueue: c.JobsQueue, JobStorage: c.JobsStorage})
 	if err != nil {
-		return err
+		return settingError(err)
 	}
-	rl.srv = s
+	defer s.Close()
+	rl.srv, rl.jobs, rl.trail = s, s.Jobs(), s.Audit()
 	defer rl.onHangup(ctx)()
 	return s.ListenAndServe(ctx)
 }
 
-// readSecrets reads the secrets given by file into their settings.
-func (c *serveCmd) readSecrets() error {
-	if c.JobsSecretFile == "" {
-		return nil
+// linkKeys returns the link keys of --link-secret or --link-secret-file,
+// or nil when neither is given.
+func (c *serveCmd) linkKeys() (*auth.Keys, error) {
+	switch {
+	case c.LinkSecretFile != "" && c.LinkSecret != "":
+		return nil, errors.New("--link-secret and --link-secret-file (or their EXPORTD_ variables) both given: keep one")
+	case c.LinkSecretFile != "":
+		return readLinkKeys(c.LinkSecretFile)
+	case c.LinkSecret != "":
+		keys, err := auth.NewKeys([]byte(c.LinkSecret))
+		if err != nil {
+			return nil, fmt.Errorf("--link-secret: %w", err)
+		}
+		return keys, nil
 	}
-	if c.JobsSecret != "" {
-		return errors.New("--jobs-secret and --jobs-secret-file (or their EXPORTD_ variables) both given: keep one")
+	return nil, nil
+}
+
+// settingError marks a mistake in the settings as a usage error (exit 2),
+// saying which flags give link keys when they are missing.
+func settingError(err error) error {
+	var se *server.SettingError
+	if !errors.As(err, &se) {
+		return err
 	}
-	secrets, err := readSecretFile(c.JobsSecretFile)
+	if se.Setting == "link keys" {
+		err = fmt.Errorf("%w: give --link-secret-file FILE or --link-secret (EXPORTD_LINK_SECRET_FILE, EXPORTD_LINK_SECRET), at least 16 bytes, the same on every node", err)
+	}
+	return usageError{err}
+}
+
+// readLinkKeys reads the link keys of a --link-secret-file.
+func readLinkKeys(path string) (*auth.Keys, error) {
+	secrets, err := readSecretFile(path)
 	if err != nil {
-		return fmt.Errorf("--jobs-secret-file: %w", err)
+		return nil, fmt.Errorf("--link-secret-file: %w", err)
 	}
-	c.JobsSecret, c.jobsSecrets = secrets[len(secrets)-1], secrets
-	return nil
+	keys, err := auth.NewKeys(byteSecrets(secrets)...)
+	if err != nil {
+		return nil, fmt.Errorf("--link-secret-file %s: %w", path, err)
+	}
+	return keys, nil
 }
 
 // readSecretFile returns the secrets of a file, one a line, without the
@@ -124,8 +153,8 @@ func readSecretFile(path string) ([]string, error) {
 }
 
 // config opens a source per connection (from pool) and builds the
-// server's Config; closeAuth closes what the authenticator opened.
-func (c *serveCmd) config(ctx context.Context, cfg *exportd.Config, pool *sourcePool, log *slog.Logger) (sc server.Config, closeAuth func(), err error) {
+// server's settings.
+func (c *serveCmd) config(ctx context.Context, cfg *exportd.Config, pool *sourcePool, log *slog.Logger) (sc server.Config, err error) {
 	keepAlive := c.KeepAlive
 	if keepAlive == 0 {
 		keepAlive = -1 // off
@@ -147,21 +176,16 @@ func (c *serveCmd) config(ctx context.Context, cfg *exportd.Config, pool *source
 		if err != nil {
 			addr, err2 := netip.ParseAddr(p)
 			if err2 != nil {
-				return sc, nil, usageError{fmt.Errorf("--trusted-proxies: %w", err)}
+				return sc, usageError{fmt.Errorf("--trusted-proxies: %w", err)}
 			}
 			pfx = netip.PrefixFrom(addr, addr.BitLen())
 		}
 		sc.TrustedProxies = append(sc.TrustedProxies, pfx)
 	}
 	if sc.Sources, err = pool.sources(ctx, cfg); err != nil {
-		return sc, nil, err
+		return sc, err
 	}
-	a, closeAuth, err := authenticator(ctx, cfg) // token.go
-	if err != nil {
-		return sc, nil, err
-	}
-	sc.Auth = a
-	return sc, closeAuth, nil
+	return sc, nil
 }
 
 func newLogger(format, level string) *slog.Logger {

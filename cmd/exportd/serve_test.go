@@ -53,13 +53,14 @@ func TestServeSettingsFromEnvironment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.readSecrets(); err != nil {
-		t.Fatal(err)
+	keys, err := c.linkKeys()
+	if err != nil || keys == nil || keys.Len() != 1 {
+		t.Fatalf("link keys from EXPORTD_JOBS_SECRET_FILE (the old name of EXPORTD_LINK_SECRET_FILE): %v %v", keys, err)
 	}
 	got := []any{c.Config, c.Addr, c.KeepAlive, c.MaxExports, c.MaxPerClient, c.TrustedProxies, c.LogFormat, c.LogLevel,
-		c.Jobs, c.JobsTTL, c.JobsWorkers, c.JobsSecret, c.WriteTimeout}
+		c.Jobs, c.JobsTTL, c.JobsWorkers, c.LinkSecretFile, c.WriteTimeout}
 	want := []any{filepath.Join(dir, "datasets.yaml"), "127.0.0.1:9", 3 * time.Second, -1, -1, []string{"10.0.0.0/8", "127.0.0.1/32"}, "json", "info",
-		true, 90 * time.Minute, -1, "0123456789abcdef0123456789abcdef", 60 * time.Second}
+		true, 90 * time.Minute, -1, secretFile, 60 * time.Second}
 	for i := range want {
 		if !equal(got[i], want[i]) {
 			t.Errorf("setting %d: %v, want %v", i, got[i], want[i])
@@ -83,7 +84,7 @@ func TestServeSettingsFromEnvironment(t *testing.T) {
 			continue
 		}
 		env := "EXPORTD_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if !slices.Equal(f.Envs, []string{env}) {
+		if len(f.Envs) == 0 || f.Envs[0] != env { // the link keys' also have their old names
 			t.Errorf("--%s: variables %v, want %s", f.Name, f.Envs, env)
 		}
 		if !strings.Contains(help.String(), "$"+env) {
@@ -127,13 +128,21 @@ func TestNegativeNumbers(t *testing.T) {
 	}
 }
 
-// The jobs secret from a file, through the environment only: the server
-// starts with background jobs and takes one; an empty secret file or a
-// secret given twice is refused (exit 2) before anything starts.
-func TestServeJobsSecretFile(t *testing.T) {
+// The link keys from a file, through the environment only: the server
+// starts with background jobs and takes one; an empty key file, a key
+// given twice, a short key or none is refused (exit 2) before anything
+// starts, and so is a datasets file that accepts signed links without
+// keys.
+func TestServeLinkSecretFile(t *testing.T) {
 	dir, cfg := demo(t)
 	secretFile := filepath.Join(dir, "jobs.secret")
 	if err := os.WriteFile(secretFile, []byte("0123456789abcdef0123456789abcdef\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	signed := filepath.Join(dir, "signed.yaml")
+	if b, err := os.ReadFile(cfg); err != nil {
+		t.Fatal(err)
+	} else if err := os.WriteFile(signed, bytes.Replace(b, []byte("auth:\n"), []byte("auth:\n  signed_links: true\n"), 1), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	empty := filepath.Join(dir, "empty.secret")
@@ -154,9 +163,12 @@ func TestServeJobsSecretFile(t *testing.T) {
 		args []string
 		msg  string
 	}{
-		{[]string{"EXPORTD_JOBS_SECRET_FILE=" + empty}, nil, "--jobs-secret-file: " + empty + " is empty"},
+		{[]string{"EXPORTD_LINK_SECRET_FILE=" + empty}, nil, "--link-secret-file: " + empty + " is empty"},
+		{[]string{"EXPORTD_LINK_SECRET_FILE=" + secretFile}, []string{"--link-secret", "0123456789abcdef0123"}, "both given"},
 		{[]string{"EXPORTD_JOBS_SECRET_FILE=" + secretFile}, []string{"--jobs-secret", "0123456789abcdef0123"}, "both given"},
-		{nil, nil, "--jobs needs --jobs-secret or --jobs-secret-file"},
+		{nil, []string{"--link-secret", "short"}, "--link-secret: link keys: key 1 of 1 has 5 bytes"},
+		{nil, nil, "link keys: background jobs need link keys to sign download links: give --link-secret-file"},
+		{[]string{"EXPORTD_JOBS=false", "EXPORTD_CONFIG=" + signed}, nil, "auth.signed_links needs the keys that verify the links: give --link-secret-file"},
 	} {
 		cmd := exec.Command(exportdBin, append([]string{"serve"}, tc.args...)...)
 		cmd.Dir = dir
@@ -170,7 +182,7 @@ func TestServeJobsSecretFile(t *testing.T) {
 	var log bytes.Buffer
 	cmd := exec.Command(exportdBin, "serve")
 	cmd.Dir = dir
-	cmd.Env = append(append(os.Environ(), env...), "EXPORTD_JOBS_SECRET_FILE="+secretFile)
+	cmd.Env = append(append(os.Environ(), env...), "EXPORTD_LINK_SECRET_FILE="+secretFile)
 	cmd.Stdout, cmd.Stderr = &log, &log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

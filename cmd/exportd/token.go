@@ -11,7 +11,6 @@ import (
 
 	"github.com/exportd/exportd/datasets"
 
-	"github.com/exportd/exportd"
 	"github.com/exportd/exportd/auth"
 )
 
@@ -130,32 +129,4 @@ func (c *tokenRevokeCmd) Run(ctx context.Context) error {
 	}
 	fmt.Fprintf(os.Stderr, "token %s revoked\n", c.ID)
 	return nil
-}
-
-// authenticator builds the server's access control from the datasets
-// file's auth: block: the token store (opened, created the first time),
-// the trusted header, the link secret and the anonymous principal. It
-// returns a function closing the store.
-func authenticator(ctx context.Context, cfg *exportd.Config) (*auth.Authenticator, func(), error) {
-	a := cfg.Auth
-	ac := auth.Config{}
-	closeStore := func() {}
-	if a.TokensDB != "" {
-		s, err := auth.OpenStore(ctx, a.TokensDB)
-		if err != nil {
-			return nil, nil, err
-		}
-		ac.Tokens, closeStore = s, func() { s.Close() }
-	}
-	if h := a.TrustedHeader; h != nil {
-		ac.Header = &auth.HeaderTrust{User: h.User, Roles: h.Roles, AttrsPrefix: h.AttrsPrefix, Proxies: h.Proxies}
-	}
-	if a.LinkSecret != "" {
-		ac.LinkSecret = []byte(a.LinkSecret)
-	}
-	if an := a.Anonymous; an != nil {
-		ac.Anonymous = &auth.Principal{Name: auth.AnonymousName, Roles: an.Roles}
-		ac.AnonymousFrom = an.From
-	}
-	return auth.New(ac), closeStore, nil
 }

@@ -65,7 +65,7 @@ func TestUnit(t *testing.T) {
 			t.Errorf("%s=%q, want %q", k, got, want)
 		}
 	}
-	for _, cred := range []string{"jobs.secret:/etc/exportd/jobs.secret", "audit.key:/etc/exportd/audit.key"} {
+	for _, cred := range []string{"link.secret:/etc/exportd/link.secret", "audit.key:/etc/exportd/audit.key"} {
 		if !strings.Contains(strings.Join(settings["LoadCredential"], "\n"), cred) {
 			t.Errorf("no LoadCredential=%s", cred)
 		}

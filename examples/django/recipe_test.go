@@ -89,9 +89,13 @@ func TestDjangoRecipe(t *testing.T) {
 	}
 	defer src.Close()
 	secret := "0123456789abcdef0123456789abcdef-django"
+	keys, err := auth.NewKeys([]byte(secret))
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv := servertest.Start(t, server.Config{
 		Datasets: cfg, Sources: map[string]exportd.Source{"main": src},
-		Auth:   auth.New(auth.Config{LinkSecret: []byte(secret)}),
+		Auth:   auth.New(auth.Config{Links: keys}),
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 

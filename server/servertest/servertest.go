@@ -9,9 +9,11 @@ import (
 	"context"
 	"errors"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/exportd/exportd"
 	"github.com/exportd/exportd/server"
 )
 
@@ -23,8 +25,10 @@ type Server struct {
 	// Addr is the address it listens on, e.g. 127.0.0.1:41234.
 	Addr string
 
-	stop context.CancelFunc
-	done chan error
+	stop    context.CancelFunc
+	done    chan error
+	release sync.Once // what server.Open opened, after the shutdown
+	opened  bool
 }
 
 // Start starts a server made from cfg on 127.0.0.1 at a free port (cfg.Addr
@@ -36,12 +40,29 @@ func Start(t testing.TB, cfg server.Config) *Server {
 	if err != nil {
 		t.Fatalf("servertest: %v", err)
 	}
+	return serve(t, s, false)
+}
+
+// Open starts the server that [server.Open] makes of the datasets file cfg
+// and opts, like Start; when it is shut down, what Open opened (the token
+// store, the audit trail, the jobs) is released too.
+func Open(t testing.TB, cfg *exportd.Config, opts server.Options) *Server {
+	t.Helper()
+	s, err := server.Open(context.Background(), cfg, opts)
+	if err != nil {
+		t.Fatalf("servertest: %v", err)
+	}
+	return serve(t, s, true)
+}
+
+func serve(t testing.TB, s *server.Server, opened bool) *Server {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("servertest: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	srv := &Server{Server: s, URL: "http://" + ln.Addr().String(), Addr: ln.Addr().String(), stop: cancel, done: make(chan error, 1)}
+	srv := &Server{Server: s, URL: "http://" + ln.Addr().String(), Addr: ln.Addr().String(), stop: cancel, done: make(chan error, 1), opened: opened}
 	go func() { srv.done <- s.Serve(ctx, ln) }()
 	t.Cleanup(func() {
 		if err := srv.Close(); err != nil {
@@ -51,14 +72,17 @@ func Start(t testing.TB, cfg server.Config) *Server {
 	return srv
 }
 
-// Close shuts the server down and waits for it, at most a minute; it is
-// safe to call more than once.
+// Close shuts the server down and waits for it, at most a minute, then
+// releases what server.Open opened; it is safe to call more than once.
 func (s *Server) Close() error {
 	s.stop()
 	select {
 	case err, ok := <-s.done:
 		if ok {
 			close(s.done)
+		}
+		if s.opened {
+			s.release.Do(s.Server.Close)
 		}
 		return err
 	case <-time.After(time.Minute):
