@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/klauspost/compress/flate"
@@ -31,6 +33,7 @@ type Book struct {
 	fw    *flate.Writer // the ZIP entry's compressor
 	cur   exportd.RowWriter
 	err   error
+	names map[string]bool // the ZIP's entry names, lower-cased
 }
 
 // ErrSheetCount is returned by [Book.Sheet] past the number of sheets
@@ -92,7 +95,7 @@ func (b *Book) Sheet(name string, cols []exportd.Column) (exportd.RowWriter, err
 		}
 		return &bookSheet{b: b, inner: &xlsxWriter{w: b.x, cells: make([]xlsx.Cell, len(cols))}}, nil
 	}
-	hdr := &zip.FileHeader{Name: name + "." + string(b.f), Method: zip.Deflate, Modified: b.modified()}
+	hdr := &zip.FileHeader{Name: b.entryName(name), Method: zip.Deflate, Modified: b.modified()}
 	ew, err := b.z.CreateHeader(hdr)
 	if err != nil {
 		return nil, b.fail(fmt.Errorf("zip entry %s: %w", hdr.Name, err))
@@ -105,6 +108,22 @@ func (b *Book) Sheet(name string, cols []exportd.Column) (exportd.RowWriter, err
 	}
 	b.cur = inner
 	return &bookSheet{b: b, inner: inner}, nil
+}
+
+// entryName returns the ZIP entry of sheet name: its name with the
+// characters no file system takes replaced (a sheet may be called
+// "a<b", which Windows cannot unpack), made unique without case.
+func (b *Book) entryName(name string) string {
+	if b.names == nil {
+		b.names = map[string]bool{}
+	}
+	base := exportd.SanitizeFileName(name)
+	entry := base + "." + string(b.f)
+	for n := 2; b.names[strings.ToLower(entry)]; n++ {
+		entry = base + " (" + strconv.Itoa(n) + ")." + string(b.f)
+	}
+	b.names[strings.ToLower(entry)] = true
+	return entry
 }
 
 func (b *Book) modified() time.Time {
