@@ -149,9 +149,11 @@ func compareSheets(t *testing.T, reader string, got, want map[string][][]string)
 // openpyxl and LibreOffice read every sheet, every value and the totals
 // (formulas and cached values). The CSV export is a ZIP of one file per
 // sheet that keeps alive the same way; a query failing in the second
-// sheet fails the download.
+// sheet fails the download. A background job makes the same workbook.
 func TestSheetsThroughNginx(t *testing.T) {
-	e := startExportd(t)
+	jobs := t.TempDir()
+	e := startExportd(t, "--jobs", "--link-secret", "e2e-sheets-secret-0123456789", "--jobs-queue", "sqlite:"+filepath.Join(jobs, "queue.db"),
+		"--jobs-storage", "file://"+filepath.Join(jobs, "results"), "--jobs-poll", "100ms")
 	base := startNginx(t, e.Addr)
 	want := wantReport(t)
 	client := &http.Client{Transport: &http.Transport{DisableCompression: true}, Timeout: 2 * time.Minute}
@@ -310,6 +312,31 @@ json.dump({"values": {ws.title: [[text(c) for c in row] for row in ws.iter_rows(
 			got[reportSheets[i]] = append(recs, want[reportSheets[i]][len(want[reportSheets[i]])-1])
 		}
 		compareSheets(t, "CSV", got, want)
+	})
+
+	t.Run("job", func(t *testing.T) {
+		t.Parallel()
+		var j e2eJob
+		if code := getJSON(t, "POST", base+"/v1/datasets/report/jobs", []byte(`{"format": "xlsx", "params": {"sleep": 2}}`), &j); code != 202 {
+			t.Fatalf("submit: %d", code)
+		}
+		done := watch(t, func() []string { return []string{base} }, j.ID, 2*time.Minute, nil)
+		code, body := downloadStatus(t, base, j.ID)
+		if code != 200 || done.Rows != 1000+1000+5 {
+			t.Fatalf("download: %d, %d bytes; job rows %d", code, len(body), done.Rows)
+		}
+		x, err := excelize.OpenReader(bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer x.Close()
+		got := map[string][][]string{}
+		for _, s := range reportSheets {
+			if got[s], err = x.GetRows(s, excelize.Options{RawCellValue: true}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		compareSheets(t, "job", got, want)
 	})
 
 	t.Run("failure", func(t *testing.T) {
