@@ -239,8 +239,8 @@ func New(cfg *exportd.Config, name string, req Request) (*Plan, error) {
 // planSheets plans the sheets of a dataset of several: the choice of
 // sheets (sheet=), the choice of columns (columns=, each "sheet.column",
 // or a column's name when one chosen sheet alone has it), and the
-// masking of each sheet's columns. A choice of columns applies to the
-// sheets it names; the others keep every column the roles may see.
+// masking of each sheet's columns. A choice of columns lists the file's
+// columns: every chosen sheet must have one in it.
 func (p *Plan) planSheets(req Request) error {
 	d := p.Dataset
 	chosen := map[string]bool{}
@@ -274,6 +274,11 @@ func (p *Plan) planSheets(req Request) error {
 		}
 	}
 	for _, s := range p.Sheets {
+		if req.Columns != nil && len(want[s]) == 0 {
+			// A choice lists the file's columns: a sheet it leaves out
+			// entirely is not exported in full behind the user's back.
+			return &exportd.ParamError{Param: "columns", Reason: fmt.Sprintf("no column of sheet %s chosen (choose one, or leave the sheet out with sheet=)", s.Name)}
+		}
 		pol, err := mask.PolicyForColumns(d, s.Decl.Columns)
 		if err != nil {
 			return fmt.Errorf("dataset %s: sheet %s: %w", d.Name, s.Name, err)

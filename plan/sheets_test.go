@@ -261,6 +261,7 @@ func TestSheetsChoiceErrors(t *testing.T) {
 			var ce *mask.ColumnError
 			return errors.As(err, &ce) && errors.Is(err, mask.ErrUnknownColumn) && ce.Column == "명단.nope"
 		}},
+		{"a sheet without a chosen column", "report", plan.Request{Columns: []string{"명단.id"}}, paramErr("columns", "no column of sheet 지점별 chosen (choose one, or leave the sheet out with sheet=)")},
 		{"column of a sheet not chosen", "report", plan.Request{Sheets: []string{"지점별"}, Columns: []string{"명단.id"}}, func(err error) bool { return errors.Is(err, mask.ErrUnknownColumn) }},
 		{"sheet of a dataset of one query", "plain", plan.Request{Sheets: []string{"x"}}, paramErr("sheet", "plain is one sheet; sheet= chooses among the sheets of a dataset that declares several")},
 	} {

@@ -18,6 +18,7 @@ import (
 	"github.com/xuri/excelize/v2"
 
 	"github.com/exportd/exportd"
+	"github.com/exportd/exportd/audit"
 	"github.com/exportd/exportd/datasets"
 	"github.com/exportd/exportd/sqlite"
 )
@@ -25,7 +26,21 @@ import (
 const sheetsYAML = `
 connections:
   main: {url: "sqlite:s.db"}
+privacy:
+  purposes: {review: 검토}
+  audit: {key_file: audit.key}
 datasets:
+  people:
+    personal: true
+    sheets:
+      - name: 명단
+        sql: SELECT name, branch FROM r
+        columns: [{name: name, header: 이름, personal: true}, {name: branch, header: 지점}]
+      - name: 점수
+        sql: SELECT score FROM r
+        columns: [{name: score, header: 점수, type: int}]
+    access:
+      admin: {all: full}
   report:
     title: 성적 보고서
     params: [{name: min, type: int, default: 0}]
@@ -56,6 +71,7 @@ func newSheetsServer(t *testing.T) *Server {
 	}
 	path := filepath.Join(dir, "datasets.yaml")
 	os.WriteFile(path, []byte(sheetsYAML), 0o644)
+	os.WriteFile(filepath.Join(dir, "audit.key"), []byte(strings.Repeat("ab", 32)+"\n"), 0o600)
 	cfg, err := datasets.LoadConfig(path)
 	if err != nil {
 		t.Fatal(err)
@@ -65,7 +81,16 @@ func newSheetsServer(t *testing.T) *Server {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { src.Close() })
-	s, err := New(Config{Datasets: cfg, Sources: map[string]exportd.Source{"main": src},
+	keys, err := audit.LoadKeys(cfg.Privacy.AuditKeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trail, err := audit.Open(t.Context(), "sqlite:"+filepath.Join(dir, "audit.db"), audit.Options{Keys: keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { trail.Close() })
+	s, err := New(Config{Datasets: cfg, Sources: map[string]exportd.Source{"main": src}, Audit: trail,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -153,6 +178,17 @@ func TestSheetsUI(t *testing.T) {
 	w := do(t, s, "GET", "/ui/datasets/report/download?format=csv&sheet=&sheet="+url.QueryEscape("지점별 합계"))
 	if w.Code != http.StatusSeeOther || !strings.Contains(w.Header().Get("Location"), "sheet=%EC%A7%80") {
 		t.Fatalf("download = %d %s", w.Code, w.Header().Get("Location"))
+	}
+	// A personal dataset's columns, per sheet: those the roles may see
+	// (here none of the personal ones: no roles).
+	body = checkPage(t, do(t, s, "GET", "/ui/datasets/people"))
+	for _, want := range []string{`value="명단.branch" checked> 명단 · 지점`, `value="점수.score" checked> 점수 · 점수`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("form lacks %s", want)
+		}
+	}
+	if strings.Contains(body, `value="명단.name"`) {
+		t.Error("the form offers a personal column the roles may not see")
 	}
 	w = do(t, s, "GET", "/ui/datasets/report/download?format=csv&sheet=")
 	body = checkPage(t, w)
