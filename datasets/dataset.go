@@ -448,6 +448,8 @@ func (p *parser) sheets(cfg *exportd.Config, d *exportd.Dataset, n *yaml.Node, u
 			p.errorf(line, d.Name, field+".name", "missing")
 		} else if msg := sheetNameProblem(sh.Name); msg != "" {
 			p.errorf(l, d.Name, field+".name", "%s", msg)
+		} else if strings.Contains(sh.Name, ",") {
+			p.errorf(l, d.Name, field+".name", "must not contain a comma (columns= separates SHEET.COLUMN names with commas)")
 		} else if first, dup := seen[strings.ToLower(sh.Name)]; dup {
 			p.errorf(l, d.Name, field+".name", "repeated sheet %q (also sheets[%d]; Excel compares sheet names without case)", sh.Name, first)
 		} else {

@@ -38,6 +38,7 @@ sheets:
 		{"with key", "key: x\nsheets:\n  - {name: a, sql: SELECT 1 AS x, columns: [{name: x}]}", `9: dataset "d": key: given together with sheets: (a dataset of several sheets is not downloaded in parts)`},
 		{"name missing", "sheets:\n  - {sql: SELECT 1 AS x, columns: [{name: x}]}", `10: dataset "d": sheets[0].name: missing`},
 		{"name invalid", "sheets:\n  - {name: 'a/b', sql: SELECT 1 AS x, columns: [{name: x}]}", `10: dataset "d": sheets[0].name: must not contain any of [ ] : * ? / \`},
+		{"name comma", "sheets:\n  - {name: 'a,b', sql: SELECT 1 AS x, columns: [{name: x}]}", `10: dataset "d": sheets[0].name: must not contain a comma (columns= separates SHEET.COLUMN names with commas)`},
 		{"name long", "sheets:\n  - {name: " + strings.Repeat("가", 32) + ", sql: SELECT 1 AS x, columns: [{name: x}]}", `10: dataset "d": sheets[0].name: longer than 31 characters`},
 		{"name repeated", "sheets:\n  - {name: 결과, sql: SELECT 1 AS x, columns: [{name: x}]}\n  - name: 결과\n    sql: SELECT 2 AS x\n    columns: [{name: x}]",
 			`11: dataset "d": sheets[1].name: repeated sheet "결과" (also sheets[0]; Excel compares sheet names without case)`},
