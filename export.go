@@ -197,8 +197,9 @@ func (e *Export) Run(ctx context.Context) (Stats, error) {
 func (r *run) sheet(ctx context.Context, i int, sh *ExportSheet, last bool) error {
 	e := r.e
 	var err error
-	if sh.Source == nil {
-		sh.Source = e.Source
+	src := sh.Source
+	if src == nil {
+		src = e.Source
 	}
 	if r.st.Sheets != nil {
 		r.st.Sheets = append(r.st.Sheets, SheetStats{Name: sh.Name})
@@ -240,7 +241,7 @@ func (r *run) sheet(ctx context.Context, i int, sh *ExportSheet, last bool) erro
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		rd.run(ctx, sh.Source, sh.Query)
+		rd.run(ctx, src, sh.Query)
 	}()
 	defer func() {
 		wg.Wait()
