@@ -510,10 +510,13 @@ type Job struct {
 	SHA256      string `json:"sha256,omitempty"`
 	DownloadURL string `json:"download_url,omitempty"`
 	// The privacy rules the job was submitted with (see Request).
-	Columns     []string `json:"columns,omitempty"`
-	Sheets      []string `json:"sheets,omitempty"` // the sheets chosen of a dataset of several
-	Purpose     string   `json:"purpose,omitempty"`
-	PurposeText string   `json:"purpose_text,omitempty"`
+	Columns []string `json:"columns,omitempty"`
+	Sheets  []string `json:"sheets,omitempty"` // the sheets chosen of a dataset of several
+	// SheetRows are the rows of each sheet of the result (a dataset of
+	// several sheets).
+	SheetRows   []exportd.SheetStats `json:"sheet_rows,omitempty"`
+	Purpose     string               `json:"purpose,omitempty"`
+	PurposeText string               `json:"purpose_text,omitempty"`
 
 	owner       string
 	roles       []string
@@ -608,6 +611,7 @@ func (m *Manager) toJob(row *rivertype.JobRow) (*Job, error) {
 		j.State = StateSucceeded
 		if r := out.Result; r != nil {
 			j.FileName, j.Size, j.SHA256, j.key = r.FileName, r.Size, r.SHA256, r.Key
+			j.SheetRows = r.Sheets
 			j.Rows, j.Bytes = r.Rows, r.Size
 			exp := r.Committed.Add(m.cfg.ResultTTL)
 			if r.Deleted != nil && r.Deleted.Before(exp) {
@@ -720,6 +724,8 @@ type result struct {
 	Size      int64     `json:"size"`
 	SHA256    string    `json:"sha256"`
 	Committed time.Time `json:"committed"`
+	// Sheets are the rows of each sheet of a dataset of several.
+	Sheets []exportd.SheetStats `json:"sheets,omitempty"`
 	// Deleted is when the sweep deleted the result (see Sweep).
 	Deleted *time.Time `json:"deleted,omitempty"`
 }

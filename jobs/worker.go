@@ -108,7 +108,7 @@ func (m *Manager) run(ctx context.Context, job *river.Job[exportArgs]) error {
 	}
 	out.Rows, out.Bytes = st.Rows, st.Bytes
 	out.Result = &result{Key: key, FileName: p.FileName, Rows: st.Rows, Size: st.Bytes,
-		SHA256: res.SHA256, Committed: time.Now().UTC()}
+		SHA256: res.SHA256, Committed: time.Now().UTC(), Sheets: st.Sheets}
 	// Saved with the job's completion, in the same statement.
 	if err := river.RecordOutput(ctx, out); err != nil {
 		return err
