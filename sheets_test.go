@@ -169,9 +169,12 @@ func TestExportSheetsKeepAlive(t *testing.T) {
 	src := newDB(t, strings.Split(sheetsDB, ";\n")...)
 	for _, f := range []exportd.Format{exportd.FormatXLSX, exportd.FormatCSV} {
 		out := &syncBuffer{}
-		e := sheetsExport(src, f, out, `WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3000000)
+		// The third sheet's query thinks about 100 ms (a third of
+		// slowFirstRow's recursion; far longer with the race detector)
+		// before its one row.
+		e := sheetsExport(src, f, out, `WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 100000)
 SELECT '강남' AS branch, max(x) AS n, 1 AS total FROM c`)
-		e.KeepAlive = 20 * time.Millisecond
+		e.KeepAlive = 5 * time.Millisecond
 		var mu sync.Mutex
 		var keepAlives int
 		e.OnFlush = func(ka bool) error {
@@ -185,7 +188,7 @@ SELECT '강남' AS branch, max(x) AS n, 1 AS total FROM c`)
 		var sizes []int
 		done := make(chan error, 1)
 		go func() { _, err := e.Run(context.Background()); done <- err }()
-		tick := time.NewTicker(50 * time.Millisecond)
+		tick := time.NewTicker(15 * time.Millisecond)
 	wait:
 		for {
 			select {
