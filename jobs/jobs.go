@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -316,6 +317,8 @@ type Request struct {
 	// Columns are the columns chosen (nil: all the roles may see); the
 	// worker masks by Roles and the dataset's access: block.
 	Columns []string
+	// Sheets are the sheets chosen of a dataset of several (nil: all).
+	Sheets []string
 	// Purpose and PurposeText are the stated purpose of a personal
 	// dataset's export, for the audit record of each download.
 	Purpose, PurposeText string
@@ -361,7 +364,7 @@ func (m *Manager) Submit(ctx context.Context, req Request) (job *Job, joined boo
 		return nil, false, err
 	}
 	args := exportArgs{UID: uid, Owner: req.Owner, Roles: req.Roles, Dataset: d.Name, Format: string(req.Format),
-		Params: params, Bound: string(key), Columns: req.Columns, Purpose: req.Purpose, PurposeText: req.PurposeText}
+		Params: params, Bound: string(key), Columns: req.Columns, Sheets: req.Sheets, Purpose: req.Purpose, PurposeText: req.PurposeText}
 	res, err := m.client.Insert(ctx, args, &river.InsertOpts{
 		Queue:    queueName,
 		Priority: priority,
@@ -507,9 +510,13 @@ type Job struct {
 	SHA256      string `json:"sha256,omitempty"`
 	DownloadURL string `json:"download_url,omitempty"`
 	// The privacy rules the job was submitted with (see Request).
-	Columns     []string `json:"columns,omitempty"`
-	Purpose     string   `json:"purpose,omitempty"`
-	PurposeText string   `json:"purpose_text,omitempty"`
+	Columns []string `json:"columns,omitempty"`
+	Sheets  []string `json:"sheets,omitempty"` // the sheets chosen of a dataset of several
+	// SheetRows are the rows of each sheet of the result (a dataset of
+	// several sheets).
+	SheetRows   []exportd.SheetStats `json:"sheet_rows,omitempty"`
+	Purpose     string               `json:"purpose,omitempty"`
+	PurposeText string               `json:"purpose_text,omitempty"`
 
 	owner       string
 	roles       []string
@@ -560,7 +567,7 @@ func (m *Manager) toJob(row *rivertype.JobRow) (*Job, error) {
 		ID: strconv.FormatInt(row.ID, 10), Dataset: args.Dataset, Format: args.Format, Params: args.Params,
 		Rows: out.Rows, Bytes: out.Bytes, Attempt: row.Attempt, CreatedAt: row.CreatedAt,
 		owner: args.Owner, roles: args.Roles, rowID: row.ID, uid: args.UID,
-		Columns: args.Columns, Purpose: args.Purpose, PurposeText: args.PurposeText,
+		Columns: args.Columns, Sheets: args.Sheets, Purpose: args.Purpose, PurposeText: args.PurposeText,
 	}
 	if j.Params == nil {
 		j.Params = map[string][]string{}
@@ -584,6 +591,9 @@ func (m *Manager) toJob(row *rivertype.JobRow) (*Job, error) {
 	if f, err := exportd.ParseFormat(args.Format); err == nil {
 		j.contentType = f.ContentType()
 	}
+	if out.Result != nil && strings.HasSuffix(out.Result.FileName, ".zip") {
+		j.contentType = "application/zip" // a CSV, TSV or JSON Lines export of several sheets
+	}
 	if n := len(row.Errors); n > 0 {
 		j.Error = publicError(row.Errors[n-1].Error)
 	}
@@ -601,6 +611,7 @@ func (m *Manager) toJob(row *rivertype.JobRow) (*Job, error) {
 		j.State = StateSucceeded
 		if r := out.Result; r != nil {
 			j.FileName, j.Size, j.SHA256, j.key = r.FileName, r.Size, r.SHA256, r.Key
+			j.SheetRows = r.Sheets
 			j.Rows, j.Bytes = r.Rows, r.Size
 			exp := r.Committed.Add(m.cfg.ResultTTL)
 			if r.Deleted != nil && r.Deleted.Before(exp) {
@@ -685,6 +696,7 @@ type exportArgs struct {
 	// The privacy rules: the columns chosen and the stated purpose (a
 	// different purpose is another export, audited on its own).
 	Columns     []string `json:"columns,omitempty" river:"unique"`
+	Sheets      []string `json:"sheets,omitempty" river:"unique"`
 	Purpose     string   `json:"purpose,omitempty" river:"unique"`
 	PurposeText string   `json:"purpose_text,omitempty" river:"unique"`
 }
@@ -712,6 +724,8 @@ type result struct {
 	Size      int64     `json:"size"`
 	SHA256    string    `json:"sha256"`
 	Committed time.Time `json:"committed"`
+	// Sheets are the rows of each sheet of a dataset of several.
+	Sheets []exportd.SheetStats `json:"sheets,omitempty"`
 	// Deleted is when the sweep deleted the result (see Sweep).
 	Deleted *time.Time `json:"deleted,omitempty"`
 }

@@ -57,7 +57,7 @@ func (m *Manager) run(ctx context.Context, job *river.Job[exportArgs]) error {
 	// The datasets as they are now: a reload applies to the next attempt,
 	// never to one under way.
 	ds := m.datasets.Load()
-	p, err := plan.New(ds.cfg, a.Dataset, plan.Request{Format: f, Params: a.Params, Columns: a.Columns,
+	p, err := plan.New(ds.cfg, a.Dataset, plan.Request{Format: f, Params: a.Params, Columns: a.Columns, Sheets: a.Sheets,
 		Principal: plan.Principal{Name: a.Owner, Roles: a.Roles, Client: fmt.Sprintf("job:%d", job.ID)},
 		Purpose:   audit.Purpose{Category: a.Purpose, Text: a.PurposeText}})
 	if err != nil {
@@ -71,13 +71,14 @@ func (m *Manager) run(ctx context.Context, job *river.Job[exportArgs]) error {
 	m.progress(ctx, job.ID, out)
 
 	key := resultKey(job.ID, a.UID, job.Attempt, f)
-	up, err := m.cfg.Storage.Create(ctx, key, f.ContentType())
+	up, err := m.cfg.Storage.Create(ctx, key, p.ContentType())
 	if err != nil {
 		return err
 	}
 	log.Info("job started")
 	res, err := p.Run(ctx, plan.Options{
 		Source:           src,
+		Sources:          ds.sources,
 		Output:           up,
 		Audit:            m.cfg.Audit,
 		Hash:             true, // the result's digest, shown with the job
@@ -107,7 +108,7 @@ func (m *Manager) run(ctx context.Context, job *river.Job[exportArgs]) error {
 	}
 	out.Rows, out.Bytes = st.Rows, st.Bytes
 	out.Result = &result{Key: key, FileName: p.FileName, Rows: st.Rows, Size: st.Bytes,
-		SHA256: res.SHA256, Committed: time.Now().UTC()}
+		SHA256: res.SHA256, Committed: time.Now().UTC(), Sheets: st.Sheets}
 	// Saved with the job's completion, in the same statement.
 	if err := river.RecordOutput(ctx, out); err != nil {
 		return err

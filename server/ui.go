@@ -123,6 +123,7 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name
 type uiDatasetLink struct {
 	Name, Title, Description, URL string
 	RowLimit                      int64
+	Sheets                        []string // of a dataset of several sheets
 }
 
 // uiIndex lists the datasets the request may export: GET /.
@@ -137,7 +138,7 @@ func (s *Server) uiIndex(w http.ResponseWriter, r *http.Request) {
 			title = d.Name
 		}
 		list = append(list, uiDatasetLink{Name: d.Name, Title: title, Description: d.Description,
-			URL: "/ui/datasets/" + url.PathEscape(d.Name), RowLimit: d.RowLimit})
+			URL: "/ui/datasets/" + url.PathEscape(d.Name), RowLimit: d.RowLimit, Sheets: d.SheetNames()})
 	}
 	s.render(w, r, http.StatusOK, "index", uiPage{Title: "데이터 내보내기", Nav: "datasets", Data: list})
 }
@@ -276,7 +277,7 @@ func (s *Server) uiSubmit(r *http.Request, d *exportd.Dataset, in url.Values) (_
 	// The privacy keys (purpose, purpose_text, columns: the form's
 	// fields) go to the plan with the parameters, as on the stream.
 	priv := url.Values{}
-	for _, k := range []string{keyPurpose, keyPurposeText, keyColumns} {
+	for _, k := range []string{keyPurpose, keyPurposeText, keyColumns, keySheet} {
 		for _, v := range in[k] {
 			if v != "" {
 				priv.Add(k, v)
@@ -288,6 +289,9 @@ func (s *Server) uiSubmit(r *http.Request, d *exportd.Dataset, in url.Values) (_
 		// hidden empty "columns" field is there): that is no column,
 		// not all of them.
 		priv[keyColumns] = []string{""}
+	}
+	if _, ok := in[keySheet]; ok && len(priv[keySheet]) == 0 {
+		priv[keySheet] = []string{""} // no sheet ticked: none, not all
 	}
 	q := cloneValues(url.Values(raw))
 	for k, v := range priv {
@@ -311,6 +315,11 @@ func (s *Server) uiSubmit(r *http.Request, d *exportd.Dataset, in url.Values) (_
 		URL: "/v1/datasets/" + url.PathEscape(d.Name) + "/export." + string(f)}
 	if len(link) > 0 {
 		sub.URL += "?" + link.Encode()
+	}
+	if p.Sheets != nil {
+		// Several queries: the stream's estimate (checkEstimate) and its
+		// row limit over every sheet apply.
+		return sub, nil
 	}
 	if err := s.checkRowLimit(ctx, s.conf(r).sources[d.Connection], d, p.Query); err != nil {
 		return nil, err
@@ -405,7 +414,7 @@ func formParams(d *exportd.Dataset, in url.Values) map[string][]string {
 	out := map[string][]string{}
 	for k, vs := range in {
 		switch k {
-		case "format", keyPurpose, keyPurposeText, keyColumns:
+		case "format", keyPurpose, keyPurposeText, keyColumns, keySheet:
 			continue
 		}
 		for _, v := range vs {
@@ -457,6 +466,9 @@ type uiFormData struct {
 	Columns       []uiColumn
 	ColumnsError  string
 	Encryption    string // "", "optional" or "required"
+	// Sheets are the sheets of a dataset of several, to choose from.
+	Sheets      []uiOption
+	SheetsError string
 }
 
 // uiColumn is one column of a personal dataset's column choice.
@@ -507,6 +519,12 @@ func newUIForm(d *exportd.Dataset, in url.Values, submitted bool, loc *time.Loca
 	}
 	for _, ft := range exportd.Formats {
 		f.Formats = append(f.Formats, uiOption{Value: string(ft), Label: formatLabels[ft], Selected: string(ft) == chosen})
+	}
+	sheets, sheetsGiven := in[keySheet]
+	for _, name := range d.SheetNames() {
+		f.Sheets = append(f.Sheets, uiOption{Value: name, Label: name,
+			Selected: !sheetsGiven || slices.Contains(sheets, name)}) // none given: all
+
 	}
 	for _, p := range d.Params {
 		vals, given := in[p.Name]
@@ -640,6 +658,8 @@ func (f *uiFormData) setErrors(err error) {
 		case found:
 		case pe.Param == keyColumns && len(f.Columns) > 0:
 			f.ColumnsError = pe.Reason
+		case pe.Param == keySheet && len(f.Sheets) > 0:
+			f.SheetsError = pe.Reason
 		case pe.Param == "format":
 			f.FormatError = pe.Reason
 		default:

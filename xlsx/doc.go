@@ -59,6 +59,20 @@
 // rows go on in "Name (2)", "Name (3)", … with the same header, widths and
 // panes. Sheet names are checked by [ValidSheetName].
 //
+// # Totals
+//
+// A column with a [Column.Total] gets a totals row below the sheet's last
+// data row, after the last sheet of its rollover series: a formula cell
+// (ECMA-376 Part 1, §18.3.1.4 c with §18.3.1.40 f and v) holding
+// SUBTOTAL(109, B2:B100) for a sum (101 average, 102 count, 105 min, 104
+// max: the 100s leave out rows a filter hides), over every sheet of the
+// series ('Name'!B2:B1048575, 'Name (2)'!…, B2:B70), with its value
+// computed as the rows were written cached in <v>, so that readers that do
+// not calculate show it. The autofilter ends above the totals row. The
+// first column without a total holds [Writer.TotalLabel]. A sheet without
+// data rows gets plain values (0 for a sum or a count), since a range
+// would cover the header or the totals row itself.
+//
 // # ZIP layout
 //
 // Every part is a deflated entry (github.com/klauspost/compress/flate,

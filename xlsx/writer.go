@@ -41,6 +41,9 @@ type Column struct {
 	Header string  // header text; the sheet gets a bold header row when any column has one
 	Width  float64 // width in characters; 0 leaves Excel's default
 	NumFmt string  // number format of numeric and date cells, e.g. "#,##0.00" or "yyyy-mm-dd hh:mm"
+	// Total asks for a totals row at the end of the sheet (after the
+	// last of its rollover sheets) with this column's total; see [Total].
+	Total Total
 }
 
 // Properties are the document properties (docProps/core.xml and app.xml).
@@ -90,6 +93,10 @@ type Writer struct {
 	// GOMAXPROCS > 1, a second goroutine deflates and writes while the
 	// caller formats the XML.
 	SingleThread bool
+	// TotalLabel is written in the totals row (of a sheet whose columns
+	// ask for totals), in the first column, when that column has no
+	// total; "" means DefaultTotalLabel.
+	TotalLabel string
 
 	dst     io.Writer
 	started bool
@@ -113,6 +120,11 @@ type Writer struct {
 	xfOf      map[string]int // number format -> cellXfs index
 	truncated int
 	textDates int
+
+	// totals of the current sheet's series (total.go)
+	totalCols []int // the columns with a total
+	accums    []accum
+	pieces    []piece // the series' sheets that have ended (rollover)
 }
 
 type sheetInfo struct {
@@ -346,9 +358,15 @@ func (w *Writer) NewSheet(name string, cols []Column) error {
 
 func (w *Writer) startSheet(name, base string, seq int, cols []Column) error {
 	if w.cur != nil {
-		if err := w.endSheet(); err != nil {
+		if seq > 1 {
+			w.pieces = append(w.pieces, piece{name: w.cur.name, first: w.firstDataRow(), last: w.sheetRow})
+		}
+		if err := w.endSheet(seq == 1); err != nil {
 			return err
 		}
+	}
+	if seq == 1 {
+		w.startTotals(cols)
 	}
 	w.cols = append(w.cols[:0], cols...)
 	w.header = false
@@ -365,6 +383,9 @@ func (w *Writer) startSheet(name, base string, seq int, cols []Column) error {
 	limit := MaxSheetRows
 	if w.header {
 		limit--
+	}
+	if len(w.totalCols) > 0 {
+		limit-- // the totals row
 	}
 	w.maxRows = w.MaxRows
 	if w.maxRows <= 0 || w.maxRows > limit {
@@ -484,9 +505,14 @@ func (w *Writer) nextRow() {
 	w.rowNum = append([]byte{'1'}, d...) // all nines became zeros: one digit more
 }
 
-func (w *Writer) endSheet() error {
+// endSheet ends the current sheet; last says it is the last of its
+// series (no rollover follows), which gets the totals row.
+func (w *Writer) endSheet(last bool) error {
 	s := w.cur
-	s.lastRow = w.sheetRow
+	s.lastRow = w.sheetRow // the autofilter's last row: the totals row is not filtered
+	if last && len(w.totalCols) > 0 {
+		w.writeTotals()
+	}
 	b := append(w.buf, `</sheetData>`...)
 	if s.filtered {
 		b = append(b, `<autoFilter ref="A1:`...)
@@ -651,6 +677,9 @@ func (w *Writer) Write(row []Cell) error {
 		}
 	}
 	w.buf = append(b, `</row>`...)
+	if len(w.totalCols) > 0 {
+		w.addTotals(row)
+	}
 	if len(w.buf) >= bufSize {
 		if err := w.emit(); err != nil {
 			return w.fail(err)
@@ -722,7 +751,7 @@ func (w *Writer) Abort() {
 
 func (w *Writer) finish() error {
 	if w.cur != nil {
-		if err := w.endSheet(); err != nil {
+		if err := w.endSheet(true); err != nil {
 			return err
 		}
 	}
