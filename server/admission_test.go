@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -425,5 +426,43 @@ func TestQueueHTTP10WaitsBeforeTheResponse(t *testing.T) {
 	body, err := io.ReadAll(resp.Body)
 	if resp.StatusCode != 200 || err != nil || string(body) != wantCSV(0, 100) {
 		t.Errorf("HTTP/1.0 download: %d %v %d bytes", resp.StatusCode, err, len(body))
+	}
+}
+
+// A download waiting for a slot costs little memory: its headers and
+// first bytes have left and its keep-alives flow, but it holds no
+// compressor (about a MiB for XLSX) and no query. The bound, per waiting
+// download and counting the test's client side too, is loose enough for
+// any run and still far below one compressor.
+func TestWaitingDownloadsCostLittle(t *testing.T) {
+	f := newFixture(t, 100)
+	src := newStepSource(f.src)
+	srv := queueServer(t, f, src, func(c *server.Config) { c.KeepAlive = 20 * time.Millisecond })
+	c := client(t)
+	u := func(k int) string { return fmt.Sprintf("%s/v1/datasets/items/export.xlsx?min=%d", srv.URL, k) }
+	open(t, c, u(1), "10.0.0.1") // runs, held before its first row
+	src.next(t)
+	live := func() uint64 {
+		var m runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc + m.StackInuse
+	}
+	before := live()
+	const waiting = 32
+	for k := range waiting {
+		resp := open(t, c, u(2+k), "10.0.0.1")
+		head := make([]byte, 64) // the local header, and more after keep-alives
+		readWithin(t, resp.Body, head, 10*time.Second)
+		if string(head[:4]) != "PK\x03\x04" {
+			t.Fatalf("download %d: first bytes %q", k, head[:4])
+		}
+	}
+	src.none(t)
+	after := live()
+	if per := (int64(after) - int64(before)) / waiting; per > 256<<10 {
+		t.Errorf("each waiting download holds %d KiB, want under 256 KiB", per>>10)
+	} else {
+		t.Logf("each waiting download holds %d KiB (server and client)", per>>10)
 	}
 }
