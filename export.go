@@ -173,12 +173,15 @@ func (e *Export) Run(ctx context.Context) (Stats, error) {
 	// The flush tick sends rows written since the last flush, so that no
 	// written row waits longer than FlushInterval for the client, however
 	// slowly the next ones come.
+	// It starts with the query: an export waiting for room (Admit) wakes
+	// for its keep-alives only.
 	var flushTick <-chan time.Time
-	if e.FlushInterval > 0 {
-		t := time.NewTicker(e.FlushInterval)
-		defer t.Stop()
-		flushTick = t.C
-	}
+	var flushTicker *time.Ticker
+	defer func() {
+		if flushTicker != nil {
+			flushTicker.Stop()
+		}
+	}()
 	unflushed := false // rows written since the last flush
 	started := r.started
 	var full <-chan *batch // nil until the query has started
@@ -224,6 +227,10 @@ func (e *Export) Run(ctx context.Context) (Stats, error) {
 				}
 			}
 			full = r.full
+			if e.FlushInterval > 0 {
+				flushTicker = time.NewTicker(e.FlushInterval)
+				flushTick = flushTicker.C
+			}
 		case b, ok := <-full:
 			if !ok {
 				if r.err != nil {

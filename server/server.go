@@ -39,8 +39,9 @@ type Config struct {
 	// gzip-encoded) or a space (JSON Lines sent uncompressed), again every
 	// KeepAlive, so that a proxy's read timeout never fires while the
 	// database is silent. Uncompressed CSV and TSV have no such bytes and
-	// stay silent. 0 means DefaultKeepAlive (1 s: under any proxy read
-	// timeout of 2 s or more, for at most 5 bytes a second). A negative
+	// stay silent. 0 means DefaultKeepAlive (500 ms: no download is
+	// silent for a second, under any proxy read timeout of 1 s or more,
+	// for at most 10 bytes a second). A negative
 	// value turns keep-alives off, and with them the early first bytes:
 	// the response then starts with the first rows, as from a plain
 	// streaming server (behind a proxy, a query silent for longer than its
@@ -142,7 +143,7 @@ type Config struct {
 
 // Defaults applied by New.
 const (
-	DefaultKeepAlive      = time.Second
+	DefaultKeepAlive      = 500 * time.Millisecond
 	DefaultFlushInterval  = 250 * time.Millisecond
 	DefaultFlushBytes     = 64 << 10
 	DefaultWriteTimeout   = 60 * time.Second
