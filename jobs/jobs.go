@@ -135,6 +135,21 @@ type Manager struct {
 	// linkSecrets sign and verify download links (link.go).
 	linkSecrets atomic.Pointer[linkSecrets]
 	node        nodeState
+	slots       atomic.Pointer[admitFunc] // see ShareSlots
+}
+
+// admitFunc waits for room to run an export (see [Manager.ShareSlots]).
+type admitFunc func(ctx context.Context) (release func(), err error)
+
+// ShareSlots makes every attempt from now on wait, after its file has
+// started and before its query, for admit to return: a slot of the run
+// slots this node's downloads use too (a server with Config.Jobs sets
+// it), so that jobs and downloads share the cores instead of both taking
+// all of them. The attempt calls release when its export ends. Without
+// it, a job runs as soon as a worker takes it.
+func (m *Manager) ShareSlots(admit func(ctx context.Context) (release func(), err error)) {
+	f := admitFunc(admit)
+	m.slots.Store(&f)
 }
 
 // datasets are the datasets jobs run, on a source per connection.

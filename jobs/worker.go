@@ -76,7 +76,12 @@ func (m *Manager) run(ctx context.Context, job *river.Job[exportArgs]) error {
 		return err
 	}
 	log.Info("job started")
+	var admit admitFunc
+	if f := m.slots.Load(); f != nil {
+		admit = *f
+	}
 	res, err := p.Run(ctx, plan.Options{
+		Admit:            admit,
 		Source:           src,
 		Output:           up,
 		Audit:            m.cfg.Audit,

@@ -25,6 +25,12 @@ const longWait = 5 * time.Second
 // client with nothing running does not wait behind other clients'
 // exports either: it may start beyond slots, up to twice slots (the
 // headroom drains before anyone else starts).
+//
+// Background jobs run on the same slots, as one client of their own (see
+// joinJob) with a smaller share: at most half the slots (at least one),
+// never beyond slots, and never refused. A job thus takes its turn with
+// the downloads, but the people waiting at a browser always keep at least
+// half the slots.
 type admission struct {
 	slots      int // ≤ 0: every admitted export runs at once
 	max        int // ≤ 0: no bound
@@ -88,6 +94,21 @@ func defaultSlots(pools []int) int {
 	return max(n, 1)
 }
 
+// jobsKey is the client of background jobs: no ClientKey (an address or
+// "principal:…") can be it.
+const jobsKey = "\x00jobs"
+
+// jobShare is the most slots background jobs hold at once.
+func (a *admission) jobShare() int { return max(a.slots/2, 1) }
+
+// joinJob admits a background job's export: it is never refused (the
+// job queue bounds the jobs) and waits for a slot within the jobs' share.
+func (a *admission) joinJob() *ticket {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.enqueue(jobsKey)
+}
+
 // join admits an export of client, or refuses it with an error wrapping
 // errBusy when a bound is reached. The export may run at once or wait (see
 // ticket.wait); every ticket must be ended with done.
@@ -95,12 +116,19 @@ func (a *admission) join(key string) (*ticket, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	c := a.clients[key]
-	if a.max > 0 && a.admitted >= a.max {
+	if a.max > 0 && a.admitted-a.jobs() >= a.max {
 		return nil, fmt.Errorf("%w: the server holds its limit of %d exports, running or waiting; retry later or run the export as a background job", errBusy, a.max)
 	}
 	if c != nil && a.perClient > 0 && c.admitted >= a.perClient {
 		return nil, fmt.Errorf("%w: you have %d exports running or waiting, your limit; retry when one ends or run the export as a background job", errBusy, a.perClient)
 	}
+	return a.enqueue(key), nil
+}
+
+// enqueue adds an export of the client key to the queue and hands out
+// the free slots. It is called with a.mu held.
+func (a *admission) enqueue(key string) *ticket {
+	c := a.clients[key]
 	if c == nil {
 		c = &client{key: key}
 		a.clients[key] = c
@@ -112,11 +140,22 @@ func (a *admission) join(key string) (*ticket, error) {
 	a.waiting++
 	a.m.waiting.Inc()
 	a.dispatch()
-	return t, nil
+	return t
+}
+
+// jobs returns the background jobs admitted, running or waiting.
+func (a *admission) jobs() int {
+	if c := a.clients[jobsKey]; c != nil {
+		return c.admitted
+	}
+	return 0
 }
 
 // canStart reports whether c may take a slot now.
 func (a *admission) canStart(c *client) bool {
+	if c.key == jobsKey {
+		return a.slots <= 0 || a.running < a.slots && c.running < a.jobShare()
+	}
 	if a.slots <= 0 || a.running < a.slots {
 		return true // dispatch picks the fairest client first
 	}
@@ -231,4 +270,16 @@ func (a *admission) active() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.admitted
+}
+
+// admitJob waits for a slot for a background job's export, within the
+// jobs' share, and returns its release.
+func (s *Server) admitJob(ctx context.Context) (func(), error) {
+	t := s.admit.joinJob()
+	release, err := t.wait(ctx)
+	if err != nil {
+		t.done()
+		return nil, fmt.Errorf("wait for a slot: %w", err)
+	}
+	return release, nil
 }

@@ -3,6 +3,7 @@ package server_test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -465,4 +466,68 @@ func TestWaitingDownloadsCostLittle(t *testing.T) {
 	} else {
 		t.Logf("each waiting download holds %d KiB (server and client)", per>>10)
 	}
+}
+
+// Background jobs run on the downloads' slots within their share, half
+// the slots: with two slots and two jobs queued, one job runs and the
+// other waits for it, and a download started meanwhile runs at once on
+// the slot the jobs may not take; when the running job ends, the other
+// one runs.
+func TestJobsShareSlots(t *testing.T) {
+	f := newFixture(t, 100)
+	src := newStepSource(f.src)
+	m := startJobs(t, t.TempDir(), f.cfg, src, nil)
+	released := map[int64]bool{}
+	release := func(min int64) { released[min] = true; src.release(min) }
+	t.Cleanup(func() { // before the jobs stop: no job stays held
+		for _, min := range []int64{100, 200, 300} {
+			if !released[min] {
+				src.release(min)
+			}
+		}
+	})
+	srv := queueServer(t, f, src, func(c *server.Config) {
+		c.Slots = 2
+		c.Jobs = m
+	})
+	c := client(t)
+	for _, min := range []string{"100", "200"} {
+		resp, body := do(t, c, "POST", srv.URL+"/v1/datasets/items/jobs", map[string]any{"format": "csv", "params": map[string]any{"min": min}})
+		if resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("submit: %d %s", resp.StatusCode, body)
+		}
+	}
+	first := src.next(t) // one job's query
+	// Both jobs are taken by the node's two workers…
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		_, body := do(t, c, "GET", srv.URL+"/v1/jobs", nil)
+		var list struct {
+			Jobs []struct{ State string }
+		}
+		if err := json.Unmarshal(body, &list); err != nil {
+			t.Fatal(err)
+		}
+		if len(list.Jobs) == 2 && list.Jobs[0].State == "running" && list.Jobs[1].State == "running" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the jobs are not both running: %s", body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	src.none(t) // … but the second waits: the jobs' share is full
+	dl := open(t, c, srv.URL+"/v1/datasets/items/export.csv?min=300", "10.0.0.1")
+	if m := src.next(t); m != 300 {
+		t.Fatalf("query min=%d started, want the download's (300)", m)
+	}
+	release(300)
+	if body, err := io.ReadAll(dl.Body); dl.StatusCode != 200 || err != nil || string(body) != wantCSV(29, 100) {
+		t.Fatalf("download: %d %v %.100q", dl.StatusCode, err, body)
+	}
+	release(first)
+	second := src.next(t)
+	if first+second != 300 {
+		t.Fatalf("job queries %d and %d, want 100 and 200", first, second)
+	}
+	release(second)
 }

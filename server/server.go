@@ -263,6 +263,10 @@ func New(cfg Config) (*Server, error) {
 		s.cfg.Slots = cfg.Slots
 	}
 	s.admit = newAdmission(cfg.Slots, cfg.MaxExports, cfg.MaxExportsPerClient, s.metrics, s.log)
+	if cfg.Jobs != nil {
+		// Jobs run on the same slots, within their share (admission.go).
+		cfg.Jobs.ShareSlots(s.admitJob)
+	}
 	s.streams, s.stopStreams = context.WithCancelCause(context.Background())
 	s.mux = http.NewServeMux()
 	handle(s.mux, s.apiRoutes())
