@@ -439,4 +439,4 @@ var paramNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // ReservedParamNames are query-string keys the HTTP server uses for itself;
 // no parameter may take one of these names.
-var ReservedParamNames = []string{"format", "part", "part_rows", "part_from", "columns", "purpose", "purpose_text", "password"}
+var ReservedParamNames = []string{"format", "part", "part_rows", "part_from", "columns", "purpose", "purpose_text", "password", "queue"}

@@ -531,3 +531,103 @@ func TestJobsShareSlots(t *testing.T) {
 	}
 	release(second)
 }
+
+// A download named with queue= can be asked where it stands — by its own
+// client only — and taken out of the queue while it waits.
+func TestQueuePlace(t *testing.T) {
+	f := newFixture(t, 100)
+	src := newStepSource(f.src)
+	srv := queueServer(t, f, src, func(c *server.Config) { c.KeepAlive = 20 * time.Millisecond })
+	c := client(t)
+	dl := func(min int, name, ip string) *http.Response {
+		resp := open(t, c, fmt.Sprintf("%s/v1/datasets/items/export.csv?min=%d&queue=%s", srv.URL, min, name), ip)
+		if resp.StatusCode != 200 {
+			b, _ := io.ReadAll(resp.Body)
+			t.Fatalf("download %s: %d %s", name, resp.StatusCode, b)
+		}
+		return resp
+	}
+	type place struct {
+		State    string
+		Position int
+		Waiting  int
+		Running  int
+		Slots    int
+	}
+	ask := func(name, ip string) (int, place, []byte) {
+		t.Helper()
+		resp, body := do(t, c, "GET", srv.URL+"/v1/queue/"+name, nil, "X-Real-IP", ip)
+		var p place
+		if resp.StatusCode == 200 {
+			if err := json.Unmarshal(body, &p); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return resp.StatusCode, p, body
+	}
+	const a, b = "10.0.0.1", "10.0.0.2"
+	a1 := dl(10, "a1", a) // runs
+	src.next(t)
+	b1 := dl(500, "b1", b) // runs beyond the slot: b had nothing running
+	src.next(t)
+	a2, a3 := dl(20, "a2", a), dl(30, "a3", a)
+	b2 := dl(600, "b2", b)
+	src.none(t)
+
+	for _, tc := range []struct {
+		name, ip string
+		state    string
+		position int
+	}{
+		{"a1", a, "running", 0},
+		{"a2", a, "waiting", 2}, // after b2 or before it: b2 is b's first waiting
+		{"a3", a, "waiting", 3},
+		{"b2", b, "waiting", 2},
+	} {
+		status, p, body := ask(tc.name, tc.ip)
+		if status != 200 || p.State != tc.state || p.Position != tc.position || p.Waiting != 3 || p.Running != 2 || p.Slots != 1 {
+			t.Errorf("%s: %d %s, want %s at %d of 3 waiting, 2 running, 1 slot", tc.name, status, body, tc.state, tc.position)
+		}
+	}
+	// Another client's download, or no such name: not found.
+	for _, tc := range [][2]string{{"a2", b}, {"b2", a}, {"zz", a}} {
+		if status, _, body := ask(tc[0], tc[1]); status != 404 || !strings.Contains(string(body), `"field":"id"`) {
+			t.Errorf("%s asked by %s: %d %s, want 404 naming the field id", tc[0], tc[1], status, body)
+		}
+	}
+	// A queue name must be plain.
+	resp, body := do(t, c, "GET", srv.URL+"/v1/datasets/items/export.csv?queue=a%20b", nil)
+	if resp.StatusCode != 400 || !strings.Contains(string(body), `"field":"queue"`) {
+		t.Errorf("queue=a b: %d %s, want 400 naming the field queue", resp.StatusCode, body)
+	}
+
+	// Taking a3 out of the queue ends its download (a failed one); a
+	// running download cannot be taken out.
+	if resp, body := do(t, c, "DELETE", srv.URL+"/v1/queue/a3", nil, "X-Real-IP", a); resp.StatusCode != 204 {
+		t.Errorf("DELETE a3: %d %s", resp.StatusCode, body)
+	}
+	if _, err := io.ReadAll(a3.Body); err == nil {
+		t.Error("a3's download ended cleanly after it left the queue, want a failed download")
+	}
+	if resp, _ := do(t, c, "DELETE", srv.URL+"/v1/queue/a1", nil, "X-Real-IP", a); resp.StatusCode != 404 {
+		t.Errorf("DELETE a1 (running): %d, want 404", resp.StatusCode)
+	}
+	if status, _, _ := ask("a3", a); status != 404 {
+		t.Errorf("a3 after it left: %d, want 404", status)
+	}
+
+	for _, min := range []int64{10, 500, 20, 600} {
+		src.release(min)
+	}
+	for i, resp := range []*http.Response{a1, b1, a2, b2} {
+		if _, err := io.ReadAll(resp.Body); err != nil {
+			t.Errorf("download %d: %v", i, err)
+		}
+	}
+	for range 2 {
+		src.next(t) // a2's and b2's queries
+	}
+	if status, _, _ := ask("a2", a); status != 404 {
+		t.Errorf("a2 after it ended: %d, want 404", status)
+	}
+}

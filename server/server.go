@@ -312,6 +312,8 @@ func (s *Server) routes() []route {
 		{"GET", "/v1/datasets/{name}", "/v1/datasets/{name}", http.HandlerFunc(s.getDataset)},
 		{"GET", "/v1/datasets/{name}/{file}", "/v1/datasets/{name}/export.{format}", http.HandlerFunc(s.export)},
 		{"GET", "/v1/openapi.json", "/v1/openapi.json", http.HandlerFunc(serveOpenAPI)},
+		{"GET", "/v1/queue/{id}", "/v1/queue/{id}", http.HandlerFunc(s.queueStatus)},
+		{"DELETE", "/v1/queue/{id}", "/v1/queue/{id}", http.HandlerFunc(s.leaveQueue)},
 		{"GET", "/healthz", "/healthz", http.HandlerFunc(s.healthz)},
 		{"GET", "/readyz", "/readyz", http.HandlerFunc(s.readyz)},
 		{"GET", "/metrics", "/metrics", s.metrics.handler()},
