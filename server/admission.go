@@ -378,7 +378,7 @@ const keyQueue = "queue"
 var errLeftQueue = errors.New("taken out of the queue by its client")
 
 // validQueueName reports whether name may name an export in the queue:
-// 1 to 64 letters, digits, '-' and '_' (the UI sends 22 random ones).
+// 1 to 64 letters, digits, '-' and '_' (the UI sends 26 random ones).
 func validQueueName(name string) bool {
 	if name == "" || len(name) > 64 {
 		return false
