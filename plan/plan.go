@@ -12,7 +12,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/flate"
 
 	"github.com/exportd/exportd"
 	"github.com/exportd/exportd/audit"
@@ -378,9 +378,20 @@ func (p *Plan) Run(ctx context.Context, o Options) (Result, error) {
 		dst = dig
 	}
 	onFlush := o.OnFlush
-	var gz *gzip.Writer
+	var gz *gzipWriter
+	admit := o.Admit
 	if o.Gzip {
-		gz, _ = gzip.NewWriterLevel(dst, gzip.BestSpeed)
+		// No compressor until the export is admitted (gzip.go).
+		gz = newGzipWriter(dst, flate.BestSpeed)
+		if admit == nil {
+			gz.compress()
+		} else {
+			admit = func(ctx context.Context) (func(), error) {
+				release, err := o.Admit(ctx)
+				gz.compress()
+				return release, err
+			}
+		}
 		dst = gz
 		onFlush = func(keepAlive bool) error {
 			if err := gz.Flush(); err != nil {
@@ -423,7 +434,7 @@ func (p *Plan) Run(ctx context.Context, o Options) (Result, error) {
 		OnProgress:       o.OnProgress,
 		ProgressInterval: o.ProgressInterval,
 		Estimate:         o.Estimate,
-		Admit:            o.Admit,
+		Admit:            admit,
 	}
 	if o.Direct {
 		e.MaxRows = d.RowLimit

@@ -432,39 +432,59 @@ func TestQueueHTTP10WaitsBeforeTheResponse(t *testing.T) {
 
 // A download waiting for a slot costs little memory: its headers and
 // first bytes have left and its keep-alives flow, but it holds no
-// compressor (about a MiB for XLSX) and no query. The bound, per waiting
-// download and counting the test's client side too, is loose enough for
-// any run and still far below one compressor.
+// compressor (about a MiB: XLSX's deflate, a text file's gzip) and no
+// query. The bound, per waiting download and counting the test's client
+// side too, is loose enough for any run and still far below one
+// compressor.
 func TestWaitingDownloadsCostLittle(t *testing.T) {
-	f := newFixture(t, 100)
-	src := newStepSource(f.src)
-	srv := queueServer(t, f, src, func(c *server.Config) { c.KeepAlive = 20 * time.Millisecond })
-	c := client(t)
-	u := func(k int) string { return fmt.Sprintf("%s/v1/datasets/items/export.xlsx?min=%d", srv.URL, k) }
-	open(t, c, u(1), "10.0.0.1") // runs, held before its first row
-	src.next(t)
-	live := func() uint64 {
-		var m runtime.MemStats
-		runtime.GC()
-		runtime.ReadMemStats(&m)
-		return m.HeapAlloc + m.StackInuse
-	}
-	before := live()
-	const waiting = 32
-	for k := range waiting {
-		resp := open(t, c, u(2+k), "10.0.0.1")
-		head := make([]byte, 64) // the local header, and more after keep-alives
-		readWithin(t, resp.Body, head, 10*time.Second)
-		if string(head[:4]) != "PK\x03\x04" {
-			t.Fatalf("download %d: first bytes %q", k, head[:4])
-		}
-	}
-	src.none(t)
-	after := live()
-	if per := (int64(after) - int64(before)) / waiting; per > 256<<10 {
-		t.Errorf("each waiting download holds %d KiB, want under 256 KiB", per>>10)
-	} else {
-		t.Logf("each waiting download holds %d KiB (server and client)", per>>10)
+	for _, tc := range []struct{ format, magic, encoding string }{
+		{"xlsx", "PK\x03\x04", ""},
+		{"csv", "\x1f\x8b", "gzip"},
+	} {
+		t.Run(tc.format, func(t *testing.T) {
+			f := newFixture(t, 100)
+			src := newStepSource(f.src)
+			srv := queueServer(t, f, src, func(c *server.Config) { c.KeepAlive = 20 * time.Millisecond })
+			c := client(t)
+			get := func(k int) *http.Response {
+				req, _ := http.NewRequest("GET", fmt.Sprintf("%s/v1/datasets/items/export.%s?min=%d", srv.URL, tc.format, k), nil)
+				req.Header.Set("X-Real-IP", "10.0.0.1")
+				if tc.encoding != "" {
+					req.Header.Set("Accept-Encoding", tc.encoding)
+				}
+				resp, err := c.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { resp.Body.Close() })
+				return resp
+			}
+			get(1) // runs, held before its first row
+			src.next(t)
+			live := func() uint64 {
+				var m runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&m)
+				return m.HeapAlloc + m.StackInuse
+			}
+			before := live()
+			const waiting = 32
+			for k := range waiting {
+				resp := get(2 + k)
+				head := make([]byte, 32) // the first bytes, and more after keep-alives
+				readWithin(t, resp.Body, head, 10*time.Second)
+				if !strings.HasPrefix(string(head), tc.magic) {
+					t.Fatalf("download %d: first bytes %q", k, head)
+				}
+			}
+			src.none(t)
+			after := live()
+			if per := (int64(after) - int64(before)) / waiting; per > 256<<10 {
+				t.Errorf("each waiting download holds %d KiB, want under 256 KiB", per>>10)
+			} else {
+				t.Logf("each waiting download holds %d KiB (server and client)", per>>10)
+			}
+		})
 	}
 }
 
