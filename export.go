@@ -78,6 +78,13 @@ type Export struct {
 	// Keep-alive flushes go on while it waits; it must return when ctx
 	// ends. An error from Admit ends the export.
 	Admit func(ctx context.Context) (release func(), err error)
+	// Turn, if set, is called before each batch of rows is written, with
+	// the rows written so far, and the function it returns after the
+	// batch: it lets a caller share the cores between the exports it runs
+	// (a server gives the next turn to the export that has written the
+	// fewest rows, so that a small download beside large ones is not held
+	// back by them). An error from Turn ends the export.
+	Turn func(ctx context.Context, rows int64) (done func(), err error)
 }
 
 const batchRows = 256
@@ -253,20 +260,38 @@ func (e *Export) Run(ctx context.Context) (Stats, error) {
 			if timer != nil {
 				timer.Reset(e.KeepAlive)
 			}
-			for _, row := range b.rows[:b.n] {
-				if e.MaxRows > 0 && st.Rows >= e.MaxRows {
-					return finish(fmt.Errorf("more than %d rows: %w", e.MaxRows, ErrRowLimit))
+			var turnDone func()
+			if e.Turn != nil {
+				if turnDone, err = e.Turn(ctx, st.Rows); err != nil {
+					return finish(fmt.Errorf("wait for a turn: %w", err))
 				}
-				if err := w.WriteRow(row); err != nil {
-					return finish(fmt.Errorf("write row %d: %w", st.Rows+1, err))
-				}
-				st.Rows++
+			}
+			err := e.writeBatch(w, b, &st)
+			if turnDone != nil {
+				turnDone()
+			}
+			if err != nil {
+				return finish(err)
 			}
 			r.free <- b
 			unflushed = true
 			report(false)
 		}
 	}
+}
+
+// writeBatch writes the rows of b.
+func (e *Export) writeBatch(w RowWriter, b *batch, st *Stats) error {
+	for _, row := range b.rows[:b.n] {
+		if e.MaxRows > 0 && st.Rows >= e.MaxRows {
+			return fmt.Errorf("more than %d rows: %w", e.MaxRows, ErrRowLimit)
+		}
+		if err := w.WriteRow(row); err != nil {
+			return fmt.Errorf("write row %d: %w", st.Rows+1, err)
+		}
+		st.Rows++
+	}
+	return nil
 }
 
 // reader runs a query and reads its rows in batches on a goroutine of its

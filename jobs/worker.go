@@ -76,12 +76,13 @@ func (m *Manager) run(ctx context.Context, job *river.Job[exportArgs]) error {
 		return err
 	}
 	log.Info("job started")
-	var admit admitFunc
-	if f := m.slots.Load(); f != nil {
-		admit = *f
+	var share sharing
+	if sh := m.slots.Load(); sh != nil {
+		share = *sh
 	}
 	res, err := p.Run(ctx, plan.Options{
-		Admit:            admit,
+		Admit:            share.admit,
+		Turn:             share.turn,
 		Source:           src,
 		Output:           up,
 		Audit:            m.cfg.Audit,

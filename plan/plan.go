@@ -331,6 +331,7 @@ type Options struct {
 
 	// The engine's hooks: see [exportd.Export].
 	Admit            func(ctx context.Context) (release func(), err error)
+	Turn             func(ctx context.Context, rows int64) (done func(), err error)
 	KeepAlive        time.Duration
 	FlushInterval    time.Duration
 	OnFlush          func(keepAlive bool) error
@@ -435,6 +436,7 @@ func (p *Plan) Run(ctx context.Context, o Options) (Result, error) {
 		ProgressInterval: o.ProgressInterval,
 		Estimate:         o.Estimate,
 		Admit:            admit,
+		Turn:             o.Turn,
 	}
 	if o.Direct {
 		e.MaxRows = d.RowLimit

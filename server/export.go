@@ -244,6 +244,7 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 		WrapWriter:    func(w exportd.RowWriter) exportd.RowWriter { rw = &rowCounter{RowWriter: w}; return rw },
 		FlushInterval: s.cfg.FlushInterval,
 		Admit:         s.admitted(ticket),
+		Turn:          s.turns.forExport(),
 		OnFlush: func(bool) error {
 			if s.cfg.KeepAlive < 0 && (rw == nil || !rw.seen) {
 				// Keep-alives off: nothing is sent before the first row

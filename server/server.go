@@ -170,6 +170,7 @@ type Server struct {
 	handler http.Handler
 	metrics *metrics
 	admit   *admission
+	turns   *turns                      // the cores, shared between running exports (turns.go)
 	cop     *http.CrossOriginProtection // refuses cross-site state-changing requests (auth.go)
 	// served is the configuration of the datasets served now (reload.go).
 	served atomic.Pointer[served]
@@ -263,9 +264,10 @@ func New(cfg Config) (*Server, error) {
 		s.cfg.Slots = cfg.Slots
 	}
 	s.admit = newAdmission(cfg.Slots, cfg.MaxExports, cfg.MaxExportsPerClient, s.metrics, s.log)
+	s.turns = newTurns(runtime.GOMAXPROCS(0))
 	if cfg.Jobs != nil {
 		// Jobs run on the same slots, within their share (admission.go).
-		cfg.Jobs.ShareSlots(s.admitJob)
+		cfg.Jobs.ShareSlots(s.admitJob, s.turns.forJob)
 	}
 	s.streams, s.stopStreams = context.WithCancelCause(context.Background())
 	s.mux = http.NewServeMux()
