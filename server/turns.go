@@ -19,7 +19,7 @@ import (
 // download started beside large ones thus has the cores to itself for the
 // few milliseconds it needs, instead of waiting behind the large ones'
 // batches (and their goroutines) for each of its rows; the large ones
-// lose those milliseconds. The slots (admission.go) bound how many
+// lose those milliseconds (each wait at most youngMaxWait). The slots (admission.go) bound how many
 // exports run; the turns decide which of them uses the cores now.
 type turns struct {
 	mu        sync.Mutex
@@ -27,6 +27,7 @@ type turns struct {
 	waiters   []*turnWaiter
 	lastYoung time.Time // when a young export last took a turn
 	youngGap  time.Duration
+	maxWait   time.Duration // youngMaxWait
 }
 
 type turnWaiter struct {
@@ -38,9 +39,13 @@ const (
 	youngRows = 4096
 	youngFor  = 2 * time.Second
 	youngGap  = 20 * time.Millisecond
+	// youngMaxWait bounds one wait of an old export for young ones.
+	youngMaxWait = 250 * time.Millisecond
 )
 
-func newTurns(n int) *turns { return &turns{free: max(n, 1), youngGap: youngGap} }
+func newTurns(n int) *turns {
+	return &turns{free: max(n, 1), youngGap: youngGap, maxWait: youngMaxWait}
+}
 
 // forExport returns the turns of one export, for exportd.Export.Turn.
 func (t *turns) forExport() func(ctx context.Context, rows int64) (func(), error) {
@@ -95,11 +100,16 @@ func (t *turns) take(ctx context.Context, rows int64, young bool) (func(), error
 	}
 }
 
-// waitForYoung waits until no young export has taken a turn for youngGap.
+// waitForYoung waits until no young export has taken a turn for youngGap,
+// or for youngMaxWait at most: an old export's keep-alives and flushes
+// wait with it, so it never stays silent for long.
 func (t *turns) waitForYoung(ctx context.Context) error {
+	t.mu.Lock()
+	until := time.Now().Add(t.maxWait)
+	t.mu.Unlock()
 	for {
 		t.mu.Lock()
-		wait := time.Until(t.lastYoung.Add(t.youngGap))
+		wait := min(time.Until(t.lastYoung.Add(t.youngGap)), time.Until(until))
 		t.mu.Unlock()
 		if wait <= 0 {
 			return nil

@@ -58,11 +58,12 @@ func TestTurnsFewestRowsFirst(t *testing.T) {
 }
 
 // While a young export takes turns, an old one waits even with turns free;
-// it gets its turn once no young one has taken one for youngGap, and it
-// stops waiting when its context ends.
+// it gets its turn once no young one has taken one for youngGap or it has
+// waited maxWait, and it stops waiting when its context ends.
 func TestTurnsYoungFirst(t *testing.T) {
 	tr := newTurns(2)
-	tr.youngGap = time.Hour // the young export stays active for the test
+	tr.youngGap = time.Hour // the young export stays active for the test…
+	tr.maxWait = time.Hour  // …and the old one would wait for it that long
 	done, err := tr.take(context.Background(), 10, true)
 	if err != nil {
 		t.Fatal(err)
@@ -83,8 +84,17 @@ func TestTurnsYoungFirst(t *testing.T) {
 	if err := <-got; !errors.Is(err, context.Canceled) {
 		t.Fatalf("the old export's wait ended with %v, want its context's end", err)
 	}
+	// An old export waits for young ones maxWait at most.
 	tr.mu.Lock()
-	tr.youngGap = 0 // the young export is gone
+	tr.maxWait = 0
+	tr.mu.Unlock()
+	done, err = tr.take(context.Background(), 1_000_000, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done()
+	tr.mu.Lock()
+	tr.maxWait, tr.youngGap = time.Hour, 0 // the young export is gone
 	tr.mu.Unlock()
 	done, err = tr.take(context.Background(), 1_000_000, false)
 	if err != nil {
