@@ -123,7 +123,10 @@ type Config struct {
 	Auth *auth.Authenticator
 
 	// Jobs, when set, serves the background job API (server/jobs.go):
-	// POST /v1/datasets/{name}/jobs, /v1/jobs…
+	// POST /v1/datasets/{name}/jobs, /v1/jobs… Its jobs run on this
+	// server's slots (see Slots), as one client holding at most half of
+	// them, and take turns at the cores with the downloads (New calls
+	// its ShareSlots).
 	Jobs *jobs.Manager
 	// Reload, if set, re-reads the datasets file and reloads the server
 	// (and its jobs) from it, returning how many datasets it serves now:
