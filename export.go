@@ -99,6 +99,13 @@ type Export struct {
 	// Keep-alive flushes go on while it waits; it must return when ctx
 	// ends. An error from Admit ends the export.
 	Admit func(ctx context.Context) (release func(), err error)
+	// Turn, if set, is called before each batch of rows is written, with
+	// the rows written so far, and the function it returns after the
+	// batch: it lets a caller share the cores between the exports it runs
+	// (a server gives the next turn to the export that has written the
+	// fewest rows, so that a small download beside large ones is not held
+	// back by them). An error from Turn ends the export.
+	Turn func(ctx context.Context, rows int64) (done func(), err error)
 }
 
 // ExportSheet is one sheet of an export of several: its query, its
@@ -132,7 +139,9 @@ type run struct {
 	timer     *time.Timer
 	keepAlive <-chan time.Time
 	flushTick <-chan time.Time
-	last      time.Time // of the last progress report
+	// flushTicker makes flushTick, from the first query on.
+	flushTicker *time.Ticker
+	last        time.Time // of the last progress report
 	unflushed bool      // rows written since the last flush
 }
 
@@ -176,12 +185,12 @@ func (e *Export) Run(ctx context.Context) (Stats, error) {
 	}
 	// The flush tick sends rows written since the last flush, so that no
 	// written row waits longer than FlushInterval for the client, however
-	// slowly the next ones come.
-	if e.FlushInterval > 0 {
-		t := time.NewTicker(e.FlushInterval)
-		defer t.Stop()
-		r.flushTick = t.C
-	}
+	// slowly the next ones come (started with the first query: see sheet).
+	defer func() {
+		if r.flushTicker != nil {
+			r.flushTicker.Stop()
+		}
+	}()
 	for i := range sheets {
 		if err := r.sheet(ctx, i, &sheets[i], i == len(sheets)-1); err != nil {
 			return finish(err)
@@ -300,6 +309,12 @@ func (r *run) sheet(ctx context.Context, i int, sh *ExportSheet, last bool) erro
 				}
 			}
 			full = rd.full
+			if e.FlushInterval > 0 && r.flushTicker == nil {
+				// The flush ticker starts with the first query: an export
+				// waiting for room (Admit) wakes for its keep-alives only.
+				r.flushTicker = time.NewTicker(e.FlushInterval)
+				r.flushTick = r.flushTicker.C
+			}
 		case b, ok := <-full:
 			if !ok {
 				if rd.err != nil {
@@ -329,17 +344,18 @@ func (r *run) sheet(ctx context.Context, i int, sh *ExportSheet, last bool) erro
 			if r.timer != nil {
 				r.timer.Reset(e.KeepAlive)
 			}
-			for _, row := range b.rows[:b.n] {
-				if e.MaxRows > 0 && r.st.Rows >= e.MaxRows {
-					return fmt.Errorf("more than %d rows: %w", e.MaxRows, ErrRowLimit)
+			var turnDone func()
+			if e.Turn != nil {
+				if turnDone, err = e.Turn(ctx, r.st.Rows); err != nil {
+					return fmt.Errorf("wait for a turn: %w", err)
 				}
-				if err := r.w.WriteRow(row); err != nil {
-					return fmt.Errorf("write row %d: %w", r.st.Rows+1, err)
-				}
-				r.st.Rows++
-				if sheetRows != nil {
-					*sheetRows++
-				}
+			}
+			err := r.writeBatch(b, sheetRows)
+			if turnDone != nil {
+				turnDone()
+			}
+			if err != nil {
+				return err
 			}
 			rd.free <- b
 			r.unflushed = true
@@ -366,6 +382,25 @@ func (r *run) report(force bool) {
 }
 
 func (r *run) flush(keepAlive bool) error { return r.e.flush(r.w, keepAlive) }
+
+// writeBatch writes the rows of b, counting them in sheetRows too when
+// it is not nil.
+func (r *run) writeBatch(b *batch, sheetRows *int64) error {
+	e := r.e
+	for _, row := range b.rows[:b.n] {
+		if e.MaxRows > 0 && r.st.Rows >= e.MaxRows {
+			return fmt.Errorf("more than %d rows: %w", e.MaxRows, ErrRowLimit)
+		}
+		if err := r.w.WriteRow(row); err != nil {
+			return fmt.Errorf("write row %d: %w", r.st.Rows+1, err)
+		}
+		r.st.Rows++
+		if sheetRows != nil {
+			*sheetRows++
+		}
+	}
+	return nil
+}
 
 // reader runs a query and reads its rows in batches on a goroutine of its
 // own. It sends the result's columns on started (or closes started with err

@@ -142,7 +142,7 @@ func TestDatasetRules(t *testing.T) {
 		{"param in a comment is not a use", "sql: \"SELECT 1 -- :a\"\nparams: [{name: a, type: int}]", `7: dataset "d": params[0].name: parameter "a" is declared but the sql never uses :a`},
 		{"repeated param", "sql: SELECT :a\nparams:\n  - {name: a, type: int}\n  - {name: a, type: string}", `9: dataset "d": params[1].name: repeated parameter "a" (also params[0])`},
 		{"param name", "sql: SELECT 1\nparams: [{name: 1a, type: int}]", `7: dataset "d": params[0].name: invalid parameter name "1a" (want a letter or _ then letters, digits or _)`},
-		{"param name reserved", "sql: SELECT :format\nparams: [{name: format, type: string}]", `7: dataset "d": params[0].name: "format" is reserved by the server (reserved: format, part, part_rows, part_from, columns, sheet, purpose, purpose_text, password)`},
+		{"param name reserved", "sql: SELECT :format\nparams: [{name: format, type: string}]", `7: dataset "d": params[0].name: "format" is reserved by the server (reserved: format, part, part_rows, part_from, columns, sheet, purpose, purpose_text, password, queue)`},
 		{"param name missing", "sql: SELECT 1\nparams: [{type: int}]", `7: dataset "d": params[0].name: missing`},
 		{"param not a mapping", "sql: SELECT 1\nparams: [a]", `7: dataset "d": params[0]: want a mapping, got "a"`},
 		{"params not a list", "sql: SELECT 1\nparams: {a: 1}", `7: dataset "d": params: want a list, got a mapping`},

@@ -137,6 +137,26 @@ type Manager struct {
 	// links sign and verify download links (link.go).
 	links atomic.Pointer[auth.Keys]
 	node  nodeState
+	slots atomic.Pointer[sharing] // see ShareSlots
+}
+
+// sharing is how a job's export shares the node with its downloads (see
+// [Manager.ShareSlots]).
+type sharing struct {
+	admit func(ctx context.Context) (release func(), err error)
+	turn  func(ctx context.Context, rows int64) (done func(), err error)
+}
+
+// ShareSlots makes every attempt from now on wait, after its file has
+// started and before its query, for admit to return: a slot of the run
+// slots this node's downloads use too (a server with Config.Jobs sets
+// it), so that jobs and downloads share the cores instead of both taking
+// all of them. The attempt calls release when its export ends. turn, if
+// not nil, is the engine's Turn of each attempt (see exportd.Export):
+// it is called before each batch of rows. Without ShareSlots, a job runs
+// as soon as a worker takes it.
+func (m *Manager) ShareSlots(admit func(ctx context.Context) (release func(), err error), turn func(ctx context.Context, rows int64) (done func(), err error)) {
+	m.slots.Store(&sharing{admit: admit, turn: turn})
 }
 
 // datasets are the datasets jobs run, on a source per connection.

@@ -76,7 +76,13 @@ func (m *Manager) run(ctx context.Context, job *river.Job[exportArgs]) error {
 		return err
 	}
 	log.Info("job started")
+	var share sharing
+	if sh := m.slots.Load(); sh != nil {
+		share = *sh
+	}
 	res, err := p.Run(ctx, plan.Options{
+		Admit:            share.admit,
+		Turn:             share.turn,
 		Source:           src,
 		Sources:          ds.sources,
 		Output:           up,

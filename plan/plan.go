@@ -12,7 +12,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/flate"
 
 	"github.com/exportd/exportd"
 	"github.com/exportd/exportd/audit"
@@ -488,6 +488,7 @@ type Options struct {
 
 	// The engine's hooks: see [exportd.Export].
 	Admit            func(ctx context.Context) (release func(), err error)
+	Turn             func(ctx context.Context, rows int64) (done func(), err error)
 	KeepAlive        time.Duration
 	FlushInterval    time.Duration
 	OnFlush          func(keepAlive bool) error
@@ -552,9 +553,20 @@ func (p *Plan) Run(ctx context.Context, o Options) (Result, error) {
 		dst = dig
 	}
 	onFlush := o.OnFlush
-	var gz *gzip.Writer
+	var gz *gzipWriter
+	admit := o.Admit
 	if o.Gzip {
-		gz, _ = gzip.NewWriterLevel(dst, gzip.BestSpeed)
+		// No compressor until the export is admitted (gzip.go).
+		gz = newGzipWriter(dst, flate.BestSpeed)
+		if admit == nil {
+			gz.compress()
+		} else {
+			admit = func(ctx context.Context) (func(), error) {
+				release, err := o.Admit(ctx)
+				gz.compress()
+				return release, err
+			}
+		}
 		dst = gz
 		onFlush = func(keepAlive bool) error {
 			if err := gz.Flush(); err != nil {
@@ -597,7 +609,8 @@ func (p *Plan) Run(ctx context.Context, o Options) (Result, error) {
 		OnProgress:       o.OnProgress,
 		ProgressInterval: o.ProgressInterval,
 		Estimate:         o.Estimate,
-		Admit:            o.Admit,
+		Admit:            admit,
+		Turn:             o.Turn,
 	}
 	if o.Direct {
 		e.MaxRows = d.RowLimit

@@ -26,6 +26,7 @@ type exportRequest struct {
 	part   *partSpec // nil: the whole export
 	gzip   bool
 	client string
+	queue  string // the queue name the client gave (queue=), or ""
 	// what was asked, for the audit record of a refusal
 	asked     *plan.Request
 	rawParams url.Values // the query as given, without a password
@@ -73,6 +74,15 @@ func (s *Server) parseExport(r *http.Request) (*exportRequest, error) {
 	delete(q, "part")
 	delete(q, "part_rows")
 	delete(q, "part_from")
+	// queue= names the download in the queue, for its client to ask
+	// where it stands (GET /v1/queue/{id}).
+	if q.Has(keyQueue) {
+		req.queue = q.Get(keyQueue)
+		if !validQueueName(req.queue) {
+			return req, badParameter(keyQueue, "a queue name is 1 to 64 letters, digits, '-' and '_'")
+		}
+		delete(q, keyQueue)
+	}
 	if req.plan, req.asked, err = s.planExport(r, d, f, q); err != nil {
 		return req, err
 	}
@@ -145,6 +155,9 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 	defer cancel(nil)
 	stop := context.AfterFunc(s.streams, func() { cancel(context.Cause(s.streams)) })
 	defer stop()
+	if req.queue != "" {
+		ticket.setName(req.queue, func() { cancel(errLeftQueue) })
+	}
 	maxDur := d.MaxDuration
 	if maxDur == 0 {
 		maxDur = s.cfg.MaxDuration
@@ -235,6 +248,7 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 		},
 		FlushInterval: s.cfg.FlushInterval,
 		Admit:         s.admitted(ticket),
+		Turn:          s.turns.forExport(),
 		OnFlush: func(bool) error {
 			if s.cfg.KeepAlive < 0 && (rw == nil || !rw.seen) {
 				// Keep-alives off: nothing is sent before the first row
@@ -329,7 +343,7 @@ func classify(ctx, reqCtx, streams context.Context, err error) string {
 		return "shutdown"
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return "stalled" // the client stopped reading for WriteTimeout
-	case reqCtx.Err() != nil:
+	case reqCtx.Err() != nil, errors.Is(cause, errLeftQueue):
 		return "cancelled"
 	case errors.Is(cause, errMaxDuration), errors.Is(err, exportd.ErrQueryTimeout):
 		return "timeout"

@@ -9,6 +9,7 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
@@ -216,7 +217,7 @@ func (s *Server) uiDownload(w http.ResponseWriter, r *http.Request) {
 }
 
 // uiCheck validates the form as uiDownload does but answers JSON, for the
-// script: 200 {"url", "format", "params", "file_name"}, or the API's error
+// script: 200 {"url", "format", "params", "file_name", "queue"}, or the API's error
 // (400 bad_parameter with details naming each field, 409 row_limit with
 // suggest "job").
 func (s *Server) uiCheck(w http.ResponseWriter, r *http.Request) {
@@ -233,6 +234,7 @@ func (s *Server) uiCheck(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	sub.Queue = rand.Text()
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusOK, sub)
 }
@@ -243,6 +245,9 @@ type uiSubmission struct {
 	Format   exportd.Format      `json:"format"` // as chosen
 	Params   map[string][]string `json:"params"` // the values given, as sent to the API
 	FileName string              `json:"file_name"`
+	// Queue is a fresh queue name for the download: the script adds
+	// queue=Queue to URL and asks GET /v1/queue/{Queue} where it stands.
+	Queue string `json:"queue,omitempty"`
 }
 
 // uiSubmit validates a submitted form (parameters plus "format") by

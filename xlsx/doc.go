@@ -114,11 +114,19 @@
 // the finished workbook's content does not change, so Flush can serve as a
 // keep-alive on a live HTTP response.
 //
+// Until the first row, the writer holds no compressor: the leading parts
+// and the sheet's start are written as stored deflate blocks, and a Flush
+// adds an empty stored block (00 00 00 ff ff). A writer that has started
+// its file and waits for rows (a download queued on a busy server) thus
+// costs a few KiB, not the compressor's MiB; the first row starts the
+// compressor, whose blocks go on in the same deflate stream.
+//
 // # Concurrency
 //
 // By default, when GOMAXPROCS > 1, a second goroutine computes the CRC,
 // deflates and writes while the caller formats XML, with four 64 KiB
-// buffers in flight; [Writer.SingleThread] turns that off. The goroutine
-// ends with Close, or when a Writer dropped without Close is collected. A
-// Writer, like encoding/csv's, is not safe for concurrent use.
+// buffers in flight, from the first row on; [Writer.SingleThread] turns
+// that off. The goroutine ends with Close, or when a Writer dropped
+// without Close is collected. A Writer, like encoding/csv's, is not safe
+// for concurrent use.
 package xlsx

@@ -98,13 +98,14 @@ type Writer struct {
 	// total; "" means DefaultTotalLabel.
 	TotalLabel string
 
-	dst     io.Writer
-	started bool
-	closed  bool
-	err     error // sticky: an output error or a failed Close
-	z       *zipWriter
-	p       *pipe
-	buf     []byte
+	dst         io.Writer
+	started     bool
+	compressing bool // the first row has come: see compress
+	closed      bool
+	err         error // sticky: an output error or a failed Close
+	z           *zipWriter
+	p           *pipe
+	buf         []byte
 
 	sheets   []sheetInfo
 	cur      *sheetInfo
@@ -165,17 +166,38 @@ func (w *Writer) start() error {
 	w.z = newZipWriter(w.dst, level, w.Properties.Created)
 	w.maxRows = w.MaxRows
 	w.xfOf = map[string]int{}
+	// The leading parts are small and written here, stored; the
+	// compressor, the big buffers and the pipe's goroutine come with the
+	// first row (compress), so that a writer waiting for its rows costs
+	// a few KiB.
+	w.buf = make([]byte, 0, 2<<10)
+	if err := w.begin("_rels/.rels"); err != nil {
+		return err
+	}
+	w.buf = append(w.buf, relsXML...)
+	return w.endEntry()
+}
+
+// compress starts deflating, at the first row: the XML formatted so far
+// and every later byte are compressed (by the pipe's goroutine when
+// GOMAXPROCS > 1).
+func (w *Writer) compress() error {
+	if w.compressing {
+		return nil
+	}
+	w.compressing = true
+	if err := w.z.compress(); err != nil {
+		return err
+	}
+	pending := w.buf
 	if !w.SingleThread && runtime.GOMAXPROCS(0) > 1 {
 		w.p, w.buf = newPipe(w.z)
 		runtime.AddCleanup(w, func(p *pipe) { p.stop() }, w.p)
 	} else {
 		w.buf = make([]byte, 0, bufSize+bufSize/4)
 	}
-	if err := w.begin("_rels/.rels"); err != nil {
-		return err
-	}
-	w.buf = append(w.buf, relsXML...)
-	return w.endEntry()
+	w.buf = append(w.buf, pending...)
+	return nil
 }
 
 // Error reports any error that has occurred during a previous Write, Flush
@@ -586,6 +608,11 @@ func (w *Writer) Write(row []Cell) error {
 	if w.cur == nil {
 		if err := w.NewSheet("Sheet1", nil); err != nil {
 			return err
+		}
+	}
+	if !w.compressing {
+		if err := w.compress(); err != nil {
+			return w.fail(err)
 		}
 	}
 	if w.dataRows >= w.maxRows {
