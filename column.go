@@ -27,6 +27,10 @@ type Column struct {
 	// masked by Mask or not at all, as the dataset's access: block says.
 	Personal bool      `json:"personal,omitempty"`
 	Mask     *MaskSpec `json:"-"` // the masking rule; nil blanks a masked column
+	// Total asks for a total of the column in a row at the end of its
+	// sheet (XLSX only): a SUBTOTAL formula over the column's rows, which
+	// follows the autofilter, with its value computed. "" = none.
+	Total TotalFunc `json:"total,omitempty"`
 }
 
 // Label returns the header label of c.

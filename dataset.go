@@ -37,6 +37,11 @@ type Dataset struct {
 	// Marking puts the downloader and the time in the sheet's printed
 	// header/footer and in the document properties.
 	Marking bool
+	// Sheets, when not empty, are the dataset's sheets: it has no SQL and
+	// no Columns of its own then (see [Sheet]).
+	Sheets []Sheet
+	// TotalLabel is the label of a totals row; "" means DefaultTotalLabel.
+	TotalLabel string
 	// Schedules are the dataset's scheduled deliveries (see Schedule).
 	Schedules []*Schedule
 

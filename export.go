@@ -25,6 +25,15 @@ type Stats struct {
 	Bytes     int64
 	Duration  time.Duration
 	FirstByte time.Duration // time from start to the first byte written; 0 if none
+	// Sheets are the rows of each sheet of an export of several
+	// (Export.Sheets), those begun; nil otherwise.
+	Sheets []SheetStats
+}
+
+// SheetStats are the rows written into one sheet of an export.
+type SheetStats struct {
+	Name string `json:"name"`
+	Rows int64  `json:"rows"`
 }
 
 // ErrRowLimit is returned (wrapped) when a query yields more rows than
@@ -38,6 +47,11 @@ var ErrRowLimit = errors.New("row limit exceeded")
 // in batches, so that reading from the database and formatting the file
 // overlap, and so that the writer can be flushed (a keep-alive) while the
 // database is silent. Run returns only after that goroutine has exited.
+//
+// An export of several sheets (Sheets) runs their queries one after the
+// other into the same output, with the same keep-alives, flushes and
+// limits: each sheet's writer is made (and flushed) before its query
+// starts, so that the wait for each later query is covered too.
 type Export struct {
 	Source Source
 	Query  Query
@@ -48,11 +62,16 @@ type Export struct {
 	// NewWriter makes the format writer on out. It is called before the
 	// query starts when Columns are declared, so a header leaves at once.
 	NewWriter func(out io.Writer, cols []Column) (RowWriter, error)
+	// Sheets, when not empty, replace Source, Query, Columns and
+	// NewWriter: the export runs each in turn. Each must declare its
+	// columns. The writer of a sheet ends that sheet on Close, and the
+	// writer of the last sheet ends the file (see format.Book).
+	Sheets []ExportSheet
 	// Output receives the file's bytes.
 	Output io.Writer
 
 	// MaxRows, when positive, fails the export with ErrRowLimit as soon as
-	// row MaxRows+1 arrives.
+	// row MaxRows+1 arrives (counted over every sheet).
 	MaxRows int64
 	// KeepAlive, when positive, flushes the writer each time no row has
 	// arrived for this long (an empty deflate block for XLSX), through its
@@ -66,7 +85,9 @@ type Export struct {
 	OnProgress       func(Progress)
 	ProgressInterval time.Duration
 	// Estimate asks the source for an estimated row count (if it is an
-	// Estimator) before the query starts; it fills Progress.Total.
+	// Estimator) before the query starts; it fills Progress.Total. An
+	// export of several sheets asks for each sheet's as it starts, and
+	// Total is the rows of the sheets done plus the current one's.
 	Estimate bool
 	// OnFlush, if set, is called after each flush of the writer (the HTTP
 	// server flushes its response there). A keep-alive flush passes true.
@@ -78,6 +99,23 @@ type Export struct {
 	// Keep-alive flushes go on while it waits; it must return when ctx
 	// ends. An error from Admit ends the export.
 	Admit func(ctx context.Context) (release func(), err error)
+	// Turn, if set, is called before each batch of rows is written, with
+	// the rows written so far, and the function it returns after the
+	// batch: it lets a caller share the cores between the exports it runs
+	// (a server gives the next turn to the export that has written the
+	// fewest rows, so that a small download beside large ones is not held
+	// back by them). An error from Turn ends the export.
+	Turn func(ctx context.Context, rows int64) (done func(), err error)
+}
+
+// ExportSheet is one sheet of an export of several: its query, its
+// declared columns and the maker of its writer.
+type ExportSheet struct {
+	Name      string // for Stats.Sheets
+	Source    Source // nil: Export.Source
+	Query     Query
+	Columns   []Column
+	NewWriter func(out io.Writer, cols []Column) (RowWriter, error)
 }
 
 const batchRows = 256
@@ -88,178 +126,280 @@ type batch struct {
 	arena []byte // the bytes of the batch's strings (see read)
 }
 
+// run is the state of one Run, shared by its sheets.
+type run struct {
+	e         *Export
+	out       *countingWriter
+	start     time.Time
+	st        Stats
+	w         RowWriter
+	release   func() // from Admit
+	total     int64
+	done      int64 // rows of the sheets done, for the estimate of an export of several
+	timer     *time.Timer
+	keepAlive <-chan time.Time
+	flushTick <-chan time.Time
+	// flushTicker makes flushTick, from the first query on.
+	flushTicker *time.Ticker
+	last        time.Time // of the last progress report
+	unflushed bool      // rows written since the last flush
+}
+
 // Run performs the export. On error the output is left unfinished (the
 // writer is aborted, not closed), so that a caller can abort rather than
 // deliver a complete-looking truncated file.
 func (e *Export) Run(ctx context.Context) (Stats, error) {
 	start := time.Now()
-	out := &countingWriter{w: e.Output, start: start}
-	var st Stats
-	var w RowWriter
+	r := &run{e: e, start: start, last: start, total: -1, out: &countingWriter{w: e.Output, start: start}}
 	finish := func(err error) (Stats, error) {
-		if err != nil && w != nil {
-			w.Abort()
+		if err != nil && r.w != nil {
+			r.w.Abort()
 		}
-		st.Bytes, st.Duration, st.FirstByte = out.bytes(), time.Since(start), out.firstByte()
-		return st, err
+		r.st.Bytes, r.st.Duration, r.st.FirstByte = r.out.bytes(), time.Since(start), r.out.firstByte()
+		return r.st, err
+	}
+	// The admission's slot is held until the export ends, writing
+	// included; each sheet's reader has exited before this runs.
+	defer func() {
+		if r.release != nil {
+			r.release()
+		}
+	}()
+
+	sheets := e.Sheets
+	if len(sheets) == 0 {
+		sheets = []ExportSheet{{Source: e.Source, Query: e.Query, Columns: e.Columns, NewWriter: e.NewWriter}}
+	} else {
+		r.st.Sheets = make([]SheetStats, 0, len(sheets))
+		for i, sh := range sheets {
+			if len(sh.Columns) == 0 {
+				return finish(fmt.Errorf("sheet %d (%s): no declared columns", i+1, sh.Name))
+			}
+		}
 	}
 
-	var err error
-	if len(e.Columns) > 0 {
-		if w, err = e.NewWriter(out, e.Columns); err != nil {
-			return finish(fmt.Errorf("start writer: %w", err))
+	if e.KeepAlive > 0 {
+		r.timer = time.NewTimer(e.KeepAlive)
+		defer r.timer.Stop()
+		r.keepAlive = r.timer.C
+	}
+	// The flush tick sends rows written since the last flush, so that no
+	// written row waits longer than FlushInterval for the client, however
+	// slowly the next ones come (started with the first query: see sheet).
+	defer func() {
+		if r.flushTicker != nil {
+			r.flushTicker.Stop()
 		}
-		if err := e.flush(w, false); err != nil {
+	}()
+	for i := range sheets {
+		if err := r.sheet(ctx, i, &sheets[i], i == len(sheets)-1); err != nil {
 			return finish(err)
+		}
+	}
+	return finish(nil)
+}
+
+// sheet runs the query of one sheet into its writer, which it makes
+// first when the sheet declares its columns. The writer of the last
+// sheet is closed at the end (the file ends); that of another is closed
+// too (its sheet ends) and stays r.w until the next one is made.
+func (r *run) sheet(ctx context.Context, i int, sh *ExportSheet, last bool) error {
+	e := r.e
+	var err error
+	src := sh.Source
+	if src == nil {
+		src = e.Source
+	}
+	if r.st.Sheets != nil {
+		r.st.Sheets = append(r.st.Sheets, SheetStats{Name: sh.Name})
+	}
+	if len(sh.Columns) > 0 {
+		if r.w, err = sh.NewWriter(r.out, sh.Columns); err != nil {
+			return fmt.Errorf("start writer: %w", err)
+		}
+		if err := r.flush(false); err != nil {
+			return err
+		}
+		if r.timer != nil {
+			r.timer.Reset(e.KeepAlive)
 		}
 	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// The reader goroutine runs the query and reads its rows; it is owned
-	// by Run, which waits for it before returning. It starts the query too,
-	// because a database may keep Query itself waiting until the first row
-	// (MySQL, SQLite): the keep-alive must cover that wait as well.
-	// It waits for admission first (Admit), while this goroutine goes on
-	// flushing keep-alives, and asks for the estimate once admitted, so
-	// that an export waiting for room costs no query.
-	r := &reader{
-		types:    declaredTypes(e.Columns),
-		admit:    e.Admit,
+	// by this call, which waits for it before returning. It starts the
+	// query too, because a database may keep Query itself waiting until
+	// the first row (MySQL, SQLite): the keep-alive must cover that wait
+	// as well. It waits for admission first (Admit, on the first sheet),
+	// while this goroutine goes on flushing keep-alives, and asks for the
+	// estimate once admitted, so that an export waiting for room costs no
+	// query.
+	rd := &reader{
+		types:    declaredTypes(sh.Columns),
 		estimate: e.Estimate,
 		started:  make(chan []ResultColumn, 1),
 		full:     make(chan *batch, 2),
 		free:     make(chan *batch, 3),
 		total:    -1,
 	}
+	if i == 0 {
+		rd.admit = e.Admit
+	}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		r.run(ctx, e.Source, e.Query)
+		rd.run(ctx, src, sh.Query)
 	}()
 	defer func() {
-		// The slot is held until the export ends, writing included.
-		if wg.Wait(); r.release != nil {
-			r.release()
+		wg.Wait()
+		if rd.release != nil {
+			r.release = rd.release
 		}
 	}()
 	defer cancel() // runs before wg.Wait: stops the reader on an early return
-	total := int64(-1)
 
-	progressEvery := e.ProgressInterval
-	if progressEvery <= 0 {
-		progressEvery = 250 * time.Millisecond
-	}
-	lastProgress := start
-	report := func(force bool) {
-		if e.OnProgress == nil {
-			return
-		}
-		now := time.Now()
-		if !force && now.Sub(lastProgress) < progressEvery {
-			return
-		}
-		lastProgress = now
-		e.OnProgress(Progress{Rows: st.Rows, Bytes: out.bytes(), Elapsed: now.Sub(start), Total: total})
-	}
-	var keepAlive <-chan time.Time
-	var timer *time.Timer
-	if e.KeepAlive > 0 {
-		timer = time.NewTimer(e.KeepAlive)
-		defer timer.Stop()
-		keepAlive = timer.C
-	}
-	// The flush tick sends rows written since the last flush, so that no
-	// written row waits longer than FlushInterval for the client, however
-	// slowly the next ones come.
-	var flushTick <-chan time.Time
-	if e.FlushInterval > 0 {
-		t := time.NewTicker(e.FlushInterval)
-		defer t.Stop()
-		flushTick = t.C
-	}
-	unflushed := false // rows written since the last flush
-	started := r.started
+	started := rd.started
 	var full <-chan *batch // nil until the query has started
-
+	var sheetRows *int64
+	if r.st.Sheets != nil {
+		sheetRows = &r.st.Sheets[len(r.st.Sheets)-1].Rows
+	}
 	for {
 		select {
 		case <-ctx.Done():
-			return finish(fmt.Errorf("export: %w", context.Cause(ctx)))
-		case <-keepAlive:
-			if w != nil {
-				if err := e.flush(w, true); err != nil {
-					return finish(err)
+			return fmt.Errorf("export: %w", context.Cause(ctx))
+		case <-r.keepAlive:
+			if r.w != nil {
+				if err := r.flush(true); err != nil {
+					return err
 				}
-				unflushed = false
+				r.unflushed = false
 			}
-			timer.Reset(e.KeepAlive)
-		case <-flushTick:
-			if unflushed {
-				if err := e.flush(w, false); err != nil {
-					return finish(err)
+			r.timer.Reset(e.KeepAlive)
+		case <-r.flushTick:
+			if r.unflushed {
+				if err := r.flush(false); err != nil {
+					return err
 				}
-				unflushed = false
+				r.unflushed = false
 			}
 		case cols, ok := <-started:
 			started = nil
 			if !ok {
-				if r.admitErr != nil {
-					return finish(fmt.Errorf("wait for room: %w", r.admitErr))
+				if rd.admitErr != nil {
+					return fmt.Errorf("wait for room: %w", rd.admitErr)
 				}
-				return finish(fmt.Errorf("query: %w", r.err))
+				return fmt.Errorf("query: %w", rd.err)
 			}
-			total = r.total
-			if len(e.Columns) > 0 && len(e.Columns) != len(cols) {
-				return finish(fmt.Errorf("query returns %d columns, %d declared", len(cols), len(e.Columns)))
+			if rd.total >= 0 {
+				r.total = r.done + rd.total
 			}
-			if w == nil {
+			if len(sh.Columns) > 0 && len(sh.Columns) != len(cols) {
+				return fmt.Errorf("query returns %d columns, %d declared", len(cols), len(sh.Columns))
+			}
+			if len(sh.Columns) == 0 {
 				decl := make([]Column, len(cols))
 				for i, c := range cols {
 					decl[i] = Column{Name: c.Name, Type: c.Type}
 				}
-				if w, err = e.NewWriter(out, decl); err != nil {
-					return finish(fmt.Errorf("start writer: %w", err))
+				if r.w, err = sh.NewWriter(r.out, decl); err != nil {
+					return fmt.Errorf("start writer: %w", err)
 				}
 			}
-			full = r.full
+			full = rd.full
+			if e.FlushInterval > 0 && r.flushTicker == nil {
+				// The flush ticker starts with the first query: an export
+				// waiting for room (Admit) wakes for its keep-alives only.
+				r.flushTicker = time.NewTicker(e.FlushInterval)
+				r.flushTick = r.flushTicker.C
+			}
 		case b, ok := <-full:
 			if !ok {
-				if r.err != nil {
-					return finish(fmt.Errorf("read rows: %w", r.err))
+				if rd.err != nil {
+					return fmt.Errorf("read rows: %w", rd.err)
 				}
 				if err := ctx.Err(); err != nil {
-					return finish(fmt.Errorf("export: %w", context.Cause(ctx)))
+					return fmt.Errorf("export: %w", context.Cause(ctx))
 				}
-				if err := w.Close(); err != nil {
-					return finish(fmt.Errorf("finish file: %w", err))
+				r.done = r.st.Rows
+				if !last {
+					if err := r.w.Close(); err != nil {
+						return fmt.Errorf("finish sheet %s: %w", sh.Name, err)
+					}
+					return nil
+				}
+				if err := r.w.Close(); err != nil {
+					return fmt.Errorf("finish file: %w", err)
 				}
 				if e.OnFlush != nil {
 					if err := e.OnFlush(false); err != nil {
-						return finish(err)
+						return err
 					}
 				}
-				report(true)
-				return finish(nil)
+				r.report(true)
+				return nil
 			}
-			if timer != nil {
-				timer.Reset(e.KeepAlive)
+			if r.timer != nil {
+				r.timer.Reset(e.KeepAlive)
 			}
-			for _, row := range b.rows[:b.n] {
-				if e.MaxRows > 0 && st.Rows >= e.MaxRows {
-					return finish(fmt.Errorf("more than %d rows: %w", e.MaxRows, ErrRowLimit))
+			var turnDone func()
+			if e.Turn != nil {
+				if turnDone, err = e.Turn(ctx, r.st.Rows); err != nil {
+					return fmt.Errorf("wait for a turn: %w", err)
 				}
-				if err := w.WriteRow(row); err != nil {
-					return finish(fmt.Errorf("write row %d: %w", st.Rows+1, err))
-				}
-				st.Rows++
 			}
-			r.free <- b
-			unflushed = true
-			report(false)
+			err := r.writeBatch(b, sheetRows)
+			if turnDone != nil {
+				turnDone()
+			}
+			if err != nil {
+				return err
+			}
+			rd.free <- b
+			r.unflushed = true
+			r.report(false)
 		}
 	}
+}
+
+func (r *run) report(force bool) {
+	e := r.e
+	if e.OnProgress == nil {
+		return
+	}
+	every := e.ProgressInterval
+	if every <= 0 {
+		every = 250 * time.Millisecond
+	}
+	now := time.Now()
+	if !force && now.Sub(r.last) < every {
+		return
+	}
+	r.last = now
+	e.OnProgress(Progress{Rows: r.st.Rows, Bytes: r.out.bytes(), Elapsed: now.Sub(r.start), Total: r.total})
+}
+
+func (r *run) flush(keepAlive bool) error { return r.e.flush(r.w, keepAlive) }
+
+// writeBatch writes the rows of b, counting them in sheetRows too when
+// it is not nil.
+func (r *run) writeBatch(b *batch, sheetRows *int64) error {
+	e := r.e
+	for _, row := range b.rows[:b.n] {
+		if e.MaxRows > 0 && r.st.Rows >= e.MaxRows {
+			return fmt.Errorf("more than %d rows: %w", e.MaxRows, ErrRowLimit)
+		}
+		if err := r.w.WriteRow(row); err != nil {
+			return fmt.Errorf("write row %d: %w", r.st.Rows+1, err)
+		}
+		r.st.Rows++
+		if sheetRows != nil {
+			*sheetRows++
+		}
+	}
+	return nil
 }
 
 // reader runs a query and reads its rows in batches on a goroutine of its

@@ -445,4 +445,4 @@ func ValidParamName(s string) bool { return paramNameRE.MatchString(s) }
 
 // ReservedParamNames are query-string keys the HTTP server uses for itself;
 // no parameter may take one of these names.
-var ReservedParamNames = []string{"format", "part", "part_rows", "part_from", "columns", "purpose", "purpose_text", "password"}
+var ReservedParamNames = []string{"format", "part", "part_rows", "part_from", "columns", "sheet", "purpose", "purpose_text", "password", "queue"}

@@ -231,10 +231,14 @@ func (s MaskSpec) Check() error {
 }
 
 // PersonalColumns returns the names of d's personal columns.
+//
+// Of a dataset of several sheets, they are the personal columns of every
+// sheet, each name once: the access: block names columns, whatever their
+// sheet.
 func (d *Dataset) PersonalColumns() []string {
 	var out []string
-	for _, c := range d.Columns {
-		if c.Personal {
+	for _, c := range d.AllColumns() {
+		if c.Personal && !slices.Contains(out, c.Name) {
 			out = append(out, c.Name)
 		}
 	}

@@ -9,7 +9,9 @@ import (
 // Query is one SQL statement with its named parameters, ready to run.
 type Query struct {
 	// SQL uses named parameters written :name. They are always bound by
-	// the driver, never spliced into the text.
+	// the source's driver (for MySQL on a plain-text connection, quoted by
+	// the source with the server's escaping rules, as the driver's
+	// client-side interpolation quotes them), never spliced as given.
 	SQL string
 	// Params holds the value of each named parameter: nil, string, int64,
 	// float64, bool, DateArg (a date parameter), time.Time (a datetime

@@ -131,6 +131,7 @@ func run(t *testing.T, newBackend func(*testing.T) backend) {
 		{"LogWriteFails", testLogWriteFails},
 		{"Started", testStarted},
 		{"MigrateRef", testMigrateRef},
+		{"Sheets", testSheets},
 		{"PastHead", testPastHead},
 		{"Gaps", testGaps},
 		{"DuplicatesAndForks", testDuplicatesAndForks},

@@ -96,6 +96,10 @@ type Record struct {
 	Outcome   Outcome         `json:"outcome"`
 	Error     string          `json:"error,omitempty"` // why it was denied or failed
 	Ref       int64           `json:"ref,omitempty"`   // on an outcome record, the Seq of the started record it completes; 0 otherwise
+	// Sheets are the sheets of an export of a dataset of several, in the
+	// file's order, with the rows written into each (0 on a started
+	// record); nil for a dataset of one query.
+	Sheets []Sheet `json:"sheets,omitempty"`
 
 	Seq     int64  `json:"seq"`      // position in the chain, from 1, without gaps
 	KeyID   string `json:"key_id"`   // the key of the MAC (see Keys)
@@ -120,6 +124,15 @@ func (r *Record) normalize() error {
 	r.Format, r.SHA256, r.Error = clean(r.Format), clean(r.SHA256), clean(r.Error)
 	r.Roles = cleanList(r.Roles, clean)
 	r.Columns = cleanList(r.Columns, clean)
+	if len(r.Sheets) == 0 {
+		r.Sheets = nil
+	}
+	for i := range r.Sheets {
+		r.Sheets[i].Name = clean(r.Sheets[i].Name)
+		if r.Sheets[i].Rows < 0 || (r.Outcome == OutcomeStarted && r.Sheets[i].Rows != 0) {
+			return fmt.Errorf("audit: sheet %q: %d rows", r.Sheets[i].Name, r.Sheets[i].Rows)
+		}
+	}
 	switch r.Outcome {
 	case OutcomeOK, OutcomePartial, OutcomeDenied, OutcomeFailed, OutcomeDelivered, OutcomeUndelivered:
 	case OutcomeStarted:
@@ -147,6 +160,12 @@ func (r *Record) normalize() error {
 	return nil
 }
 
+// Sheet is one sheet of an export's file, with its rows.
+type Sheet struct {
+	Name string `json:"name"`
+	Rows int64  `json:"rows"`
+}
+
 func cleanList(l []string, clean func(string) string) []string {
 	if len(l) == 0 {
 		return nil
@@ -161,6 +180,8 @@ func cleanList(l []string, clean func(string) string) []string {
 const (
 	canonicalTag    = "exportd-audit-record-v1\x00"
 	canonicalRefTag = "exportd-audit-record-v2\x00" // v1 and the ref after the seq
+	// v2 (with the ref, 0 when none) and the sheets at the end
+	canonicalSheetsTag = "exportd-audit-record-v3\x00"
 )
 
 // canonical appends the canonical encoding of r's content (every field but
@@ -169,8 +190,15 @@ const (
 // two different records encode alike). A record with a Ref has a tag of
 // its own and the Ref after its Seq; one without encodes as records did
 // before refs existed, so that those keep verifying.
+//
+// A record with Sheets has a tag of its own too, the layout of one with
+// a Ref, and its sheets (name, rows) at the end.
 func (r *Record) canonical(b []byte) []byte {
-	if r.Ref != 0 {
+	if len(r.Sheets) > 0 {
+		b = append(b, canonicalSheetsTag...)
+		b = binary.BigEndian.AppendUint64(b, uint64(r.Seq))
+		b = binary.BigEndian.AppendUint64(b, uint64(r.Ref))
+	} else if r.Ref != 0 {
 		b = append(b, canonicalRefTag...)
 		b = binary.BigEndian.AppendUint64(b, uint64(r.Seq))
 		b = binary.BigEndian.AppendUint64(b, uint64(r.Ref))
@@ -194,6 +222,13 @@ func (r *Record) canonical(b []byte) []byte {
 	b = appendStr(b, r.SHA256)
 	b = appendStr(b, string(r.Outcome))
 	b = appendStr(b, r.Error)
+	if len(r.Sheets) > 0 {
+		b = binary.BigEndian.AppendUint32(b, uint32(len(r.Sheets)))
+		for _, s := range r.Sheets {
+			b = appendStr(b, s.Name)
+			b = binary.BigEndian.AppendUint64(b, uint64(s.Rows))
+		}
+	}
 	return b
 }
 

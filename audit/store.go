@@ -78,7 +78,7 @@ type Store struct {
 	head      string // head and checkpoint (one row)
 	index     string
 	refIndex  string
-	columns   string // recordColumns, with "0" for the ref of a read-only trail made before refs
+	columns   string // recordColumns, with "0" for the ref and '' for the sheets of a read-only trail made before them
 	keys      Keys
 	keysMu    sync.RWMutex // keys, replaced by SetKeys
 	log       slog.Handler // JSON lines on Options.Log; nil without one
@@ -170,7 +170,11 @@ func New(ctx context.Context, db *sql.DB, dialect Dialect, opts Options) (*Store
 		}
 		if _, err := db.ExecContext(ctx, "SELECT ref FROM "+s.table+" WHERE 1 = 0"); err != nil {
 			// a trail written before refs: read it as it is, every ref 0
-			s.columns = strings.TrimSuffix(recordColumns, "ref") + "0"
+			s.columns = strings.Replace(s.columns, ", ref,", ", 0,", 1)
+		}
+		if _, err := db.ExecContext(ctx, "SELECT sheets FROM "+s.table+" WHERE 1 = 0"); err != nil {
+			// a trail written before sheets: none
+			s.columns = strings.TrimSuffix(s.columns, "sheets") + "''"
 		}
 		return s, nil
 	}
@@ -188,7 +192,7 @@ func (s *Store) Close() error {
 	return nil
 }
 
-const recordColumns = "seq, time_us, principal, roles, client, dataset, params, cols, purpose_category, purpose, format, row_count, byte_count, sha256, outcome, error, key_id, prev_mac, mac, ref"
+const recordColumns = "seq, time_us, principal, roles, client, dataset, params, cols, purpose_category, purpose, format, row_count, byte_count, sha256, outcome, error, key_id, prev_mac, mac, ref, sheets"
 
 func (s *Store) init(ctx context.Context) error {
 	stmts := []string{
@@ -212,7 +216,8 @@ func (s *Store) init(ctx context.Context) error {
 	key_id           TEXT NOT NULL,
 	prev_mac         TEXT NOT NULL,
 	mac              TEXT NOT NULL,
-	ref              BIGINT NOT NULL DEFAULT 0
+	ref              BIGINT NOT NULL DEFAULT 0,
+	sheets           TEXT NOT NULL DEFAULT ''
 )`,
 		`CREATE INDEX IF NOT EXISTS ` + s.index + ` ON ` + s.table + ` (time_us)`,
 		`CREATE TABLE IF NOT EXISTS ` + s.head + ` (
@@ -240,8 +245,11 @@ func (s *Store) init(ctx context.Context) error {
 				return fmt.Errorf("audit: create tables: %w", err)
 			}
 		}
-		if err := s.addRef(ctx, q); err != nil {
+		if err := s.addColumn(ctx, q, "ref", "BIGINT NOT NULL DEFAULT 0"); err != nil {
 			return fmt.Errorf("audit: add the ref column: %w", err)
+		}
+		if err := s.addColumn(ctx, q, "sheets", "TEXT NOT NULL DEFAULT ''"); err != nil {
+			return fmt.Errorf("audit: add the sheets column: %w", err)
 		}
 		if _, err := q.ExecContext(ctx, `CREATE INDEX IF NOT EXISTS `+s.refIndex+` ON `+s.table+` (ref) WHERE ref <> 0`); err != nil {
 			return fmt.Errorf("audit: create tables: %w", err)
@@ -250,12 +258,12 @@ func (s *Store) init(ctx context.Context) error {
 	})
 }
 
-// addRef adds the ref column to a trail created before it existed. The
-// records already there get ref 0, which their MACs do not cover: they
-// verify as before.
-func (s *Store) addRef(ctx context.Context, q querier) error {
+// addColumn adds a column (ref, sheets) to a trail created before it
+// existed. The records already there get its default (ref 0, no sheets),
+// which their MACs do not cover: they verify as before.
+func (s *Store) addColumn(ctx context.Context, q querier, name, decl string) error {
 	if s.dialect == PostgreSQL {
-		_, err := q.ExecContext(ctx, "ALTER TABLE "+s.table+" ADD COLUMN IF NOT EXISTS ref BIGINT NOT NULL DEFAULT 0")
+		_, err := q.ExecContext(ctx, "ALTER TABLE "+s.table+" ADD COLUMN IF NOT EXISTS "+name+" "+decl)
 		return err
 	}
 	rows, err := q.QueryContext(ctx, "SELECT * FROM "+s.table+" WHERE 1 = 0")
@@ -268,11 +276,11 @@ func (s *Store) addRef(ctx context.Context, q querier) error {
 		return err
 	}
 	for _, c := range cols {
-		if strings.EqualFold(c, "ref") {
+		if strings.EqualFold(c, name) {
 			return nil
 		}
 	}
-	_, err = q.ExecContext(ctx, "ALTER TABLE "+s.table+" ADD COLUMN ref BIGINT NOT NULL DEFAULT 0")
+	_, err = q.ExecContext(ctx, "ALTER TABLE "+s.table+" ADD COLUMN "+name+" "+decl)
 	return err
 }
 
@@ -434,6 +442,11 @@ func (s *Store) Append(ctx context.Context, r *Record) error {
 	r.KeyID = keys.current
 	roles, _ := json.Marshal(nonNil(r.Roles))
 	cols, _ := json.Marshal(nonNil(r.Columns))
+	sheets := ""
+	if len(r.Sheets) > 0 {
+		b, _ := json.Marshal(r.Sheets)
+		sheets = string(b)
+	}
 	err = s.locked(ctx, false, func(q querier) error {
 		h, err := s.readHead(ctx, q, true)
 		if err != nil {
@@ -446,10 +459,10 @@ func (s *Store) Append(ctx context.Context, r *Record) error {
 		}
 		r.Seq, r.PrevMAC = h.seq+1, h.mac
 		r.MAC = computeMAC(key, r, r.PrevMAC)
-		if _, err := q.ExecContext(ctx, "INSERT INTO "+s.table+" ("+recordColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		if _, err := q.ExecContext(ctx, "INSERT INTO "+s.table+" ("+recordColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 			r.Seq, r.Time.UnixMicro(), r.Principal, string(roles), r.Client, r.Dataset, string(r.Params), string(cols),
 			r.Purpose.Category, r.Purpose.Text, r.Format, r.Rows, r.Bytes, r.SHA256, string(r.Outcome), r.Error,
-			r.KeyID, r.PrevMAC.String(), r.MAC.String(), r.Ref); err != nil {
+			r.KeyID, r.PrevMAC.String(), r.MAC.String(), r.Ref, sheets); err != nil {
 			return fmt.Errorf("audit: insert: %w", err)
 		}
 		if _, err := q.ExecContext(ctx, "UPDATE "+s.head+" SET seq = ?, mac = ? WHERE id = 1", r.Seq, r.MAC.String()); err != nil {
@@ -518,10 +531,11 @@ func scanRecord(rows *sql.Rows) (Record, error) {
 		us                           int64
 		roles, params, cols, outcome string
 		prev, mac                    string
+		sheets                       sql.NullString // NULL in a table copied without its defaults
 	)
 	if err := rows.Scan(&r.Seq, &us, &r.Principal, &roles, &r.Client, &r.Dataset, &params, &cols,
 		&r.Purpose.Category, &r.Purpose.Text, &r.Format, &r.Rows, &r.Bytes, &r.SHA256, &outcome, &r.Error,
-		&r.KeyID, &prev, &mac, &r.Ref); err != nil {
+		&r.KeyID, &prev, &mac, &r.Ref, &sheets); err != nil {
 		return Record{}, fmt.Errorf("audit: read record: %w", err)
 	}
 	r.Time = time.UnixMicro(us).UTC()
@@ -533,6 +547,11 @@ func scanRecord(rows *sql.Rows) (Record, error) {
 	}
 	if err = json.Unmarshal([]byte(cols), &r.Columns); err != nil {
 		return r, &ChainError{Seq: r.Seq, Reason: "columns are not a JSON list"}
+	}
+	if sheets.String != "" {
+		if err = json.Unmarshal([]byte(sheets.String), &r.Sheets); err != nil {
+			return r, &ChainError{Seq: r.Seq, Reason: "sheets are not a JSON list"}
+		}
 	}
 	if len(r.Roles) == 0 {
 		r.Roles = nil

@@ -28,32 +28,64 @@ func Check(ctx context.Context, c *exportd.Config, open func(ctx context.Context
 			s.Close()
 		}
 	}()
+	// source opens the connection name once; field is where a failure is
+	// reported.
+	source := func(d *exportd.Dataset, name, field string) (exportd.Source, bool) {
+		if failed[name] {
+			return nil, false
+		}
+		if src, ok := sources[name]; ok {
+			return src, true
+		}
+		conn, known := c.Connections[name]
+		if !known {
+			errs = append(errs, datasetError(d, field, "unknown connection %q", name))
+			return nil, false
+		}
+		src, err := open(ctx, conn)
+		if err != nil {
+			failed[name] = true
+			errs = append(errs, datasetError(d, field, "open %q: %v (datasets on it not checked)", name, err))
+			return nil, false
+		}
+		sources[name] = src
+		return src, true
+	}
 	for _, d := range c.Datasets {
-		if failed[d.Connection] {
+		if len(d.Sheets) > 0 {
+			// Each sheet's query against its own columns.
+			for i := range d.Sheets {
+				sh := &d.Sheets[i]
+				prefix := fmt.Sprintf("sheets[%d].", i)
+				field := "connection"
+				if sh.Connection != "" {
+					field = prefix + "connection"
+				}
+				src, ok := source(d, d.SheetConnection(sh), field)
+				if !ok {
+					continue
+				}
+				cols, err := src.Describe(ctx, sh.Query(sampleParams(d, c.Location), d.Timeout))
+				if err != nil {
+					errs = append(errs, datasetError(d, prefix+"sql", "prepare: %v", err))
+					continue
+				}
+				for _, e := range compareColumns(d, sh.Columns, prefix, cols) {
+					errs = append(errs, e)
+				}
+			}
 			continue
 		}
-		src, ok := sources[d.Connection]
+		src, ok := source(d, d.Connection, "connection")
 		if !ok {
-			conn, known := c.Connections[d.Connection]
-			if !known {
-				errs = append(errs, datasetError(d, "connection", "unknown connection %q", d.Connection))
-				continue
-			}
-			var err error
-			src, err = open(ctx, conn)
-			if err != nil {
-				failed[d.Connection] = true
-				errs = append(errs, datasetError(d, "connection", "open %q: %v (datasets on it not checked)", d.Connection, err))
-				continue
-			}
-			sources[d.Connection] = src
+			continue
 		}
 		cols, err := src.Describe(ctx, d.Query(sampleParams(d, c.Location)))
 		if err != nil {
 			errs = append(errs, datasetError(d, "sql", "prepare: %v", err))
 			continue
 		}
-		for _, e := range compareColumns(d, cols) {
+		for _, e := range compareColumns(d, d.Columns, "", cols) {
 			errs = append(errs, e)
 		}
 	}
@@ -84,32 +116,33 @@ func sampleParams(d *exportd.Dataset, loc *time.Location) map[string]any {
 	return out
 }
 
-// compareColumns compares the result columns of d's query with the
-// declared ones.
-func compareColumns(d *exportd.Dataset, cols []exportd.ResultColumn) []*ConfigError {
+// compareColumns compares the result columns of a query of d with the
+// declared ones: the dataset's (prefix "") or a sheet's (prefix
+// "sheets[i].").
+func compareColumns(d *exportd.Dataset, decl []exportd.Column, prefix string, cols []exportd.ResultColumn) []*ConfigError {
 	var errs []*ConfigError
 	index := map[string]int{}
 	names := make([]string, len(cols))
 	for i, rc := range cols {
 		names[i] = rc.Name
 		if _, dup := index[rc.Name]; dup {
-			errs = append(errs, datasetError(d, "sql", "the result has more than one column named %q", rc.Name))
+			errs = append(errs, datasetError(d, prefix+"sql", "the result has more than one column named %q", rc.Name))
 			continue
 		}
 		index[rc.Name] = i
 	}
-	if d.Key != "" {
+	if d.Key != "" && prefix == "" {
 		if _, ok := index[d.Key]; !ok {
 			errs = append(errs, datasetError(d, "key", "column %q is not in the query's result (%s)", d.Key, strings.Join(names, ", ")))
 		}
 	}
-	if len(d.Columns) == 0 {
+	if len(decl) == 0 {
 		return errs
 	}
 	declared := map[string]bool{}
-	for i, col := range d.Columns {
+	for i, col := range decl {
 		declared[col.Name] = true
-		field := fmt.Sprintf("columns[%d]", i)
+		field := fmt.Sprintf("%scolumns[%d]", prefix, i)
 		j, ok := index[col.Name]
 		switch {
 		case !ok:
@@ -125,10 +158,13 @@ func compareColumns(d *exportd.Dataset, cols []exportd.ResultColumn) []*ConfigEr
 			}
 			errs = append(errs, datasetError(d, f, "declared %s, but the database returns %s (%s)", col.Type, rt, cols[j].DatabaseType))
 		}
+		if rt := cols[j].Type; col.Total != "" && col.Type == "" && rt != "" && !numericType(rt) {
+			errs = append(errs, datasetError(d, field+".total", "a total needs a numeric column, but the database returns %s (%s) for %q", rt, cols[j].DatabaseType, col.Name))
+		}
 	}
 	for _, rc := range cols {
 		if !declared[rc.Name] {
-			errs = append(errs, datasetError(d, "columns", "the query's result has column %q, which is not declared (declare it or leave it out of the sql)", rc.Name))
+			errs = append(errs, datasetError(d, prefix+"columns", "the query's result has column %q, which is not declared (declare it or leave it out of the sql)", rc.Name))
 		}
 	}
 	return errs

@@ -105,7 +105,7 @@ func TestLoadConfigBad(t *testing.T) {
 		`testdata/bad.yaml:28: dataset "members": timeout: not a duration "soon" (want e.g. 30s, 10m, 1h30m)`,
 		`testdata/bad.yaml:29: dataset "members": row_limit: must not be negative (0 means no limit)`,
 		`testdata/bad.yaml:30: dataset "members": key: "nokey" is not a declared column`,
-		`testdata/bad.yaml:31: dataset "members": extra: unknown field (want one of title, description, connection, sql, params, columns, sheet, filename, row_limit, timeout, max_duration, key, roles, pin, personal, access, encryption, marking, schedules)`,
+		`testdata/bad.yaml:31: dataset "members": extra: unknown field (want one of title, description, connection, sql, params, columns, sheet, sheets, total_label, filename, row_limit, timeout, max_duration, key, roles, pin, personal, access, encryption, marking, schedules)`,
 	}
 	got := strings.Split(err.Error(), "\n")
 	if len(errs) != len(got) {
@@ -131,7 +131,7 @@ func TestDatasetRules(t *testing.T) {
 	}{
 		{"minimal", "sql: SELECT 1", ""},
 		{"every field", "title: T\ndescription: D\nconnection: main\nsql: SELECT :a\nparams: [{name: a, type: int}]\ncolumns: [{name: x}]\nsheet: S\nfilename: f_{a}.xlsx\nrow_limit: 0\ntimeout: 1m\nmax_duration: 1h\nkey: x", ""},
-		{"unknown field", "sql: SELECT 1\nowner: admin", `7: dataset "d": owner: unknown field (want one of title, description, connection, sql, params, columns, sheet, filename, row_limit, timeout, max_duration, key, roles, pin, personal, access, encryption, marking, schedules)`},
+		{"unknown field", "sql: SELECT 1\nowner: admin", `7: dataset "d": owner: unknown field (want one of title, description, connection, sql, params, columns, sheet, sheets, total_label, filename, row_limit, timeout, max_duration, key, roles, pin, personal, access, encryption, marking, schedules)`},
 		{"repeated field", "sql: SELECT 1\nsql: SELECT 2", `7: dataset "d": sql: repeated (first at line 6)`},
 		{"missing sql", "title: x", `5: dataset "d": sql: missing`},
 		{"empty sql", "sql: '  '", `6: dataset "d": sql: empty`},
@@ -142,7 +142,7 @@ func TestDatasetRules(t *testing.T) {
 		{"param in a comment is not a use", "sql: \"SELECT 1 -- :a\"\nparams: [{name: a, type: int}]", `7: dataset "d": params[0].name: parameter "a" is declared but the sql never uses :a`},
 		{"repeated param", "sql: SELECT :a\nparams:\n  - {name: a, type: int}\n  - {name: a, type: string}", `9: dataset "d": params[1].name: repeated parameter "a" (also params[0])`},
 		{"param name", "sql: SELECT 1\nparams: [{name: 1a, type: int}]", `7: dataset "d": params[0].name: invalid parameter name "1a" (want a letter or _ then letters, digits or _)`},
-		{"param name reserved", "sql: SELECT :format\nparams: [{name: format, type: string}]", `7: dataset "d": params[0].name: "format" is reserved by the server (reserved: format, part, part_rows, part_from, columns, purpose, purpose_text, password)`},
+		{"param name reserved", "sql: SELECT :format\nparams: [{name: format, type: string}]", `7: dataset "d": params[0].name: "format" is reserved by the server (reserved: format, part, part_rows, part_from, columns, sheet, purpose, purpose_text, password, queue)`},
 		{"param name missing", "sql: SELECT 1\nparams: [{type: int}]", `7: dataset "d": params[0].name: missing`},
 		{"param not a mapping", "sql: SELECT 1\nparams: [a]", `7: dataset "d": params[0]: want a mapping, got "a"`},
 		{"params not a list", "sql: SELECT 1\nparams: {a: 1}", `7: dataset "d": params: want a list, got a mapping`},
@@ -190,7 +190,7 @@ func TestDatasetRules(t *testing.T) {
 		{"column width not a number", "sql: SELECT 1\ncolumns: [{name: a, width: wide}]", `7: dataset "d": columns[0].width: want a number, got "wide"`},
 		{"column name missing", "sql: SELECT 1\ncolumns:\n  - {header: x}", `8: dataset "d": columns[0].name: missing`},
 		{"column repeated", "sql: SELECT 1\ncolumns:\n  - {name: a}\n  - {name: a}", `9: dataset "d": columns[1].name: repeated column "a" (also columns[0])`},
-		{"column unknown field", "sql: SELECT 1\ncolumns: [{name: a, colour: red}]", `7: dataset "d": columns[0].colour: unknown field (want one of name, header, type, format, width, personal, mask)`},
+		{"column unknown field", "sql: SELECT 1\ncolumns: [{name: a, colour: red}]", `7: dataset "d": columns[0].colour: unknown field (want one of name, header, type, format, width, personal, mask, total)`},
 		{"sheet long", "sql: SELECT 1\nsheet: " + strings.Repeat("가", 32), `7: dataset "d": sheet: longer than 31 characters`},
 		{"sheet 31 Korean", "sql: SELECT 1\nsheet: " + strings.Repeat("가", 31), ""},
 		{"sheet chars", "sql: SELECT 1\nsheet: 'a:b'", `7: dataset "d": sheet: must not contain any of [ ] : * ? / \`},

@@ -12,7 +12,7 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-var datasetFields = []string{"title", "description", "connection", "sql", "params", "columns", "sheet", "filename", "row_limit", "timeout", "max_duration", "key", "roles", "pin", "personal", "access", "encryption", "marking", "schedules"}
+var datasetFields = []string{"title", "description", "connection", "sql", "params", "columns", "sheet", "sheets", "total_label", "filename", "row_limit", "timeout", "max_duration", "key", "roles", "pin", "personal", "access", "encryption", "marking", "schedules"}
 
 func (p *parser) dataset(cfg *exportd.Config, kv pair) *exportd.Dataset {
 	d := &exportd.Dataset{Name: kv.key, Origin: exportd.Origin{File: p.file, Line: kv.k.Line, Lines: map[string]int{}}}
@@ -20,7 +20,7 @@ func (p *parser) dataset(cfg *exportd.Config, kv pair) *exportd.Dataset {
 	if !datasetNameRE.MatchString(name) {
 		p.errorf(kv.k.Line, name, "", "invalid dataset name (want [a-z0-9_-]+)")
 	}
-	var paramsNode, columnsNode, pinNode, accessNode, schedulesNode *yaml.Node
+	var paramsNode, columnsNode, pinNode, accessNode, sheetsNode, schedulesNode *yaml.Node
 	for _, f := range p.mapping(kv.v, name, "", datasetFields...) {
 		d.Origin.Lines[f.key] = f.k.Line
 		switch f.key {
@@ -46,6 +46,10 @@ func (p *parser) dataset(cfg *exportd.Config, kv pair) *exportd.Dataset {
 			columnsNode = f.v
 		case "sheet":
 			d.Sheet, _ = p.str(f.v, name, f.key)
+		case "sheets":
+			sheetsNode = f.v
+		case "total_label":
+			d.TotalLabel, _ = p.str(f.v, name, f.key)
 		case "filename":
 			d.FileName, _ = p.str(f.v, name, f.key)
 		case "row_limit":
@@ -82,8 +86,22 @@ func (p *parser) dataset(cfg *exportd.Config, kv pair) *exportd.Dataset {
 	// connection
 	conn, connOK := p.datasetConnection(cfg, d)
 
-	// sql
-	if _, ok := d.Origin.Lines["sql"]; !ok {
+	// sql, or sheets
+	_, hasSQL := d.Origin.Lines["sql"]
+	if sheetsNode != nil {
+		// One query or several: the fields of one query are the sheets'.
+		for _, f := range []string{"sql", "columns", "sheet", "key"} {
+			if _, given := d.Origin.Lines[f]; given {
+				why := map[string]string{
+					"sql":     "each sheet has its own sql",
+					"columns": "each sheet declares its own columns",
+					"sheet":   "each sheet has its name",
+					"key":     "a dataset of several sheets is not downloaded in parts",
+				}[f]
+				p.errorf(d.Origin.LineOf(f), name, f, "given together with sheets: (%s)", why)
+			}
+		}
+	} else if !hasSQL {
 		p.errorf(d.Origin.Line, name, "sql", "missing")
 	}
 
@@ -102,8 +120,12 @@ func (p *parser) dataset(cfg *exportd.Config, kv pair) *exportd.Dataset {
 			p.errorf(sqlLine(d, u.offset), name, "sql", "uses :%s, which is not declared in params", u.name)
 		}
 	}
+	anySQL := strings.TrimSpace(d.SQL) != ""
+	if sheetsNode != nil {
+		anySQL = p.sheets(cfg, d, sheetsNode, used) || anySQL
+	}
 	for i, prm := range d.Params {
-		if exportd.ValidParamName(prm.Name) && !used[prm.Name] && strings.TrimSpace(d.SQL) != "" {
+		if exportd.ValidParamName(prm.Name) && !used[prm.Name] && anySQL {
 			f := fmt.Sprintf("params[%d].name", i)
 			p.errorf(d.Origin.LineOf(f), name, f, "parameter %q is declared but the sql never uses :%s", prm.Name, prm.Name)
 		}
@@ -117,7 +139,7 @@ func (p *parser) dataset(cfg *exportd.Config, kv pair) *exportd.Dataset {
 
 	// columns
 	if columnsNode != nil {
-		p.columns(d, columnsNode)
+		d.Columns = p.columns(d, columnsNode, "")
 	}
 
 	// personal, access, encryption (privacy.go)
@@ -276,17 +298,20 @@ func (p *parser) params(cfg *exportd.Config, d *exportd.Dataset, n *yaml.Node) {
 	}
 }
 
-var columnFields = []string{"name", "header", "type", "format", "width", "personal", "mask"}
+var columnFields = []string{"name", "header", "type", "format", "width", "personal", "mask", "total"}
 
-func (p *parser) columns(d *exportd.Dataset, n *yaml.Node) {
+// columns parses a list of columns: the dataset's (prefix "") or a
+// sheet's (prefix "sheets[i].").
+func (p *parser) columns(d *exportd.Dataset, n *yaml.Node, prefix string) []exportd.Column {
 	n = deref(n)
 	if n.Kind != yaml.SequenceNode {
-		p.errorf(n.Line, d.Name, "columns", "want a list, got %s", describeNode(n))
-		return
+		p.errorf(n.Line, d.Name, prefix+"columns", "want a list, got %s", describeNode(n))
+		return nil
 	}
+	var out []exportd.Column
 	seen := map[string]int{}
 	for i, e := range n.Content {
-		field := fmt.Sprintf("columns[%d]", i)
+		field := fmt.Sprintf("%scolumns[%d]", prefix, i)
 		var c exportd.Column
 		given := map[string]int{}
 		for _, f := range p.mapping(e, d.Name, field, columnFields...) {
@@ -322,6 +347,16 @@ func (p *parser) columns(d *exportd.Dataset, n *yaml.Node) {
 				c.Personal = p.boolean(f.v, d.Name, ff)
 			case "mask":
 				c.Mask = p.maskSpec(f.v, d.Name, ff)
+			case "total":
+				s, _ := p.str(f.v, d.Name, ff)
+				c.Total = exportd.TotalFunc(s)
+				if !slices.Contains(exportd.TotalFuncs, c.Total) {
+					names := make([]string, len(exportd.TotalFuncs))
+					for i, t := range exportd.TotalFuncs {
+						names[i] = string(t)
+					}
+					p.errorf(f.v.Line, d.Name, ff, "unknown total %q (want %s)", s, strings.Join(names, ", "))
+				}
 			}
 		}
 		line := deref(e).Line
@@ -338,7 +373,7 @@ func (p *parser) columns(d *exportd.Dataset, n *yaml.Node) {
 			p.errorf(l, d.Name, field+".name", "empty")
 		default:
 			if first, dup := seen[c.Name]; dup {
-				p.errorf(l, d.Name, field+".name", "repeated column %q (also columns[%d])", c.Name, first)
+				p.errorf(l, d.Name, field+".name", "repeated column %q (also %scolumns[%d])", c.Name, prefix, first)
 			} else {
 				seen[c.Name] = i
 			}
@@ -346,8 +381,131 @@ func (p *parser) columns(d *exportd.Dataset, n *yaml.Node) {
 		if c.Mask != nil && !c.Personal {
 			p.errorf(given["mask"], d.Name, field+".mask", "given on a column that is not personal: true")
 		}
-		d.Columns = append(d.Columns, c)
+		if l, ok := given["total"]; ok && c.Total != "" && c.Type != "" && !numericType(c.Type) {
+			p.errorf(l, d.Name, field+".total", "a total needs a numeric column (type int, float or decimal); %q is %s", c.Name, c.Type)
+		}
+		out = append(out, c)
 	}
+	return out
+}
+
+// numericType reports whether a column of type t holds numbers a total
+// can add up.
+func numericType(t exportd.Type) bool {
+	return t == exportd.TypeInt || t == exportd.TypeFloat || t == exportd.TypeDecimal
+}
+
+var sheetFields = []string{"name", "connection", "sql", "columns"}
+
+// sheets parses a dataset's sheets: list (each with its name, sql,
+// columns and optionally connection), notes the parameters their queries
+// use in used, and reports whether any sheet has SQL.
+func (p *parser) sheets(cfg *exportd.Config, d *exportd.Dataset, n *yaml.Node, used map[string]bool) bool {
+	n = deref(n)
+	if n.Kind != yaml.SequenceNode {
+		p.errorf(n.Line, d.Name, "sheets", "want a list, got %s", describeNode(n))
+		return false
+	}
+	if len(n.Content) == 0 {
+		p.errorf(n.Line, d.Name, "sheets", "empty (want at least one sheet; a dataset of one query has sql: instead)")
+		return false
+	}
+	anySQL := false
+	seen := map[string]int{} // lower-cased names: Excel compares them so
+	for i, e := range n.Content {
+		field := fmt.Sprintf("sheets[%d]", i)
+		var sh exportd.Sheet
+		given := map[string]int{}
+		var columnsNode *yaml.Node
+		sqlLine0, sqlBlock := 0, false
+		for _, f := range p.mapping(e, d.Name, field, sheetFields...) {
+			ff := field + "." + f.key
+			given[f.key] = f.k.Line
+			d.Origin.Lines[ff] = f.k.Line
+			switch f.key {
+			case "name":
+				sh.Name, _ = p.str(f.v, d.Name, ff)
+			case "connection":
+				sh.Connection, _ = p.str(f.v, d.Name, ff)
+			case "sql":
+				var ok bool
+				sh.SQL, ok = p.str(f.v, d.Name, ff)
+				sqlLine0 = f.k.Line
+				if f.v.Style == yaml.LiteralStyle || f.v.Style == yaml.FoldedStyle {
+					sqlLine0 = f.v.Line + 1
+					sqlBlock = f.v.Style == yaml.LiteralStyle
+					d.Origin.Lines[ff] = sqlLine0
+				}
+				if ok && strings.TrimSpace(sh.SQL) == "" {
+					p.errorf(sqlLine0, d.Name, ff, "empty")
+				}
+			case "columns":
+				columnsNode = f.v
+			}
+		}
+		line := deref(e).Line
+		if _, ok := d.Origin.Lines[field+".name"]; !ok {
+			d.Origin.Lines[field+".name"] = line
+		}
+		if deref(e).Kind != yaml.MappingNode {
+			continue
+		}
+		if l, ok := given["name"]; !ok {
+			p.errorf(line, d.Name, field+".name", "missing")
+		} else if msg := sheetNameProblem(sh.Name); msg != "" {
+			p.errorf(l, d.Name, field+".name", "%s", msg)
+		} else if strings.Contains(sh.Name, ",") {
+			p.errorf(l, d.Name, field+".name", "must not contain a comma (columns= separates SHEET.COLUMN names with commas)")
+		} else if first, dup := seen[strings.ToLower(sh.Name)]; dup {
+			p.errorf(l, d.Name, field+".name", "repeated sheet %q (also sheets[%d]; Excel compares sheet names without case)", sh.Name, first)
+		} else {
+			seen[strings.ToLower(sh.Name)] = i
+		}
+		dialect := sqlparam.SQLite
+		if l, ok := given["connection"]; ok {
+			c, known := cfg.Connections[sh.Connection]
+			if !known {
+				names := make([]string, 0, len(cfg.Connections))
+				for n := range cfg.Connections {
+					names = append(names, n)
+				}
+				sort.Strings(names)
+				p.errorf(l, d.Name, field+".connection", "unknown connection %q (want %s)", sh.Connection, strings.Join(names, ", "))
+			} else {
+				dialect = sqlparam.Of(c.Driver())
+			}
+			if sh.Connection == d.Connection {
+				sh.Connection = "" // the dataset's
+			}
+		} else if c, ok := cfg.Connections[d.Connection]; ok {
+			dialect = sqlparam.Of(c.Driver())
+		}
+		if _, ok := given["sql"]; !ok {
+			p.errorf(line, d.Name, field+".sql", "missing")
+		} else if strings.TrimSpace(sh.SQL) != "" {
+			anySQL = true
+		}
+		for _, u := range paramUses(sh.SQL, dialect) {
+			used[u.name] = true
+			if _, ok := d.Param(u.name); !ok {
+				l := sqlLine0
+				if sqlBlock {
+					l += strings.Count(sh.SQL[:u.offset], "\n")
+				}
+				p.errorf(l, d.Name, field+".sql", "uses :%s, which is not declared in params", u.name)
+			}
+		}
+		if columnsNode == nil {
+			p.errorf(line, d.Name, field+".columns", "missing (each sheet declares its columns: its header leaves before its query runs)")
+		} else {
+			sh.Columns = p.columns(d, columnsNode, field+".")
+			if len(sh.Columns) == 0 && deref(columnsNode).Kind == yaml.SequenceNode {
+				p.errorf(given["columns"], d.Name, field+".columns", "empty")
+			}
+		}
+		d.Sheets = append(d.Sheets, sh)
+	}
+	return anySQL
 }
 
 // sheetNameProblem returns why s is not a valid worksheet name, or "".

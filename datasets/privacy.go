@@ -211,8 +211,18 @@ func (p *parser) checkPersonal(d *exportd.Dataset) {
 				break
 			}
 		}
+	sheets:
+		for i, sh := range d.Sheets {
+			for j, c := range sh.Columns {
+				if c.Personal {
+					f := fmt.Sprintf("sheets[%d].columns[%d].personal", i, j)
+					p.errorf(d.Origin.LineOf(f), d.Name, f, "column %q is personal but the dataset is not marked personal: true", c.Name)
+					break sheets
+				}
+			}
+		}
 	}
-	if d.Personal && len(d.Columns) == 0 {
+	if d.Personal && len(d.AllColumns()) == 0 {
 		p.errorf(d.Origin.LineOf("personal"), d.Name, "columns", "a personal dataset must declare its columns (masking and the users' choice of columns apply to them)")
 	}
 	if d.Access != nil && !d.Personal {
@@ -228,7 +238,7 @@ func (p *parser) checkPersonal(d *exportd.Dataset) {
 			f := "access." + r + "." + c
 			switch {
 			case c == exportd.AccessAll:
-			case !slices.ContainsFunc(d.Columns, func(col exportd.Column) bool { return col.Name == c }):
+			case !slices.ContainsFunc(d.AllColumns(), func(col exportd.Column) bool { return col.Name == c }):
 				p.errorf(d.Origin.LineOf(f), d.Name, f, "%q is not a declared column (want a personal column or all)", c)
 			case !slices.Contains(personalCols, c):
 				p.errorf(d.Origin.LineOf(f), d.Name, f, "column %q is not personal: every role may see it in full (mark it personal: true to restrict it)", c)

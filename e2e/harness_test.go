@@ -133,6 +133,23 @@ datasets:
   failing:
     sql: SELECT id, 1 / (CASE WHEN id = 200000 THEN 0 ELSE 1 END) AS v FROM e2e_accounts ORDER BY id
     columns: [{name: id, type: int}, {name: v, type: int}]
+  report:
+    params:
+      - {name: rows, type: int, min: 1, default: 1000}
+      - {name: sleep, type: float, default: 5}
+      - {name: fail_at, type: int, default: 0}
+    sheets:
+      - name: 회원
+        sql: SELECT id, name, score_avg FROM e2e_accounts WHERE id <= :rows ORDER BY id
+        columns: [{name: id, type: int}, {name: name, header: 이름}, {name: score_avg, header: 평균, type: float, total: average}]
+      - name: 느린 합계
+        sql: |
+          SELECT n, 1 / (CASE WHEN n = :fail_at THEN 0 ELSE 1 END) AS one, n * 2 AS twice
+            FROM (SELECT pg_sleep(:sleep)) AS s, generate_series(1, 1000) AS n
+        columns: [{name: n, type: int}, {name: one, type: int, total: sum}, {name: twice, type: int, total: sum}]
+      - name: 분류별
+        sql: SELECT category, count(*) AS n FROM e2e_accounts WHERE id <= :rows GROUP BY category ORDER BY category
+        columns: [{name: category}, {name: n, type: int, total: sum}]
   crawl:
     sql: |
       SELECT /* e2e-crawl */ n, pg_sleep(0.001)::text AS s FROM generate_series(1, 1000000) AS n

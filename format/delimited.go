@@ -20,7 +20,8 @@ type delimited struct {
 	sep      byte
 	eol      string
 	guard    bool
-	decimals []int // fixed decimals for floats per column, -1 = shortest
+	decimals []int     // fixed decimals for floats per column, -1 = shortest
+	quote    [256]bool // the bytes that make a field quoted: the separator, '"', CR, LF
 	buf      []byte
 	err      error
 }
@@ -38,6 +39,9 @@ func newDelimited(w io.Writer, cols []exportd.Column, sep byte, opts Options) (*
 	}
 	if opts.CRLF {
 		d.eol = "\r\n"
+	}
+	for _, c := range []byte{sep, '"', '\n', '\r'} {
+		d.quote[c] = true
 	}
 	for i, c := range cols {
 		d.decimals[i] = fixedDecimals(c.Format)
@@ -127,12 +131,34 @@ func (d *delimited) WriteRow(row []exportd.Value) error {
 }
 
 // appendDateTime writes a timestamp as YYYY-MM-DD HH:MM:SS with a
-// fraction only when there is one.
+// fraction only when there is one (its trailing zeros dropped), as
+// t.AppendFormat(b, "2006-01-02 15:04:05.999999999") does, without
+// interpreting a layout for every value.
 func appendDateTime(b []byte, t time.Time) []byte {
-	if t.Nanosecond() != 0 {
+	y, mo, d := t.Date()
+	if y < 0 || y > 9999 {
 		return t.AppendFormat(b, "2006-01-02 15:04:05.999999999")
 	}
-	return t.AppendFormat(b, time.DateTime)
+	h, mi, sec := t.Clock()
+	b = append(b, byte('0'+y/1000), byte('0'+y/100%10), byte('0'+y/10%10), byte('0'+y%10), '-',
+		byte('0'+mo/10), byte('0'+mo%10), '-', byte('0'+d/10), byte('0'+d%10), ' ',
+		byte('0'+h/10), byte('0'+h%10), ':', byte('0'+mi/10), byte('0'+mi%10), ':',
+		byte('0'+sec/10), byte('0'+sec%10))
+	ns := t.Nanosecond()
+	if ns == 0 {
+		return b
+	}
+	var frac [10]byte
+	frac[0] = '.'
+	for i := 9; i > 0; i-- {
+		frac[i] = byte('0' + ns%10)
+		ns /= 10
+	}
+	n := 10
+	for frac[n-1] == '0' {
+		n--
+	}
+	return append(b, frac[:n]...)
 }
 
 // needsGuard reports whether a spreadsheet would read s as a formula.
@@ -171,10 +197,7 @@ func (d *delimited) appendQuoted(b []byte, prefix, s string) []byte {
 
 func (d *delimited) needsQuotes(s string) bool {
 	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case '"', '\n', '\r':
-			return true
-		case d.sep:
+		if d.quote[s[i]] {
 			return true
 		}
 	}

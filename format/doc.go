@@ -6,4 +6,8 @@
 //	if err != nil { … }
 //	for … { err = w.WriteRow(row) }
 //	err = w.Close() // finishes the file; out stays open
+//
+// A [Book] writes several sheets into one file, one after the other: an
+// XLSX workbook of several sheets, or, for CSV, TSV and JSON Lines, a ZIP
+// archive of one file per sheet, deflated and flushed as it streams.
 package format

@@ -51,6 +51,11 @@ type Options struct {
 	// MaxRows is the number of data rows per XLSX sheet before it rolls
 	// over to a new sheet; 0 means Excel's limit.
 	MaxRows int
+	// TotalLabel labels the totals row of an XLSX sheet whose columns ask
+	// for totals (Column.Total); "" means exportd.DefaultTotalLabel.
+	// Other formats write no totals row: a CSV, TSV or JSON Lines file
+	// holds the rows only.
+	TotalLabel string
 }
 
 // ErrBOMWithSepLine is returned when both Options.BOM and Options.SepLine are set.

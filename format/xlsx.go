@@ -14,25 +14,55 @@ type xlsxWriter struct {
 	cells []xlsx.Cell
 }
 
-func newXLSX(w io.Writer, cols []exportd.Column, opts Options) (*xlsxWriter, error) {
+// newXLSXWriter returns a workbook writer with opts.
+func newXLSXWriter(w io.Writer, opts Options) *xlsx.Writer {
 	xw := xlsx.NewWriter(w)
 	xw.Level = opts.Level
 	xw.MaxRows = opts.MaxRows
 	xw.Properties = opts.Properties
 	xw.HeaderFooter = opts.HeaderFooter
+	xw.TotalLabel = opts.TotalLabel
+	return xw
+}
+
+// newSheet starts a sheet of cols on xw.
+func newSheet(xw *xlsx.Writer, name string, cols []exportd.Column, opts Options) error {
 	xcols := make([]xlsx.Column, len(cols))
 	for i, c := range cols {
-		xcols[i] = xlsx.Column{Width: c.Width, NumFmt: c.Format}
+		xcols[i] = xlsx.Column{Width: c.Width, NumFmt: c.Format, Total: xlsxTotal(c.Total)}
 		if !opts.NoHeader {
 			xcols[i].Header = c.Label()
 		}
 	}
-	sheet := opts.Sheet
-	if sheet == "" {
-		sheet = "Sheet1"
+	if name == "" {
+		name = "Sheet1"
 	}
-	if err := xw.NewSheet(sheet, xcols); err != nil {
-		return nil, fmt.Errorf("xlsx: %w", err)
+	if err := xw.NewSheet(name, xcols); err != nil {
+		return fmt.Errorf("xlsx: %w", err)
+	}
+	return nil
+}
+
+func xlsxTotal(t exportd.TotalFunc) xlsx.Total {
+	switch t {
+	case exportd.TotalSum:
+		return xlsx.Sum
+	case exportd.TotalAverage:
+		return xlsx.Average
+	case exportd.TotalCount:
+		return xlsx.Count
+	case exportd.TotalMin:
+		return xlsx.Min
+	case exportd.TotalMax:
+		return xlsx.Max
+	}
+	return xlsx.NoTotal
+}
+
+func newXLSX(w io.Writer, cols []exportd.Column, opts Options) (*xlsxWriter, error) {
+	xw := newXLSXWriter(w, opts)
+	if err := newSheet(xw, opts.Sheet, cols, opts); err != nil {
+		return nil, err
 	}
 	return &xlsxWriter{w: xw, cells: make([]xlsx.Cell, len(cols))}, nil
 }

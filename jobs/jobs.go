@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -140,11 +141,31 @@ type Manager struct {
 	// links sign and verify download links (link.go).
 	links atomic.Pointer[auth.Keys]
 	node  nodeState
+	slots atomic.Pointer[sharing] // see ShareSlots
 
 	// The periodic jobs of the schedules now (schedule.go).
 	periodicMu  sync.Mutex
 	periodicIDs []string
 	metrics     *deliveryMetrics
+}
+
+// sharing is how a job's export shares the node with its downloads (see
+// [Manager.ShareSlots]).
+type sharing struct {
+	admit func(ctx context.Context) (release func(), err error)
+	turn  func(ctx context.Context, rows int64) (done func(), err error)
+}
+
+// ShareSlots makes every attempt from now on wait, after its file has
+// started and before its query, for admit to return: a slot of the run
+// slots this node's downloads use too (a server with Config.Jobs sets
+// it), so that jobs and downloads share the cores instead of both taking
+// all of them. The attempt calls release when its export ends. turn, if
+// not nil, is the engine's Turn of each attempt (see exportd.Export):
+// it is called before each batch of rows. Without ShareSlots, a job runs
+// as soon as a worker takes it.
+func (m *Manager) ShareSlots(admit func(ctx context.Context) (release func(), err error), turn func(ctx context.Context, rows int64) (done func(), err error)) {
+	m.slots.Store(&sharing{admit: admit, turn: turn})
 }
 
 // datasets are the datasets jobs run, on a source per connection.
@@ -342,6 +363,8 @@ type Request struct {
 	// Columns are the columns chosen (nil: all the roles may see); the
 	// worker masks by Roles and the dataset's access: block.
 	Columns []string
+	// Sheets are the sheets chosen of a dataset of several (nil: all).
+	Sheets []string
 	// Purpose and PurposeText are the stated purpose of a personal
 	// dataset's export, for the audit record of each download.
 	Purpose, PurposeText string
@@ -387,7 +410,7 @@ func (m *Manager) Submit(ctx context.Context, req Request) (job *Job, joined boo
 		return nil, false, err
 	}
 	args := exportArgs{UID: uid, Owner: req.Owner, Roles: req.Roles, Dataset: d.Name, Format: string(req.Format),
-		Params: params, Bound: string(key), Columns: req.Columns, Purpose: req.Purpose, PurposeText: req.PurposeText}
+		Params: params, Bound: string(key), Columns: req.Columns, Sheets: req.Sheets, Purpose: req.Purpose, PurposeText: req.PurposeText}
 	res, err := m.client.Insert(ctx, args, &river.InsertOpts{
 		Queue:    queueName,
 		Priority: priority,
@@ -533,9 +556,13 @@ type Job struct {
 	SHA256      string `json:"sha256,omitempty"`
 	DownloadURL string `json:"download_url,omitempty"`
 	// The privacy rules the job was submitted with (see Request).
-	Columns     []string `json:"columns,omitempty"`
-	Purpose     string   `json:"purpose,omitempty"`
-	PurposeText string   `json:"purpose_text,omitempty"`
+	Columns []string `json:"columns,omitempty"`
+	Sheets  []string `json:"sheets,omitempty"` // the sheets chosen of a dataset of several
+	// SheetRows are the rows of each sheet of the result (a dataset of
+	// several sheets).
+	SheetRows   []exportd.SheetStats `json:"sheet_rows,omitempty"`
+	Purpose     string               `json:"purpose,omitempty"`
+	PurposeText string               `json:"purpose_text,omitempty"`
 	// A scheduled run: its schedule (dataset/name), the tick it stands for
 	// (a manual run's: when it was asked for), and how its deliveries went.
 	Schedule   string          `json:"schedule,omitempty"`
@@ -592,7 +619,7 @@ func (m *Manager) toJob(row *rivertype.JobRow) (*Job, error) {
 		ID: strconv.FormatInt(row.ID, 10), Dataset: args.Dataset, Format: args.Format, Params: args.Params,
 		Rows: out.Rows, Bytes: out.Bytes, Attempt: row.Attempt, CreatedAt: row.CreatedAt,
 		owner: args.Owner, roles: args.Roles, rowID: row.ID, uid: args.UID,
-		Columns: args.Columns, Purpose: args.Purpose, PurposeText: args.PurposeText,
+		Columns: args.Columns, Sheets: args.Sheets, Purpose: args.Purpose, PurposeText: args.PurposeText,
 		Schedule: args.Schedule, Tick: args.Tick, Manual: args.Manual, Deliveries: out.Deliveries,
 	}
 	if j.Params == nil {
@@ -617,6 +644,9 @@ func (m *Manager) toJob(row *rivertype.JobRow) (*Job, error) {
 	if f, err := exportd.ParseFormat(args.Format); err == nil {
 		j.contentType = f.ContentType()
 	}
+	if out.Result != nil && strings.HasSuffix(out.Result.FileName, ".zip") {
+		j.contentType = "application/zip" // a CSV, TSV or JSON Lines export of several sheets
+	}
 	if n := len(row.Errors); n > 0 {
 		j.Error = publicError(row.Errors[n-1].Error)
 	}
@@ -634,6 +664,7 @@ func (m *Manager) toJob(row *rivertype.JobRow) (*Job, error) {
 		j.State = StateSucceeded
 		if r := out.Result; r != nil {
 			j.FileName, j.Size, j.SHA256, j.key = r.FileName, r.Size, r.SHA256, r.Key
+			j.SheetRows = r.Sheets
 			j.Rows, j.Bytes = r.Rows, r.Size
 			exp := r.Committed.Add(m.ttl(r.Keep))
 			if r.Deleted != nil && r.Deleted.Before(exp) {
@@ -718,6 +749,7 @@ type exportArgs struct {
 	// The privacy rules: the columns chosen and the stated purpose (a
 	// different purpose is another export, audited on its own).
 	Columns     []string `json:"columns,omitempty" river:"unique"`
+	Sheets      []string `json:"sheets,omitempty" river:"unique"`
 	Purpose     string   `json:"purpose,omitempty" river:"unique"`
 	PurposeText string   `json:"purpose_text,omitempty" river:"unique"`
 	// A schedule's run (schedule.go): the schedule (dataset/name), the
@@ -756,6 +788,8 @@ type result struct {
 	Size      int64     `json:"size"`
 	SHA256    string    `json:"sha256"`
 	Committed time.Time `json:"committed"`
+	// Sheets are the rows of each sheet of a dataset of several.
+	Sheets []exportd.SheetStats `json:"sheets,omitempty"`
 	// Deleted is when the sweep deleted the result (see Sweep).
 	Deleted *time.Time `json:"deleted,omitempty"`
 	// Keep is how long a schedule's result is kept when longer than

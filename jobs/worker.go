@@ -57,7 +57,7 @@ func (m *Manager) run(ctx context.Context, job *river.Job[exportArgs]) error {
 	// The datasets as they are now: a reload applies to the next attempt,
 	// never to one under way.
 	ds := m.datasets.Load()
-	req := plan.Request{Format: f, Params: a.Params, Columns: a.Columns,
+	req := plan.Request{Format: f, Params: a.Params, Columns: a.Columns, Sheets: a.Sheets,
 		Principal: plan.Principal{Name: a.Owner, Roles: a.Roles, Client: fmt.Sprintf("job:%d", job.ID)},
 		Purpose:   audit.Purpose{Category: a.Purpose, Text: a.PurposeText}}
 	var sched *exportd.Schedule
@@ -99,13 +99,20 @@ func (m *Manager) run(ctx context.Context, job *river.Job[exportArgs]) error {
 	m.progress(ctx, job.ID, out)
 
 	key := resultKey(job.ID, a.UID, job.Attempt, f)
-	up, err := m.cfg.Storage.Create(ctx, key, f.ContentType())
+	up, err := m.cfg.Storage.Create(ctx, key, p.ContentType())
 	if err != nil {
 		return err
 	}
 	log.Info("job started")
+	var share sharing
+	if sh := m.slots.Load(); sh != nil {
+		share = *sh
+	}
 	res, err := p.Run(ctx, plan.Options{
+		Admit:            share.admit,
+		Turn:             share.turn,
 		Source:           src,
+		Sources:          ds.sources,
 		Output:           up,
 		Audit:            m.cfg.Audit,
 		Hash:             true, // the result's digest, shown with the job
@@ -138,7 +145,7 @@ func (m *Manager) run(ctx context.Context, job *river.Job[exportArgs]) error {
 	}
 	out.Rows, out.Bytes = st.Rows, st.Bytes
 	out.Result = &result{Key: key, FileName: p.FileName, Rows: st.Rows, Size: st.Bytes,
-		SHA256: res.SHA256, Committed: time.Now().UTC(), Keep: a.Keep}
+		SHA256: res.SHA256, Committed: time.Now().UTC(), Sheets: st.Sheets, Keep: a.Keep}
 	if sched != nil {
 		m.metrics.runs.WithLabelValues("succeeded").Inc()
 		out.Deliveries = m.deliver(ctx, m.runOf(job, sched, p, out.Result, f))

@@ -10,8 +10,15 @@ import (
 // with their masking rules and its access: block. A dataset without
 // personal columns gets a Policy that shows every column in full.
 func PolicyFor(d *exportd.Dataset) (*Policy, error) {
+	return PolicyForColumns(d, d.Columns)
+}
+
+// PolicyForColumns returns the Policy of d for the columns cols: those
+// of one of its sheets (exportd.Sheet), to which the dataset's access:
+// block applies by column name.
+func PolicyForColumns(d *exportd.Dataset, cols []exportd.Column) (*Policy, error) {
 	p := &Policy{Personal: map[string]Rule{}, Roles: map[string]map[string]Access{}}
-	for _, c := range d.Columns {
+	for _, c := range cols {
 		if !c.Personal {
 			continue
 		}

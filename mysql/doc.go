@@ -1,5 +1,5 @@
 // Package mysql is the exportd source for MySQL and MariaDB, through
-// github.com/go-sql-driver/mysql.
+// github.com/go-sql-driver/mysql and a result-set reader of its own.
 //
 //	src, err := mysql.Open(ctx, "mysql://app:secret@db:3306/shop", exportd.SourceOptions{Location: loc})
 //	if err != nil {
@@ -11,13 +11,18 @@
 //		Params: map[string]any{"from": exportd.DateArg{Time: from}, "grades": []any{"gold", "silver"}},
 //	})
 //
-// Open takes a mysql:// URL (see [DSNFromURL]) or a driver DSN. Parameters
-// are bound by the driver (client-side interpolation with the server's
-// escaping rules, so rows come over the text protocol), never spliced by
-// exportd. Rows are streamed and read from the driver's connection
-// directly (not through database/sql's Scan), integers and floats as the
-// driver parsed them, the rest as views of its read buffer; the column types
-// reported by the server decide the conversion:
+// Open takes a mysql:// URL (see [DSNFromURL]) or a driver DSN. The driver
+// opens every connection (handshake, authentication, TLS, session
+// variables). Rows come over the text protocol and are streamed. On a
+// plain-text connection (no TLS, no compression) the source sends the
+// query itself and decodes the result from the socket's read buffer
+// straight into exportd.Value, with no allocation per row; parameters are
+// then quoted as the driver's client-side interpolation quotes them (the
+// server's escaping rules, NO_BACKSLASH_ESCAPES included), never spliced
+// as given. Under TLS or compression the rows come from the driver's
+// connection (not through database/sql's Scan) and the driver binds the
+// parameters. Either way the column types reported by the server decide
+// the conversion, and both give the same values:
 //
 //   - TINYINT…BIGINT, YEAR, BOOL (a TINYINT(1)) → Int; BIGINT UNSIGNED above
 //     the int64 range → Decimal; BIT → Int (Decimal above int64)
@@ -33,10 +38,10 @@
 // clock in Location, the text DATE and DATETIME columns compare with
 // (a TIMESTAMP column compares that text as UTC).
 //
-// Each query holds a connection of its own. The driver returns at once
-// when the context is cancelled, but the server would go on: so a cancel,
-// or closing the rows early, also sends KILL QUERY for that connection on
-// another one, and the connection is discarded. Query.Timeout becomes
+// Each query holds a connection of its own. A cancel returns at once (the
+// read of the socket is interrupted), but the server would go on: so a
+// cancel, or closing the rows early, also sends KILL QUERY for that
+// connection on another one, and the connection is discarded. Query.Timeout becomes
 // SET STATEMENT max_statement_time=… FOR on MariaDB and the session's
 // max_execution_time on MySQL (SELECT only); hitting it yields an error
 // wrapping exportd.ErrQueryTimeout.

@@ -12,6 +12,7 @@ import (
 	"math"
 	"net"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,10 +37,19 @@ type Source struct {
 	conn    driver.Connector
 	loc     *time.Location
 	mariadb bool
+	wire    bool // Query reads result sets from the socket itself (wire.go)
 
 	mu     sync.Mutex
-	idle   []driver.Conn // connections for Query, see Query
+	idle   []*queryConn // connections for Query, see Query
 	closed bool
+}
+
+// queryConn is a connection for Query: the driver's, and its socket when
+// the source reads results itself.
+type queryConn struct {
+	drv driver.Conn
+	raw *bufferedConn // nil when rows go through the driver
+	w   *wire
 }
 
 // maxIdle is how many Query connections are kept open between queries.
@@ -103,14 +113,19 @@ func Open(ctx context.Context, dsn string, opts exportd.SourceOptions) (*Source,
 		cfg.Params = map[string]string{}
 	}
 	cfg.Params["time_zone"] = "'+00:00'"
+	wire := false
 	if cfg.DialFunc == nil && (cfg.Net == "tcp" || cfg.Net == "unix") {
-		cfg.DialFunc = dialBuffered
+		cfg.DialFunc = dialer(cfg.ReadTimeout, cfg.WriteTimeout)
+		// The source reads results itself where the driver speaks plain
+		// text on the socket: not under TLS or compression, and not
+		// where the driver names columns table.column.
+		wire = cfg.TLS == nil && !strings.Contains(cfg.FormatDSN(), "compress=true") && !cfg.ColumnsWithAlias
 	}
 	conn, err := mysql.NewConnector(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("mysql open: %w", err)
 	}
-	s := &Source{db: sql.OpenDB(conn), conn: conn, loc: opts.Loc()}
+	s := &Source{db: sql.OpenDB(conn), conn: conn, loc: opts.Loc(), wire: wire}
 	var version string
 	if err := s.db.QueryRowContext(ctx, "SELECT VERSION()").Scan(&version); err != nil {
 		s.db.Close()
@@ -125,24 +140,53 @@ func Open(ctx context.Context, dsn string, opts exportd.SourceOptions) (*Source,
 // calls were a fifth of the reading goroutine's CPU.
 const readBuffer = 64 << 10
 
-// dialBuffered dials like the driver does and reads through a buffer of
-// readBuffer bytes.
-func dialBuffered(ctx context.Context, network, addr string) (net.Conn, error) {
-	var d net.Dialer
-	c, err := d.DialContext(ctx, network, addr)
-	if err != nil {
-		return nil, err
+// dialer returns a DialFunc that dials like the driver does and reads
+// through a buffer of readBuffer bytes. The DSN's readTimeout and
+// writeTimeout bound the source's own reads and writes (the driver sets
+// its deadlines itself). A Connect whose context carries a *dialed slot
+// gets the connection it dialed there.
+func dialer(readTimeout, writeTimeout time.Duration) func(context.Context, string, string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		var d net.Dialer
+		nc, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		c := &bufferedConn{Conn: nc, readTimeout: readTimeout, writeTimeout: writeTimeout}
+		c.r = bufio.NewReaderSize(socketReader{c}, readBuffer)
+		if slot, ok := ctx.Value(dialedKey{}).(*dialed); ok {
+			slot.c = c
+		}
+		return c, nil
 	}
-	return &bufferedConn{Conn: c, r: bufio.NewReaderSize(c, readBuffer)}, nil
 }
+
+// dialed receives the connection dialed for one Connect.
+type dialed struct{ c *bufferedConn }
+
+type dialedKey struct{}
 
 // bufferedConn is a connection whose reads go through a buffer.
 type bufferedConn struct {
 	net.Conn
-	r *bufio.Reader
+	r                         *bufio.Reader
+	readTimeout, writeTimeout time.Duration
 }
 
 func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// socketReader reads the socket under bufferedConn's buffer, each read
+// bounded by the read timeout.
+type socketReader struct{ c *bufferedConn }
+
+func (s socketReader) Read(p []byte) (int, error) {
+	if t := s.c.readTimeout; t > 0 {
+		if err := s.c.SetReadDeadline(time.Now().Add(t)); err != nil {
+			return 0, err
+		}
+	}
+	return s.c.Conn.Read(p)
+}
 
 // Ping checks that the database answers.
 func (s *Source) Ping(ctx context.Context) error {
@@ -160,40 +204,85 @@ func (s *Source) Close() error {
 	s.idle, s.closed = nil, true
 	s.mu.Unlock()
 	for _, c := range idle {
-		c.Close()
+		c.drv.Close()
 	}
 	return s.db.Close()
 }
 
-// driverConn takes an idle Query connection that is still good, or opens one.
-func (s *Source) driverConn(ctx context.Context) (driver.Conn, error) {
+// take takes an idle Query connection that is still good, or opens one;
+// pooled says which.
+func (s *Source) take(ctx context.Context) (c *queryConn, pooled bool, err error) {
 	for {
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
-			return nil, errors.New("source closed")
+			return nil, false, errors.New("source closed")
 		}
 		n := len(s.idle)
 		if n == 0 {
 			s.mu.Unlock()
-			return s.conn.Connect(ctx)
+			c, err := s.connect(ctx)
+			return c, false, err
 		}
 		c := s.idle[n-1]
 		s.idle = s.idle[:n-1]
 		s.mu.Unlock()
-		if r, ok := c.(driver.SessionResetter); ok && r.ResetSession(ctx) != nil {
-			c.Close()
+		if r, ok := c.drv.(driver.SessionResetter); ok && r.ResetSession(ctx) != nil {
+			c.drv.Close()
 			continue
 		}
-		return c, nil
+		return c, true, nil
+	}
+}
+
+// connect opens a Query connection.
+func (s *Source) connect(ctx context.Context) (*queryConn, error) {
+	var slot dialed
+	drv, err := s.conn.Connect(context.WithValue(ctx, dialedKey{}, &slot))
+	if err != nil {
+		return nil, err
+	}
+	c := &queryConn{drv: drv}
+	if s.wire && slot.c != nil {
+		c.raw, c.w = slot.c, newWire(slot.c)
+	}
+	return c, nil
+}
+
+// acquire takes a connection for a query and asks the server its id (for
+// KILL QUERY). A pooled connection that turns out dead (the server
+// restarted since) is dropped and another taken.
+func (s *Source) acquire(ctx context.Context) (*queryConn, int64, error) {
+	for {
+		c, pooled, err := s.take(ctx)
+		if err != nil {
+			return nil, 0, err
+		}
+		var id int64
+		if c.w != nil {
+			err = c.wireQueryInt(ctx, "SELECT CONNECTION_ID()", &id)
+		} else {
+			err = queryInt(ctx, c.drv, "SELECT CONNECTION_ID()", &id)
+		}
+		if err == nil {
+			return c, id, nil
+		}
+		s.release(c, false)
+		var myErr *mysql.MySQLError
+		if !pooled || ctx.Err() != nil || errors.As(err, &myErr) {
+			return nil, 0, err
+		}
 	}
 }
 
 // release keeps c for the next Query, or closes it when it must not be
 // reused or enough are kept.
-func (s *Source) release(c driver.Conn, reuse bool) {
-	if v, ok := c.(driver.Validator); ok && !v.IsValid() {
+func (s *Source) release(c *queryConn, reuse bool) {
+	if v, ok := c.drv.(driver.Validator); ok && !v.IsValid() {
 		reuse = false
+	}
+	if c.raw != nil && c.raw.r.Buffered() > 0 {
+		reuse = false // not at a command's end: never seen, but never reused
 	}
 	s.mu.Lock()
 	if reuse && !s.closed && len(s.idle) < maxIdle {
@@ -202,7 +291,62 @@ func (s *Source) release(c driver.Conn, reuse bool) {
 	}
 	s.mu.Unlock()
 	if c != nil {
-		c.Close()
+		if c.raw != nil {
+			// The driver says goodbye (COM_QUIT) as it closes, also
+			// after an interrupt.
+			c.raw.SetWriteDeadline(time.Now().Add(time.Second))
+		}
+		c.drv.Close()
+	}
+}
+
+// wireQueryInt runs a query of one integer on c's socket. The server's
+// status read at its end says how strings are quoted (see appendLiteral).
+func (c *queryConn) wireQueryInt(ctx context.Context, query string, dst *int64) error {
+	stop := context.AfterFunc(ctx, c.interrupt)
+	err := func() error {
+		cols, err := c.w.readResult(query)
+		if err != nil {
+			return err
+		}
+		if len(cols) != 1 {
+			return fmt.Errorf("%s: %d columns", query, len(cols))
+		}
+		p, err := c.w.afterColumns()
+		if err == nil && p == nil {
+			p, err = c.w.next()
+		}
+		if err != nil {
+			return err
+		}
+		if p[0] == pktErr {
+			return errorPacket(p)
+		}
+		v, _, ok := lenString(p)
+		n, isInt := atoi(v)
+		if !ok || !isInt {
+			return fmt.Errorf("%s: got %q", query, v)
+		}
+		if p, err = c.w.next(); err != nil {
+			return err
+		}
+		if !c.w.end(p) {
+			return fmt.Errorf("%s: more than one row", query)
+		}
+		c.w.drop()
+		*dst = n
+		return nil
+	}()
+	if !stop() {
+		return ctx.Err() // the read was interrupted: the connection's deadline is spent
+	}
+	return err
+}
+
+// interrupt ends a read or write of c's socket at once; c is not reused.
+func (c *queryConn) interrupt() {
+	if c.raw != nil {
+		c.raw.SetDeadline(time.Unix(1, 0))
 	}
 }
 
@@ -210,8 +354,11 @@ func (s *Source) release(c driver.Conn, reuse bool) {
 // as 'YYYY-MM-DD' and a time.Time as its wall clock in the source's
 // location, the text DATE and DATETIME columns compare with.
 func (s *Source) bind(q exportd.Query, nulls bool) (string, []any, error) {
-	return sqlparam.BindText(q, sqlparam.MySQL, s.loc, "2006-01-02 15:04:05.999999", nulls)
+	return sqlparam.BindText(q, sqlparam.MySQL, s.loc, dateTimeLayout, nulls)
 }
+
+// dateTimeLayout is how a time.Time parameter is bound.
+const dateTimeLayout = "2006-01-02 15:04:05.999999"
 
 // Describe returns q's result columns without reading rows: q runs with
 // sql_select_limit=0 and NULL for absent parameters.
@@ -245,17 +392,19 @@ func (s *Source) Describe(ctx context.Context, q exportd.Query) ([]exportd.Resul
 	return cols, nil
 }
 
-// Query runs q on a connection of its own and streams its rows. The
-// driver stops reading when ctx is cancelled, but the server would run on:
-// so a cancel also sends KILL QUERY for that connection on another one.
+// Query runs q on a connection of its own and streams its rows. Reading
+// stops at once when ctx is cancelled, but the server would run on: so a
+// cancel also sends KILL QUERY for that connection on another one.
 // A positive q.Timeout becomes max_statement_time (MariaDB) or
 // max_execution_time (MySQL, SELECT only), and bounds the query on this
 // side too, at q.Timeout plus a grace: a database that cannot be heard
 // (packets dropped, a host gone) sends no timeout error.
 //
-// The rows are read from the driver's connection directly, not through
-// database/sql: its Scan turned every integer and float the driver had
-// parsed back into text, to be parsed again here, and took a lock per row.
+// On a plain-text connection the result is read from the socket by this
+// package (wire.go), with no allocation per row; under TLS or compression
+// the rows come from the driver's connection directly, not through
+// database/sql (its Scan turned every integer and float the driver had
+// parsed back into text, and took a lock per row).
 func (s *Source) Query(ctx context.Context, q exportd.Query) (exportd.Rows, error) {
 	text, args, err := s.bind(q, false)
 	if err != nil {
@@ -273,16 +422,9 @@ func (s *Source) Query(ctx context.Context, q exportd.Query) (exportd.Rows, erro
 	if q.Timeout > 0 {
 		ctx, stop = context.WithTimeoutCause(ctx, q.Timeout+silenceGrace, errSilent)
 	}
-	conn, err := s.driverConn(ctx)
+	conn, id, err := s.acquire(ctx)
 	if err != nil {
 		err = wrap(ctx, "mysql query", err) // before stop: it reads ctx's cause
-		stop()
-		return nil, err
-	}
-	var id int64
-	if err := queryInt(ctx, conn, "SELECT CONNECTION_ID()", &id); err != nil {
-		s.release(conn, false)
-		err = wrap(ctx, "mysql query", err)
 		stop()
 		return nil, err
 	}
@@ -291,34 +433,104 @@ func (s *Source) Query(ctx context.Context, q exportd.Query) (exportd.Rows, erro
 	r := &Rows{src: s, ctx: ctx, cancel: cancel, conn: conn, loc: s.loc, killDone: make(chan struct{})}
 	r.stopKill = context.AfterFunc(qctx, func() {
 		defer close(r.killDone)
+		conn.interrupt() // a read of the socket returns at once
 		kctx, kcancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer kcancel()
 		_, _ = s.db.ExecContext(kctx, "KILL QUERY "+strconv.FormatInt(id, 10))
 	})
+	fail := func(err error) (exportd.Rows, error) {
+		err = wrap(ctx, "mysql query", err) // before finish: it cancels the query's context
+		r.broken = true
+		r.finish(false)
+		return nil, err
+	}
+	if conn.w != nil && len(named) > 0 {
+		if text, err = s.bindLiterals(q, named, conn.w.status&statusNoBackslashEscape != 0); err != nil {
+			return fail(err)
+		}
+	}
 	if q.Timeout > 0 {
 		if s.mariadb {
 			secs := strconv.FormatFloat(max(q.Timeout.Seconds(), 0.001), 'f', 3, 64)
 			text = "SET STATEMENT max_statement_time=" + secs + " FOR " + text
 		} else {
 			ms := strconv.FormatInt(max(q.Timeout.Milliseconds(), 1), 10)
-			if _, err := conn.(driver.ExecerContext).ExecContext(qctx, "SET SESSION max_execution_time = "+ms, nil); err != nil {
-				err = wrap(ctx, "mysql query", err) // before finish: it cancels the query's context
-				r.finish(false)
-				return nil, err
+			if _, err := conn.drv.(driver.ExecerContext).ExecContext(qctx, "SET SESSION max_execution_time = "+ms, nil); err != nil {
+				return fail(err)
 			}
 			r.resetTimeout = true
 		}
 	}
-	rows, err := conn.(driver.QueryerContext).QueryContext(qctx, text, named)
-	if err != nil {
-		err = wrap(ctx, "mysql query", err) // before finish: it cancels the query's context
-		r.finish(false)
-		return nil, err
+	if conn.w == nil {
+		rows, err := conn.drv.(driver.QueryerContext).QueryContext(qctx, text, named)
+		if err != nil {
+			return fail(err)
+		}
+		r.rows = rows
+		r.cols, r.kinds = columns(rows)
+		r.vals = make([]driver.Value, len(r.cols))
+		return r, nil
 	}
-	r.rows = rows
-	r.cols, r.kinds = columns(rows)
-	r.vals = make([]driver.Value, len(r.cols))
+	wcols, err := conn.w.readResult(text)
+	if err == nil && len(wcols) > 0 {
+		r.first, err = conn.w.afterColumns()
+	}
+	if err != nil {
+		var myErr *mysql.MySQLError
+		if errors.As(err, &myErr) {
+			r.broken = false // the server refused the statement: the connection is fine
+			err = wrap(ctx, "mysql query", err)
+			r.finish(false)
+			return nil, err
+		}
+		return fail(readError(ctx, err))
+	}
+	r.cols, r.kinds = make([]exportd.ResultColumn, len(wcols)), make([]kind, len(wcols))
+	r.scratch = make([]byte, 0, 32) // a FLOAT's text (see decodeRow)
+	for i, c := range wcols {
+		dbType := c.typeName()
+		k, typ := kindOf(dbType)
+		if c.fieldType == typeFloat {
+			k = kindFloat32
+		}
+		r.cols[i] = exportd.ResultColumn{Name: c.name, DatabaseType: dbType, Type: typ}
+		r.kinds[i] = k
+	}
+	if len(wcols) == 0 { // no result set
+		r.more = conn.w.status&statusMoreResults != 0
+		conn.w.drop()
+		r.finish(false)
+	}
 	return r, nil
+}
+
+// bindLiterals binds q's parameters, args, as literals in its text, as
+// the driver's client-side interpolation writes them (the source sends the
+// text itself): the named parameters are found outside string literals,
+// quoted identifiers and comments, as for bind.
+func (s *Source) bindLiterals(q exportd.Query, args []driver.NamedValue, noBackslash bool) (string, error) {
+	lits := make([]string, len(args))
+	for i, a := range args {
+		b, err := appendLiteral(nil, a.Value, noBackslash)
+		if err != nil {
+			return "", fmt.Errorf("parameter %d: %w", i+1, err)
+		}
+		lits[i] = string(b)
+	}
+	d := sqlparam.MySQL
+	d.Placeholder = func(n int) string { return lits[n-1] }
+	text, _, err := sqlparam.BindText(q, d, s.loc, dateTimeLayout, false)
+	return text, err
+}
+
+// readError is the error of a failed read of a query's socket. A read
+// that ctx's end interrupted (see queryConn.interrupt) failed for that
+// reason alone, as the driver reports it: not for the deadline it hit.
+func readError(ctx context.Context, err error) error {
+	if ctx.Err() != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		return ctx.Err()
+	}
+	return fmt.Errorf("reading the result: %w", err)
 }
 
 // silenceGrace is how long past a statement timeout a query may stay
@@ -377,6 +589,7 @@ const (
 	kindInt
 	kindUint
 	kindFloat
+	kindFloat32 // FLOAT read by this package: see decodeRow
 	kindDecimal
 	kindDate
 	kindDateTime  // DATETIME: wall clock
@@ -446,8 +659,9 @@ type Rows struct {
 	src          *Source
 	ctx          context.Context // the caller's
 	cancel       context.CancelFunc
-	conn         driver.Conn
-	rows         driver.Rows
+	conn         *queryConn
+	rows         driver.Rows // the driver's, when it reads the result
+	first        []byte      // the packet after the column definitions, when it is a row or the end
 	stopKill     func() bool
 	killDone     chan struct{}
 	resetTimeout bool
@@ -458,16 +672,21 @@ type Rows struct {
 	loc          *time.Location
 	err          error
 	done         bool
+	broken       bool // the connection is not at a command's end
+	more         bool // more result sets follow (not read: the connection is dropped)
 }
 
 // Columns returns the result's columns.
 func (r *Rows) Columns() []exportd.ResultColumn { return r.cols }
 
-// Next reads the next row into dst. Its strings point into the driver's
-// buffer and stay valid until the next call to Next.
+// Next reads the next row into dst. Its strings point into the
+// connection's read buffer and stay valid until the next call to Next.
 func (r *Rows) Next(dst []exportd.Value) bool {
 	if r.done {
 		return false
+	}
+	if r.rows == nil {
+		return r.nextWire(dst)
 	}
 	if err := r.rows.Next(r.vals); err != nil {
 		if err != io.EOF {
@@ -490,6 +709,43 @@ func (r *Rows) Next(dst []exportd.Value) bool {
 	return true
 }
 
+// nextWire reads the next row from the socket.
+func (r *Rows) nextWire(dst []exportd.Value) bool {
+	w := r.conn.w
+	p := r.first
+	r.first = nil
+	if p == nil {
+		var err error
+		if p, err = w.next(); err != nil {
+			r.err = wrap(r.ctx, "mysql query", readError(r.ctx, err))
+			r.broken = true
+			r.finish(false)
+			return false
+		}
+	}
+	if w.end(p) {
+		w.drop()
+		r.more = w.status&statusMoreResults != 0
+		if r.ctx.Err() != nil {
+			r.err = wrap(r.ctx, "mysql query", r.ctx.Err())
+		}
+		r.finish(false)
+		return false
+	}
+	if p[0] == pktErr {
+		w.drop()
+		r.err = wrap(r.ctx, "mysql query", errorPacket(p))
+		r.finish(false)
+		return false
+	}
+	if err := decodeRow(p, r.kinds, dst, r.loc, r.scratch[:0]); err != nil {
+		r.err = fmt.Errorf("mysql query: %w", err)
+		r.finish(true)
+		return false
+	}
+	return true
+}
+
 // Err returns the error that ended the rows.
 func (r *Rows) Err() error { return r.err }
 
@@ -506,7 +762,7 @@ func (r *Rows) finish(early bool) {
 	}
 	r.done = true
 	if early {
-		r.cancel() // KILL QUERY, and the driver drops the connection
+		r.cancel() // KILL QUERY, and the connection is dropped
 	}
 	if r.rows != nil {
 		r.rows.Close()
@@ -515,15 +771,16 @@ func (r *Rows) finish(early bool) {
 	if killed {
 		<-r.killDone
 	}
-	if !killed && r.resetTimeout {
+	reuse := !killed && !r.broken && !r.more
+	if reuse && r.resetTimeout {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		if _, err := r.conn.(driver.ExecerContext).ExecContext(ctx, "SET SESSION max_execution_time = DEFAULT", nil); err != nil {
-			killed = true
+		if _, err := r.conn.drv.(driver.ExecerContext).ExecContext(ctx, "SET SESSION max_execution_time = DEFAULT", nil); err != nil {
+			reuse = false
 		}
 		cancel()
 	}
 	// A connection that was sent KILL QUERY goes no further.
-	r.src.release(r.conn, !killed)
+	r.src.release(r.conn, reuse)
 	r.cancel()
 }
 
@@ -660,7 +917,7 @@ func parseDateTime(b []byte) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	y, mo, d := num(0, 4), num(5, 2), num(8, 2)
-	if y < 0 || mo < 1 || mo > 12 || d < 1 || d > time.Date(y, time.Month(mo)+1, 0, 0, 0, 0, 0, time.UTC).Day() {
+	if y < 0 || mo < 1 || mo > 12 || d < 1 || d > daysIn(y, mo) {
 		return time.Time{}, false
 	}
 	if len(b) == 10 {
@@ -687,4 +944,15 @@ func parseDateTime(b []byte) (time.Time, bool) {
 		}
 	}
 	return time.Date(y, time.Month(mo), d, h, mi, sec, ns, time.UTC), true
+}
+
+// daysIn returns the number of days in month mo (1-12) of year y.
+func daysIn(y, mo int) int {
+	if mo == 2 {
+		if y%4 == 0 && (y%100 != 0 || y%400 == 0) {
+			return 29
+		}
+		return 28
+	}
+	return 30 + (mo+mo/8)%2
 }

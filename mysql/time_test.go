@@ -30,3 +30,13 @@ func TestParseDateTime(t *testing.T) {
 		}
 	}
 }
+
+func TestDaysIn(t *testing.T) {
+	for y := 0; y <= 2400; y++ {
+		for mo := 1; mo <= 12; mo++ {
+			if got, want := daysIn(y, mo), time.Date(y, time.Month(mo)+1, 0, 0, 0, 0, 0, time.UTC).Day(); got != want {
+				t.Fatalf("daysIn(%d, %d) = %d, want %d", y, mo, got, want)
+			}
+		}
+	}
+}

@@ -12,7 +12,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/flate"
 
 	"github.com/exportd/exportd"
 	"github.com/exportd/exportd/audit"
@@ -57,6 +57,9 @@ type Request struct {
 	Now time.Time
 	// NoBOM leaves the UTF-8 byte-order mark out of CSV/TSV files.
 	NoBOM bool
+	// Sheets is the choice of sheets of a dataset of several (sheet=);
+	// nil means every sheet. A dataset of one query takes none.
+	Sheets []string
 }
 
 // Plan is one export of one dataset, decided: who, what parameters, which
@@ -75,12 +78,42 @@ type Plan struct {
 	Query  exportd.Query
 	// Chosen is the column choice of the request (nil: all).
 	Chosen []string
+	// ChosenSheets is the sheet choice of the request (nil: all).
+	ChosenSheets []string
 	// Options are the writer's options (sheet, title, marking…).
 	Options  format.Options
 	FileName string
+	// Sheets are the sheets exported, in the dataset's order, of a dataset
+	// of several (exportd.Dataset.Sheets); nil for a dataset of one query.
+	Sheets []*Sheet
 
 	masking *mask.Plan // nil: the dataset declares no columns
 	loc     *time.Location
+}
+
+// Sheet is the plan of one sheet of a dataset of several: its query and
+// the masking and choice of its columns.
+type Sheet struct {
+	Name       string
+	Connection string
+	Query      exportd.Query
+	Decl       *exportd.Sheet
+	masking    mask.Plan
+}
+
+// Columns returns the names of the sheet's columns in the file.
+func (s *Sheet) Columns() []string { return s.masking.Names() }
+
+// Zip reports whether the file is a ZIP archive of one file per sheet:
+// a CSV, TSV or JSON Lines export of more than one sheet.
+func (p *Plan) Zip() bool { return p.Format != exportd.FormatXLSX && len(p.Sheets) > 1 }
+
+// ContentType is the MIME type of the file.
+func (p *Plan) ContentType() string {
+	if p.Zip() {
+		return "application/zip"
+	}
+	return p.Format.ContentType()
 }
 
 // New plans an export of the dataset name of cfg. It decides, in this
@@ -105,7 +138,7 @@ func New(cfg *exportd.Config, name string, req Request) (*Plan, error) {
 	if loc == nil {
 		loc = time.UTC
 	}
-	p := &Plan{Dataset: d, Format: req.Format, Principal: req.Principal, Chosen: req.Columns, loc: loc,
+	p := &Plan{Dataset: d, Format: req.Format, Principal: req.Principal, Chosen: req.Columns, ChosenSheets: req.Sheets, loc: loc,
 		Purpose: audit.Purpose{Category: strings.TrimSpace(req.Purpose.Category), Text: strings.TrimSpace(req.Purpose.Text)}}
 	if p.Format == "" {
 		p.Format = exportd.FormatXLSX
@@ -150,8 +183,18 @@ func New(cfg *exportd.Config, name string, req Request) (*Plan, error) {
 	p.Params = params
 	p.Query = d.Query(params)
 
+	if len(d.Sheets) > 0 {
+		if err := p.planSheets(req); err != nil {
+			return nil, err
+		}
+	} else if req.Sheets != nil {
+		return nil, &exportd.ParamError{Param: "sheet", Reason: d.Name + " is one sheet; sheet= chooses among the sheets of a dataset that declares several"}
+	}
+
 	// The choice of columns and their masking.
-	if req.Columns != nil {
+	if len(d.Sheets) > 0 {
+		// planned per sheet
+	} else if req.Columns != nil {
 		if len(d.Columns) == 0 {
 			return nil, &exportd.ParamError{Param: "columns", Reason: "columns= needs a dataset that declares its columns; " + d.Name + " does not"}
 		}
@@ -159,7 +202,7 @@ func New(cfg *exportd.Config, name string, req Request) (*Plan, error) {
 			return nil, &exportd.ParamError{Param: "columns", Reason: "no column chosen"}
 		}
 	}
-	if len(d.Columns) > 0 {
+	if len(d.Columns) > 0 && len(d.Sheets) == 0 {
 		pol, err := mask.PolicyFor(d)
 		if err != nil {
 			return nil, fmt.Errorf("dataset %s: %w", d.Name, err)
@@ -172,7 +215,7 @@ func New(cfg *exportd.Config, name string, req Request) (*Plan, error) {
 	}
 
 	// The writer's options and the file's name.
-	p.Options = format.Options{BOM: !req.NoBOM, Sheet: d.SheetName(),
+	p.Options = format.Options{BOM: !req.NoBOM, Sheet: d.SheetName(), TotalLabel: d.TotalLabel,
 		Properties: xlsx.Properties{Title: d.Title, Description: d.Description}}
 	if d.Marking {
 		now := req.Now
@@ -183,7 +226,104 @@ func New(cfg *exportd.Config, name string, req Request) (*Plan, error) {
 		p.Options.Mark(auth.NameOf(pr.Name), now.In(loc))
 	}
 	p.FileName = d.FileNameFor(params, p.Format)
+	switch {
+	case p.Zip():
+		p.FileName = strings.TrimSuffix(p.FileName, "."+string(p.Format)) + ".zip"
+	case len(p.Sheets) == 1 && len(d.Sheets) > 1:
+		// One sheet of several: its name tells it from the others.
+		p.FileName = strings.TrimSuffix(p.FileName, "."+string(p.Format)) + "-" + exportd.SanitizeFileName(p.Sheets[0].Name) + "." + string(p.Format)
+	}
 	return p, nil
+}
+
+// planSheets plans the sheets of a dataset of several: the choice of
+// sheets (sheet=), the choice of columns (columns=, each "sheet.column",
+// or a column's name when one chosen sheet alone has it), and the
+// masking of each sheet's columns. A choice of columns lists the file's
+// columns: every chosen sheet must have one in it.
+func (p *Plan) planSheets(req Request) error {
+	d := p.Dataset
+	chosen := map[string]bool{}
+	for _, name := range req.Sheets {
+		if _, ok := d.LookupSheet(name); !ok {
+			return &exportd.ParamError{Param: "sheet", Reason: fmt.Sprintf("unknown sheet %q of %s (want one of %s)", name, d.Name, strings.Join(d.SheetNames(), ", "))}
+		}
+		chosen[name] = true
+	}
+	if req.Sheets != nil && len(chosen) == 0 {
+		return &exportd.ParamError{Param: "sheet", Reason: "no sheet chosen"}
+	}
+	for i := range d.Sheets {
+		sh := &d.Sheets[i]
+		if req.Sheets != nil && !chosen[sh.Name] {
+			continue
+		}
+		p.Sheets = append(p.Sheets, &Sheet{Name: sh.Name, Connection: d.SheetConnection(sh), Query: sh.Query(p.Params, d.Timeout), Decl: sh})
+	}
+	want := map[*Sheet][]string{}
+	if req.Columns != nil {
+		if len(req.Columns) == 0 {
+			return &exportd.ParamError{Param: "columns", Reason: "no column chosen"}
+		}
+		for _, c := range req.Columns {
+			s, col, err := p.sheetColumn(c)
+			if err != nil {
+				return err
+			}
+			want[s] = append(want[s], col)
+		}
+	}
+	for _, s := range p.Sheets {
+		if req.Columns != nil && len(want[s]) == 0 {
+			// A choice lists the file's columns: a sheet it leaves out
+			// entirely is not exported in full behind the user's back.
+			return &exportd.ParamError{Param: "columns", Reason: fmt.Sprintf("no column of sheet %s chosen (choose one, or leave the sheet out with sheet=)", s.Name)}
+		}
+		pol, err := mask.PolicyForColumns(d, s.Decl.Columns)
+		if err != nil {
+			return fmt.Errorf("dataset %s: sheet %s: %w", d.Name, s.Name, err)
+		}
+		if s.masking, err = pol.Plan(p.Principal.Roles, s.Decl.Columns, want[s]); err != nil {
+			var ce *mask.ColumnError
+			if errors.As(err, &ce) {
+				ce.Column = s.Name + "." + ce.Column
+				return ce
+			}
+			return &exportd.ParamError{Param: "columns", Reason: "sheet " + s.Name + ": " + err.Error()}
+		}
+	}
+	return nil
+}
+
+// sheetColumn finds the sheet and column a columns= entry names:
+// "sheet.column", or a column's name that one chosen sheet alone has.
+func (p *Plan) sheetColumn(c string) (*Sheet, string, error) {
+	for _, s := range p.Sheets {
+		if col, ok := strings.CutPrefix(c, s.Name+"."); ok && hasColumn(s.Decl.Columns, col) {
+			return s, col, nil
+		}
+	}
+	var found []*Sheet
+	for _, s := range p.Sheets {
+		if hasColumn(s.Decl.Columns, c) {
+			found = append(found, s)
+		}
+	}
+	switch len(found) {
+	case 1:
+		return found[0], c, nil
+	case 0:
+		return nil, "", &mask.ColumnError{Column: c, Err: mask.ErrUnknownColumn}
+	}
+	names := make([]string, len(found))
+	for i, s := range found {
+		names[i] = s.Name + "." + c
+	}
+	return nil, "", &exportd.ParamError{Param: "columns", Reason: fmt.Sprintf("%q is a column of several sheets: name one as %s", c, strings.Join(names, " or "))}
+}
+
+func hasColumn(cols []exportd.Column, name string) bool {
+	return slices.ContainsFunc(cols, func(c exportd.Column) bool { return c.Name == name })
 }
 
 // Authorize checks that pr may export d, and fills in params (raw values)
@@ -218,7 +358,18 @@ func flatten(err error) []error {
 // Columns returns the names of the file's columns after the masking plan
 // and the choice, or nil when the dataset declares none (the result's
 // columns are written).
+//
+// For a dataset of several sheets, each is "sheet.column".
 func (p *Plan) Columns() []string {
+	if p.Sheets != nil {
+		var out []string
+		for _, s := range p.Sheets {
+			for _, c := range s.Columns() {
+				out = append(out, s.Name+"."+c)
+			}
+		}
+		return out
+	}
 	if p.masking == nil {
 		return nil
 	}
@@ -263,6 +414,9 @@ func (p *Plan) Record() audit.Record {
 	rec := audit.Record{Principal: p.Principal.Name, Roles: slices.Clone(p.Principal.Roles), Client: p.Principal.Client,
 		Dataset: p.Dataset.Name, Columns: p.Columns(), Purpose: p.Purpose, Format: string(p.Format)}
 	rec.Params, _ = json.Marshal(p.AuditParams())
+	for _, sh := range p.Sheets {
+		rec.Sheets = append(rec.Sheets, audit.Sheet{Name: sh.Name})
+	}
 	return rec
 }
 
@@ -292,7 +446,10 @@ type Auditor interface {
 // rows come from, where the bytes go, the trail, and the engine's hooks.
 type Options struct {
 	Source exportd.Source
-	Output io.Writer
+	// Sources are the sources of other connections, by name: those of
+	// sheets that name a connection other than the dataset's.
+	Sources map[string]exportd.Source
+	Output  io.Writer
 	// Audit is the trail. A personal dataset is exported only when its
 	// record of intent has been written there, before the first byte
 	// (nil: [ErrAuditUnavailable]); its outcome is recorded after the last.
@@ -331,6 +488,7 @@ type Options struct {
 
 	// The engine's hooks: see [exportd.Export].
 	Admit            func(ctx context.Context) (release func(), err error)
+	Turn             func(ctx context.Context, rows int64) (done func(), err error)
 	KeepAlive        time.Duration
 	FlushInterval    time.Duration
 	OnFlush          func(keepAlive bool) error
@@ -359,6 +517,23 @@ const outcomeTries = 3
 func (p *Plan) Run(ctx context.Context, o Options) (Result, error) {
 	start := time.Now()
 	d := p.Dataset
+	var sources []exportd.Source
+	if p.Sheets != nil {
+		// Checked before anything is recorded or written.
+		if o.Query != nil {
+			return Result{}, fmt.Errorf("export %s: a dataset of several sheets is exported whole, not in parts", d.Name)
+		}
+		for _, s := range p.Sheets {
+			src := o.Source
+			if s.Connection != d.Connection {
+				src = o.Sources[s.Connection]
+			}
+			if src == nil {
+				return Result{}, fmt.Errorf("export %s: sheet %s: no source for connection %q", d.Name, s.Name, s.Connection)
+			}
+			sources = append(sources, src)
+		}
+	}
 	var intent *audit.Record
 	if d.Personal {
 		if o.Audit == nil {
@@ -378,9 +553,20 @@ func (p *Plan) Run(ctx context.Context, o Options) (Result, error) {
 		dst = dig
 	}
 	onFlush := o.OnFlush
-	var gz *gzip.Writer
+	var gz *gzipWriter
+	admit := o.Admit
 	if o.Gzip {
-		gz, _ = gzip.NewWriterLevel(dst, gzip.BestSpeed)
+		// No compressor until the export is admitted (gzip.go).
+		gz = newGzipWriter(dst, flate.BestSpeed)
+		if admit == nil {
+			gz.compress()
+		} else {
+			admit = func(ctx context.Context) (func(), error) {
+				release, err := o.Admit(ctx)
+				gz.compress()
+				return release, err
+			}
+		}
 		dst = gz
 		onFlush = func(keepAlive bool) error {
 			if err := gz.Flush(); err != nil {
@@ -423,10 +609,14 @@ func (p *Plan) Run(ctx context.Context, o Options) (Result, error) {
 		OnProgress:       o.OnProgress,
 		ProgressInterval: o.ProgressInterval,
 		Estimate:         o.Estimate,
-		Admit:            o.Admit,
+		Admit:            admit,
+		Turn:             o.Turn,
 	}
 	if o.Direct {
 		e.MaxRows = d.RowLimit
+	}
+	if p.Sheets != nil {
+		e.Sheets = p.exportSheets(o, opts, sources)
 	}
 	st, err := e.Run(ctx)
 	if err == nil && gz != nil {
@@ -443,6 +633,12 @@ func (p *Plan) Run(ctx context.Context, o Options) (Result, error) {
 		rec := p.Record()
 		rec.Time, rec.Ref = start, intent.Seq
 		rec.Rows, rec.Outcome = st.Rows, audit.OutcomeOf(err)
+		for i := range rec.Sheets {
+			// The rows of each sheet begun; 0 for those never reached.
+			if i < len(st.Sheets) {
+				rec.Sheets[i].Rows = st.Sheets[i].Rows
+			}
+		}
 		rec.SHA256, rec.Bytes = dig.sum()
 		if err != nil {
 			rec.Error = err.Error()
@@ -456,6 +652,42 @@ func (p *Plan) Run(ctx context.Context, o Options) (Result, error) {
 		}
 	}
 	return res, err
+}
+
+// exportSheets returns the engine's sheets of the plan: each sheet's
+// query on its source, its declared columns, and its writer behind its
+// masking, all of one book (format.Book) — or, for one sheet of a CSV,
+// TSV or JSON Lines export, a plain file.
+func (p *Plan) exportSheets(o Options, opts format.Options, sources []exportd.Source) []exportd.ExportSheet {
+	names := make([]string, len(p.Sheets))
+	for i, s := range p.Sheets {
+		names[i] = s.Name
+	}
+	var makers []func(io.Writer, []exportd.Column) (exportd.RowWriter, error)
+	if p.Format == exportd.FormatXLSX || len(p.Sheets) > 1 {
+		makers = format.BookWriters(p.Format, names, opts)
+	} else {
+		f := p.Format
+		makers = []func(io.Writer, []exportd.Column) (exportd.RowWriter, error){func(w io.Writer, cols []exportd.Column) (exportd.RowWriter, error) {
+			return format.New(f, w, cols, opts)
+		}}
+	}
+	out := make([]exportd.ExportSheet, len(p.Sheets))
+	for i, s := range p.Sheets {
+		nw := s.masking.NewWriter(makers[i])
+		if o.WrapWriter != nil {
+			inner := nw
+			nw = func(w io.Writer, cols []exportd.Column) (exportd.RowWriter, error) {
+				rw, err := inner(w, cols)
+				if err != nil {
+					return nil, err
+				}
+				return o.WrapWriter(rw), nil
+			}
+		}
+		out[i] = exportd.ExportSheet{Name: s.Name, Source: sources[i], Query: s.Query, Columns: s.Decl.Columns, NewWriter: nw}
+	}
+	return out
 }
 
 // appendOutcome appends rec, trying again a few times: the export has

@@ -2,8 +2,10 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 )
@@ -25,6 +27,12 @@ const longWait = 5 * time.Second
 // client with nothing running does not wait behind other clients'
 // exports either: it may start beyond slots, up to twice slots (the
 // headroom drains before anyone else starts).
+//
+// Background jobs run on the same slots, as one client of their own (see
+// joinJob) with a smaller share: at most half the slots (at least one),
+// never beyond slots, and never refused. A job thus takes its turn with
+// the downloads, but the people waiting at a browser always keep at least
+// half the slots.
 type admission struct {
 	slots      int // ≤ 0: every admitted export runs at once
 	max        int // ≤ 0: no bound
@@ -38,7 +46,13 @@ type admission struct {
 	waiting    int
 	clients    map[string]*client
 	lastServed uint64 // a counter: the order in which clients got slots
+	// named are the exports that carry a queue name (see place), by
+	// client key and name.
+	named map[namedKey]*ticket
 }
+
+// namedKey finds a named export: a client sees only its own.
+type namedKey struct{ client, name string }
 
 // client is one client's share of the admission.
 type client struct {
@@ -56,6 +70,9 @@ type ticket struct {
 	joined time.Time
 	ready  chan struct{} // closed when the slot is granted
 	state  ticketState   // under a.mu
+	name   string        // the queue name the client gave, or ""
+	// leave, if set, ends the export while it waits (its client asked).
+	leave func()
 }
 
 type ticketState int
@@ -67,7 +84,7 @@ const (
 )
 
 func newAdmission(slots, max, perClient int, m *metrics, log *slog.Logger) *admission {
-	a := &admission{slots: slots, max: max, perClient: perClient, m: m, log: log, now: time.Now, clients: map[string]*client{}}
+	a := &admission{slots: slots, max: max, perClient: perClient, m: m, log: log, now: time.Now, clients: map[string]*client{}, named: map[namedKey]*ticket{}}
 	if slots > 0 {
 		m.slots.Set(float64(slots))
 	}
@@ -88,6 +105,21 @@ func defaultSlots(pools []int) int {
 	return max(n, 1)
 }
 
+// jobsKey is the client of background jobs: no ClientKey (an address or
+// "principal:…") can be it.
+const jobsKey = "\x00jobs"
+
+// jobShare is the most slots background jobs hold at once.
+func (a *admission) jobShare() int { return max(a.slots/2, 1) }
+
+// joinJob admits a background job's export: it is never refused (the
+// job queue bounds the jobs) and waits for a slot within the jobs' share.
+func (a *admission) joinJob() *ticket {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.enqueue(jobsKey)
+}
+
 // join admits an export of client, or refuses it with an error wrapping
 // errBusy when a bound is reached. The export may run at once or wait (see
 // ticket.wait); every ticket must be ended with done.
@@ -95,12 +127,19 @@ func (a *admission) join(key string) (*ticket, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	c := a.clients[key]
-	if a.max > 0 && a.admitted >= a.max {
+	if a.max > 0 && a.admitted-a.jobs() >= a.max {
 		return nil, fmt.Errorf("%w: the server holds its limit of %d exports, running or waiting; retry later or run the export as a background job", errBusy, a.max)
 	}
 	if c != nil && a.perClient > 0 && c.admitted >= a.perClient {
 		return nil, fmt.Errorf("%w: you have %d exports running or waiting, your limit; retry when one ends or run the export as a background job", errBusy, a.perClient)
 	}
+	return a.enqueue(key), nil
+}
+
+// enqueue adds an export of the client key to the queue and hands out
+// the free slots. It is called with a.mu held.
+func (a *admission) enqueue(key string) *ticket {
+	c := a.clients[key]
 	if c == nil {
 		c = &client{key: key}
 		a.clients[key] = c
@@ -112,11 +151,22 @@ func (a *admission) join(key string) (*ticket, error) {
 	a.waiting++
 	a.m.waiting.Inc()
 	a.dispatch()
-	return t, nil
+	return t
+}
+
+// jobs returns the background jobs admitted, running or waiting.
+func (a *admission) jobs() int {
+	if c := a.clients[jobsKey]; c != nil {
+		return c.admitted
+	}
+	return 0
 }
 
 // canStart reports whether c may take a slot now.
 func (a *admission) canStart(c *client) bool {
+	if c.key == jobsKey {
+		return a.slots <= 0 || a.running < a.slots && c.running < a.jobShare()
+	}
 	if a.slots <= 0 || a.running < a.slots {
 		return true // dispatch picks the fairest client first
 	}
@@ -212,6 +262,9 @@ func (t *ticket) done() {
 		c.running--
 	}
 	t.state = done
+	if t.name != "" && a.named[namedKey{c.key, t.name}] == t {
+		delete(a.named, namedKey{c.key, t.name})
+	}
 	a.admitted--
 	if c.admitted--; c.admitted == 0 {
 		delete(a.clients, c.key)
@@ -232,3 +285,138 @@ func (a *admission) active() int {
 	defer a.mu.Unlock()
 	return a.admitted
 }
+
+// admitJob waits for a slot for a background job's export, within the
+// jobs' share, and returns its release.
+func (s *Server) admitJob(ctx context.Context) (func(), error) {
+	t := s.admit.joinJob()
+	release, err := t.wait(ctx)
+	if err != nil {
+		t.done()
+		return nil, fmt.Errorf("wait for a slot: %w", err)
+	}
+	return release, nil
+}
+
+// setName gives t the queue name name of its client, by which the client
+// asks for its place (place) or leaves the queue (leave); leave ends the
+// export. A newer export of the same name takes the name over.
+func (t *ticket) setName(name string, leave func()) {
+	a := t.a
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if t.state == done {
+		return
+	}
+	t.name, t.leave = name, leave
+	a.named[namedKey{t.c.key, name}] = t
+}
+
+// queuePlace is where a named export stands.
+type queuePlace struct {
+	State string `json:"state"` // "waiting" or "running"
+	// Position is the export's place among the waiting ones when every
+	// client takes its turn in order (1: the next slot is its); 0 once it
+	// runs. The turns change as clients come and go, so it is an
+	// estimate.
+	Position int     `json:"position"`
+	Waiting  int     `json:"waiting"` // exports waiting on the server
+	Running  int     `json:"running"` // exports running
+	Slots    int     `json:"slots"`   // of how many (0: no limit)
+	Waited   float64 `json:"waited_seconds"`
+}
+
+// place returns where the export named name of client key stands, or
+// false when there is none (it ended, or never was that client's).
+func (a *admission) place(key, name string) (queuePlace, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	t := a.named[namedKey{key, name}]
+	if t == nil {
+		return queuePlace{}, false
+	}
+	p := queuePlace{State: "running", Waiting: a.waiting, Running: a.running, Slots: max(a.slots, 0),
+		Waited: a.now().Sub(t.joined).Seconds()}
+	if t.state != waiting {
+		return p, true
+	}
+	p.State = "waiting"
+	// Round-robin: before the k-th waiting export of its client go the
+	// client's k earlier ones and up to k+1 of every other client's.
+	k := 0
+	for k < len(t.c.queue) && t.c.queue[k] != t {
+		k++
+	}
+	p.Position = k + 1
+	for _, c := range a.clients {
+		if c != t.c {
+			p.Position += min(len(c.queue), k+1)
+		}
+	}
+	return p, true
+}
+
+// leave ends the waiting export named name of client key, and reports
+// whether there was one; a running export is left alone.
+func (a *admission) leave(key, name string) bool {
+	a.mu.Lock()
+	t := a.named[namedKey{key, name}]
+	if t == nil || t.state != waiting || t.leave == nil {
+		a.mu.Unlock()
+		return false
+	}
+	leave := t.leave
+	a.mu.Unlock()
+	leave()
+	return true
+}
+
+// keyQueue names a download in the queue (queue=).
+const keyQueue = "queue"
+
+// errLeftQueue ends an export whose client took it out of the queue.
+var errLeftQueue = errors.New("taken out of the queue by its client")
+
+// validQueueName reports whether name may name an export in the queue:
+// 1 to 64 letters, digits, '-' and '_' (the UI sends 26 random ones).
+func validQueueName(name string) bool {
+	if name == "" || len(name) > 64 {
+		return false
+	}
+	for _, c := range []byte(name) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// queueStatus answers GET /v1/queue/{id}: where the requester's export
+// named id (the queue= of its download) stands. Another client's export
+// is not found, as an ended one.
+func (s *Server) queueStatus(w http.ResponseWriter, r *http.Request) {
+	p, ok := s.admit.place(s.cfg.ClientKey(r), r.PathValue("id"))
+	if !ok {
+		s.writeError(w, r, errNoQueued)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, p)
+}
+
+// leaveQueue answers DELETE /v1/queue/{id}: the requester's export named
+// id ends if it is still waiting (its download fails; the UI does this
+// when the user runs it as a background job instead). 204, or 404 when
+// it runs already, has ended or is not the requester's.
+func (s *Server) leaveQueue(w http.ResponseWriter, r *http.Request) {
+	if !s.admit.leave(s.cfg.ClientKey(r), r.PathValue("id")) {
+		s.writeError(w, r, errNoQueued)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// errNoQueued answers a queue route whose export is not waiting or
+// running for the requester.
+var errNoQueued = &Error{Status: http.StatusNotFound, Code: "not_found", Field: "id",
+	Message: "no export of yours by that queue name is waiting or running (it may have ended)"}

@@ -52,3 +52,45 @@ func TestAdmissionFewestRunningFirst(t *testing.T) {
 		t.Fatalf("after all done: admitted %d, running %d, clients %d", a.active(), a.running, len(a.clients))
 	}
 }
+
+// Background jobs hold at most half the slots, never start beyond the
+// slots, are never refused, and do not count against the bound of
+// downloads.
+func TestAdmissionJobShare(t *testing.T) {
+	a := newAdmission(4, 2, 0, newMetrics(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	var jobs []*ticket
+	for range 3 {
+		jobs = append(jobs, a.joinJob())
+	}
+	if jobs[0].state != running || jobs[1].state != running || jobs[2].state != waiting {
+		t.Fatalf("jobs %v %v %v: want two running (half of 4 slots), one waiting", jobs[0].state, jobs[1].state, jobs[2].state)
+	}
+	d1, err := a.join("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d2, err := a.join("b")
+	if err != nil {
+		t.Fatalf("a second download refused with 3 jobs admitted and a bound of 2 downloads: %v", err)
+	}
+	if d1.state != running || d2.state != running {
+		t.Fatal("a download waits while the jobs hold only their share")
+	}
+	if _, err := a.join("c"); err == nil {
+		t.Fatal("a third download admitted beyond the bound of 2")
+	}
+	jobs[0].done() // 3 running: the waiting job may take the free slot
+	if jobs[2].state != running {
+		t.Fatal("the waiting job did not get the slot a job freed")
+	}
+	j4 := a.joinJob() // slots full: a job never starts beyond them
+	if j4.state != waiting {
+		t.Fatal("a job started beyond the slots")
+	}
+	for _, tk := range []*ticket{jobs[1], jobs[2], j4, d1, d2} {
+		tk.done()
+	}
+	if a.active() != 0 || a.running != 0 || len(a.clients) != 0 {
+		t.Fatalf("after all done: admitted %d, running %d, clients %d", a.active(), a.running, len(a.clients))
+	}
+}

@@ -3,12 +3,14 @@ package server_test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/netip"
 	"slices"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -427,5 +429,227 @@ func TestQueueHTTP10WaitsBeforeTheResponse(t *testing.T) {
 	body, err := io.ReadAll(resp.Body)
 	if resp.StatusCode != 200 || err != nil || string(body) != wantCSV(0, 100) {
 		t.Errorf("HTTP/1.0 download: %d %v %d bytes", resp.StatusCode, err, len(body))
+	}
+}
+
+// A download waiting for a slot costs little memory: its headers and
+// first bytes have left and its keep-alives flow, but it holds no
+// compressor (about a MiB: XLSX's deflate, a text file's gzip) and no
+// query. The bound, per waiting download and counting the test's client
+// side too, is loose enough for any run and still far below one
+// compressor.
+func TestWaitingDownloadsCostLittle(t *testing.T) {
+	for _, tc := range []struct{ format, magic, encoding string }{
+		{"xlsx", "PK\x03\x04", ""},
+		{"csv", "\x1f\x8b", "gzip"},
+	} {
+		t.Run(tc.format, func(t *testing.T) {
+			f := newFixture(t, 100)
+			src := newStepSource(f.src)
+			srv := queueServer(t, f, src, func(c *server.Config) { c.KeepAlive = 20 * time.Millisecond })
+			c := client(t)
+			get := func(k int) *http.Response {
+				req, _ := http.NewRequest("GET", fmt.Sprintf("%s/v1/datasets/items/export.%s?min=%d", srv.URL, tc.format, k), nil)
+				req.Header.Set("X-Real-IP", "10.0.0.1")
+				if tc.encoding != "" {
+					req.Header.Set("Accept-Encoding", tc.encoding)
+				}
+				resp, err := c.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { resp.Body.Close() })
+				return resp
+			}
+			get(1) // runs, held before its first row
+			src.next(t)
+			live := func() uint64 {
+				var m runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&m)
+				return m.HeapAlloc + m.StackInuse
+			}
+			before := live()
+			const waiting = 32
+			for k := range waiting {
+				resp := get(2 + k)
+				head := make([]byte, 32) // the first bytes, and more after keep-alives
+				readWithin(t, resp.Body, head, 10*time.Second)
+				if !strings.HasPrefix(string(head), tc.magic) {
+					t.Fatalf("download %d: first bytes %q", k, head)
+				}
+			}
+			src.none(t)
+			after := live()
+			if per := (int64(after) - int64(before)) / waiting; per > 256<<10 {
+				t.Errorf("each waiting download holds %d KiB, want under 256 KiB", per>>10)
+			} else {
+				t.Logf("each waiting download holds %d KiB (server and client)", per>>10)
+			}
+		})
+	}
+}
+
+// Background jobs run on the downloads' slots within their share, half
+// the slots: with two slots and two jobs queued, one job runs and the
+// other waits for it, and a download started meanwhile runs at once on
+// the slot the jobs may not take; when the running job ends, the other
+// one runs.
+func TestJobsShareSlots(t *testing.T) {
+	f := newFixture(t, 100)
+	src := newStepSource(f.src)
+	m := startJobs(t, t.TempDir(), f.cfg, src, nil)
+	released := map[int64]bool{}
+	release := func(min int64) { released[min] = true; src.release(min) }
+	t.Cleanup(func() { // before the jobs stop: no job stays held
+		for _, min := range []int64{100, 200, 300} {
+			if !released[min] {
+				src.release(min)
+			}
+		}
+	})
+	srv := queueServer(t, f, src, func(c *server.Config) {
+		c.Slots = 2
+		c.Jobs = m
+	})
+	c := client(t)
+	for _, min := range []string{"100", "200"} {
+		resp, body := do(t, c, "POST", srv.URL+"/v1/datasets/items/jobs", map[string]any{"format": "csv", "params": map[string]any{"min": min}})
+		if resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("submit: %d %s", resp.StatusCode, body)
+		}
+	}
+	first := src.next(t) // one job's query
+	// Both jobs are taken by the node's two workers…
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		_, body := do(t, c, "GET", srv.URL+"/v1/jobs", nil)
+		var list struct {
+			Jobs []struct{ State string }
+		}
+		if err := json.Unmarshal(body, &list); err != nil {
+			t.Fatal(err)
+		}
+		if len(list.Jobs) == 2 && list.Jobs[0].State == "running" && list.Jobs[1].State == "running" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the jobs are not both running: %s", body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	src.none(t) // … but the second waits: the jobs' share is full
+	dl := open(t, c, srv.URL+"/v1/datasets/items/export.csv?min=300", "10.0.0.1")
+	if m := src.next(t); m != 300 {
+		t.Fatalf("query min=%d started, want the download's (300)", m)
+	}
+	release(300)
+	if body, err := io.ReadAll(dl.Body); dl.StatusCode != 200 || err != nil || string(body) != wantCSV(29, 100) {
+		t.Fatalf("download: %d %v %.100q", dl.StatusCode, err, body)
+	}
+	release(first)
+	second := src.next(t)
+	if first+second != 300 {
+		t.Fatalf("job queries %d and %d, want 100 and 200", first, second)
+	}
+	release(second)
+}
+
+// A download named with queue= can be asked where it stands — by its own
+// client only — and taken out of the queue while it waits.
+func TestQueuePlace(t *testing.T) {
+	f := newFixture(t, 100)
+	src := newStepSource(f.src)
+	srv := queueServer(t, f, src, func(c *server.Config) { c.KeepAlive = 20 * time.Millisecond })
+	c := client(t)
+	dl := func(min int, name, ip string) *http.Response {
+		resp := open(t, c, fmt.Sprintf("%s/v1/datasets/items/export.csv?min=%d&queue=%s", srv.URL, min, name), ip)
+		if resp.StatusCode != 200 {
+			b, _ := io.ReadAll(resp.Body)
+			t.Fatalf("download %s: %d %s", name, resp.StatusCode, b)
+		}
+		return resp
+	}
+	type place struct {
+		State    string
+		Position int
+		Waiting  int
+		Running  int
+		Slots    int
+	}
+	ask := func(name, ip string) (int, place, []byte) {
+		t.Helper()
+		resp, body := do(t, c, "GET", srv.URL+"/v1/queue/"+name, nil, "X-Real-IP", ip)
+		var p place
+		if resp.StatusCode == 200 {
+			if err := json.Unmarshal(body, &p); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return resp.StatusCode, p, body
+	}
+	const a, b = "10.0.0.1", "10.0.0.2"
+	a1 := dl(10, "a1", a) // runs
+	src.next(t)
+	b1 := dl(500, "b1", b) // runs beyond the slot: b had nothing running
+	src.next(t)
+	a2, a3 := dl(20, "a2", a), dl(30, "a3", a)
+	b2 := dl(600, "b2", b)
+	src.none(t)
+
+	for _, tc := range []struct {
+		name, ip string
+		state    string
+		position int
+	}{
+		{"a1", a, "running", 0},
+		{"a2", a, "waiting", 2}, // after b2 or before it: b2 is b's first waiting
+		{"a3", a, "waiting", 3},
+		{"b2", b, "waiting", 2},
+	} {
+		status, p, body := ask(tc.name, tc.ip)
+		if status != 200 || p.State != tc.state || p.Position != tc.position || p.Waiting != 3 || p.Running != 2 || p.Slots != 1 {
+			t.Errorf("%s: %d %s, want %s at %d of 3 waiting, 2 running, 1 slot", tc.name, status, body, tc.state, tc.position)
+		}
+	}
+	// Another client's download, or no such name: not found.
+	for _, tc := range [][2]string{{"a2", b}, {"b2", a}, {"zz", a}} {
+		if status, _, body := ask(tc[0], tc[1]); status != 404 || !strings.Contains(string(body), `"field":"id"`) {
+			t.Errorf("%s asked by %s: %d %s, want 404 naming the field id", tc[0], tc[1], status, body)
+		}
+	}
+	// A queue name must be plain.
+	resp, body := do(t, c, "GET", srv.URL+"/v1/datasets/items/export.csv?queue=a%20b", nil)
+	if resp.StatusCode != 400 || !strings.Contains(string(body), `"field":"queue"`) {
+		t.Errorf("queue=a b: %d %s, want 400 naming the field queue", resp.StatusCode, body)
+	}
+
+	// Taking a3 out of the queue ends its download (a failed one); a
+	// running download cannot be taken out.
+	if resp, body := do(t, c, "DELETE", srv.URL+"/v1/queue/a3", nil, "X-Real-IP", a); resp.StatusCode != 204 {
+		t.Errorf("DELETE a3: %d %s", resp.StatusCode, body)
+	}
+	if _, err := io.ReadAll(a3.Body); err == nil {
+		t.Error("a3's download ended cleanly after it left the queue, want a failed download")
+	}
+	if resp, _ := do(t, c, "DELETE", srv.URL+"/v1/queue/a1", nil, "X-Real-IP", a); resp.StatusCode != 404 {
+		t.Errorf("DELETE a1 (running): %d, want 404", resp.StatusCode)
+	}
+	if status, _, _ := ask("a3", a); status != 404 {
+		t.Errorf("a3 after it left: %d, want 404", status)
+	}
+
+	for _, min := range []int64{10, 500, 20, 600} {
+		src.release(min)
+	}
+	for i, resp := range []*http.Response{a1, b1, a2, b2} {
+		if _, err := io.ReadAll(resp.Body); err != nil {
+			t.Errorf("download %d: %v", i, err)
+		}
+	}
+	for range 2 {
+		src.next(t) // a2's and b2's queries
+	}
+	if status, _, _ := ask("a2", a); status != 404 {
+		t.Errorf("a2 after it ended: %d, want 404", status)
 	}
 }

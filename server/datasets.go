@@ -21,8 +21,10 @@ type datasetInfo struct {
 	Description string           `json:"description,omitempty"`
 	Params      []exportd.Param  `json:"params"`
 	Columns     []exportd.Column `json:"columns"`
-	Formats     []exportd.Format `json:"formats"`
-	RowLimit    int64            `json:"row_limit,omitempty"`
+	// Sheets are the sheets of a dataset of several, in order.
+	Sheets   []sheetInfo      `json:"sheets,omitempty"`
+	Formats  []exportd.Format `json:"formats"`
+	RowLimit int64            `json:"row_limit,omitempty"`
 	// Key is the column parts are cut on; empty when the dataset cannot be
 	// downloaded in parts.
 	Key string `json:"key,omitempty"`
@@ -33,6 +35,12 @@ type datasetInfo struct {
 	// Pinned holds the values of the parameters pinned for the requesting
 	// principal: given any other value, an export is refused (403).
 	Pinned map[string][]string `json:"pinned,omitempty"`
+}
+
+// sheetInfo is the JSON description of one sheet of a dataset.
+type sheetInfo struct {
+	Name    string           `json:"name"`
+	Columns []exportd.Column `json:"columns"`
 }
 
 func describe(d *exportd.Dataset) datasetInfo {
@@ -47,6 +55,9 @@ func describe(d *exportd.Dataset) datasetInfo {
 	}
 	if info.Columns == nil {
 		info.Columns = []exportd.Column{}
+	}
+	for _, sh := range d.Sheets {
+		info.Sheets = append(info.Sheets, sheetInfo{Name: sh.Name, Columns: sh.Columns})
 	}
 	for _, f := range exportd.Formats {
 		info.Exports[f] = "/v1/datasets/" + url.PathEscape(d.Name) + "/export." + string(f)

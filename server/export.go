@@ -26,6 +26,7 @@ type exportRequest struct {
 	part   *partSpec // nil: the whole export
 	gzip   bool
 	client string
+	queue  string // the queue name the client gave (queue=), or ""
 	// what was asked, for the audit record of a refusal
 	asked     *plan.Request
 	rawParams url.Values // the query as given, without a password
@@ -73,6 +74,15 @@ func (s *Server) parseExport(r *http.Request) (*exportRequest, error) {
 	delete(q, "part")
 	delete(q, "part_rows")
 	delete(q, "part_from")
+	// queue= names the download in the queue, for its client to ask
+	// where it stands (GET /v1/queue/{id}).
+	if q.Has(keyQueue) {
+		req.queue = q.Get(keyQueue)
+		if !validQueueName(req.queue) {
+			return req, badParameter(keyQueue, "a queue name is 1 to 64 letters, digits, '-' and '_'")
+		}
+		delete(q, keyQueue)
+	}
 	if req.plan, req.asked, err = s.planExport(r, d, f, q); err != nil {
 		return req, err
 	}
@@ -81,7 +91,8 @@ func (s *Server) parseExport(r *http.Request) (*exportRequest, error) {
 			Message: d.Name + " is exported as a password-protected workbook only: run it as a background job and download it with a password"}
 	}
 	req.part = part
-	req.gzip, req.client = f != exportd.FormatXLSX && acceptsGzip(r.Header), s.cfg.ClientKey(r)
+	// A ZIP of several sheets is deflated already.
+	req.gzip, req.client = f != exportd.FormatXLSX && !req.plan.Zip() && acceptsGzip(r.Header), s.cfg.ClientKey(r)
 	return req, nil
 }
 
@@ -144,6 +155,9 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 	defer cancel(nil)
 	stop := context.AfterFunc(s.streams, func() { cancel(context.Cause(s.streams)) })
 	defer stop()
+	if req.queue != "" {
+		ticket.setName(req.queue, func() { cancel(errLeftQueue) })
+	}
 	maxDur := d.MaxDuration
 	if maxDur == 0 {
 		maxDur = s.cfg.MaxDuration
@@ -171,12 +185,12 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 		fileName = part.fileName(fileName)
 		part.setHeaders(h, r)
 	}
-	if err := s.checkEstimate(ctx, src, d, query); err != nil {
+	if err := s.checkEstimate(ctx, s.conf(r).sources, p, query); err != nil {
 		refuse("too_large", err)
 		return
 	}
 
-	h.Set("Content-Type", f.ContentType())
+	h.Set("Content-Type", p.ContentType())
 	h.Set("Content-Disposition", contentDisposition(fileName))
 	h.Set("X-Accel-Buffering", "no")
 	h.Set("Cache-Control", "no-store")
@@ -214,22 +228,27 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 	var rw *rowCounter
 	outcome := "ok"
 	opts := plan.Options{
-		Source: src,
-		Output: out,
-		Direct: true,
-		Gzip:   req.gzip,
-		Finish: out.Flush,
-		Audit:  s.auditor(),
-		Query:  &query,
+		Source:  src,
+		Sources: s.conf(r).sources,
+		Output:  out,
+		Direct:  true,
+		Gzip:    req.gzip,
+		Finish:  out.Flush,
+		Audit:   s.auditor(),
 		// The audit record's error names the outcome (cancelled, stalled…).
 		Describe: func(err error) string {
 			outcome = classify(ctx, r.Context(), s.streams, err)
 			return outcome + ": " + err.Error()
 		},
-		OnAuditError:  func(err error) { s.auditFailed(d.Name, p.Principal.Name, err) },
-		WrapWriter:    func(w exportd.RowWriter) exportd.RowWriter { rw = &rowCounter{RowWriter: w}; return rw },
+		OnAuditError: func(err error) { s.auditFailed(d.Name, p.Principal.Name, err) },
+		// Called once per sheet: a row seen in an earlier sheet stays seen.
+		WrapWriter: func(w exportd.RowWriter) exportd.RowWriter {
+			rw = &rowCounter{RowWriter: w, seen: rw != nil && rw.seen}
+			return rw
+		},
 		FlushInterval: s.cfg.FlushInterval,
 		Admit:         s.admitted(ticket),
+		Turn:          s.turns.forExport(),
 		OnFlush: func(bool) error {
 			if s.cfg.KeepAlive < 0 && (rw == nil || !rw.seen) {
 				// Keep-alives off: nothing is sent before the first row
@@ -241,6 +260,9 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 	}
 	if s.cfg.KeepAlive > 0 {
 		opts.KeepAlive = s.cfg.KeepAlive
+	}
+	if req.part != nil {
+		opts.Query = &query
 	}
 	res, err := p.Run(ctx, opts)
 	st := res.Stats
@@ -321,7 +343,7 @@ func classify(ctx, reqCtx, streams context.Context, err error) string {
 		return "shutdown"
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return "stalled" // the client stopped reading for WriteTimeout
-	case reqCtx.Err() != nil:
+	case reqCtx.Err() != nil, errors.Is(cause, errLeftQueue):
 		return "cancelled"
 	case errors.Is(cause, errMaxDuration), errors.Is(err, exportd.ErrQueryTimeout):
 		return "timeout"
@@ -340,11 +362,27 @@ func classify(ctx, reqCtx, streams context.Context, err error) string {
 // keep-alives that hold a proxy) would wait for it, and an API client
 // has the 409 of a far estimate, parts and background jobs already. A
 // download that passes the limit anyway fails mid-stream (ErrRowLimit).
-func (s *Server) checkEstimate(ctx context.Context, src exportd.Source, d *exportd.Dataset, q exportd.Query) error {
+//
+// The estimate of a dataset of several sheets is the sum of its sheets'.
+func (s *Server) checkEstimate(ctx context.Context, sources map[string]exportd.Source, p *plan.Plan, q exportd.Query) error {
+	d := p.Dataset
+	src := sources[d.Connection]
 	if d.RowLimit <= 0 || s.cfg.EstimateFactor < 0 {
 		return nil
 	}
-	n, ok := estimateRows(ctx, src, q)
+	var n int64
+	ok := true
+	if p.Sheets == nil {
+		n, ok = estimateRows(ctx, src, q)
+	}
+	for _, sh := range p.Sheets {
+		ssrc := src
+		if sh.Connection != d.Connection {
+			ssrc = sources[sh.Connection]
+		}
+		k, known := estimateRows(ctx, ssrc, sh.Query)
+		n, ok = n+k, ok && known
+	}
 	if !ok || float64(n) <= float64(d.RowLimit)*s.cfg.EstimateFactor {
 		return nil
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/exportd/exportd/auth"
 	"github.com/exportd/exportd/encrypt"
 	"github.com/exportd/exportd/jobs"
+	"github.com/exportd/exportd/plan"
 )
 
 // A job's download: the privacy rules of its result (refusals audited, a
@@ -349,6 +350,18 @@ func (s *Server) jobRecord(r *http.Request, d *exportd.Dataset, res *jobs.Result
 	if pol := s.conf(r).policies[d.Name]; pol != nil && len(d.Columns) > 0 {
 		if plan, err := pol.Plan(res.Job.Roles(), d.Columns, res.Job.Columns); err == nil {
 			rec.Columns = plan.Names()
+		}
+	}
+	if len(d.Sheets) > 0 {
+		// The file's columns (SHEET.COLUMN) as the worker planned them,
+		// and the rows of each sheet.
+		if p, err := plan.New(s.conf(r).cfg, d.Name, plan.Request{Format: exportd.Format(res.Job.Format), Params: res.Job.Params,
+			Columns: res.Job.Columns, Sheets: res.Job.Sheets, Principal: plan.Principal{Name: res.Job.Owner(), Roles: res.Job.Roles()},
+			Purpose: rec.Purpose}); err == nil {
+			rec.Columns = p.Columns()
+		}
+		for _, sh := range res.Job.SheetRows {
+			rec.Sheets = append(rec.Sheets, audit.Sheet{Name: sh.Name, Rows: sh.Rows})
 		}
 	}
 	return rec

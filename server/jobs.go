@@ -80,7 +80,7 @@ func (s *Server) submitJob(w http.ResponseWriter, r *http.Request) {
 	}
 	owner := p.Principal.Name
 	j, joined, err := s.cfg.Jobs.Submit(r.Context(), jobs.Request{Owner: owner, Roles: p.Principal.Roles, Dataset: d.Name, Format: f,
-		Params: p.Raw, Columns: p.Chosen, Purpose: p.Purpose.Category, PurposeText: p.Purpose.Text})
+		Params: p.Raw, Columns: p.Chosen, Sheets: p.ChosenSheets, Purpose: p.Purpose.Category, PurposeText: p.Purpose.Text})
 	if err != nil {
 		s.auditDenied(r, d, f, rawParams, preq, err)
 		s.writeError(w, r, err)

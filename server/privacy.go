@@ -24,6 +24,7 @@ const (
 	keyPurpose     = "purpose"
 	keyPurposeText = "purpose_text"
 	keyColumns     = "columns"
+	keySheet       = "sheet"
 	keyPassword    = "password"
 )
 
@@ -48,9 +49,19 @@ func (s *Server) planRequest(r *http.Request, f exportd.Format, q url.Values) pl
 			}
 		}
 	}
+	// sheet= is repeated for several sheets (a sheet's name may hold a comma).
+	if sheets, ok := q[keySheet]; ok {
+		req.Sheets = []string{}
+		for _, name := range sheets {
+			if name = strings.TrimSpace(name); name != "" {
+				req.Sheets = append(req.Sheets, name)
+			}
+		}
+	}
 	delete(q, keyPurpose)
 	delete(q, keyPurposeText)
 	delete(q, keyColumns)
+	delete(q, keySheet)
 	req.Params = q
 	return req
 }

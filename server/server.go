@@ -39,8 +39,9 @@ type Config struct {
 	// gzip-encoded) or a space (JSON Lines sent uncompressed), again every
 	// KeepAlive, so that a proxy's read timeout never fires while the
 	// database is silent. Uncompressed CSV and TSV have no such bytes and
-	// stay silent. 0 means DefaultKeepAlive (1 s: under any proxy read
-	// timeout of 2 s or more, for at most 5 bytes a second). A negative
+	// stay silent. 0 means DefaultKeepAlive (500 ms: no download is
+	// silent for a second, under any proxy read timeout of 1 s or more,
+	// for at most 10 bytes a second). A negative
 	// value turns keep-alives off, and with them the early first bytes:
 	// the response then starts with the first rows, as from a plain
 	// streaming server (behind a proxy, a query silent for longer than its
@@ -122,7 +123,10 @@ type Config struct {
 	Auth *auth.Authenticator
 
 	// Jobs, when set, serves the background job API (server/jobs.go):
-	// POST /v1/datasets/{name}/jobs, /v1/jobs…
+	// POST /v1/datasets/{name}/jobs, /v1/jobs… Its jobs run on this
+	// server's slots (see Slots), as one client holding at most half of
+	// them, and take turns at the cores with the downloads (New calls
+	// its ShareSlots).
 	Jobs *jobs.Manager
 	// Reload, if set, re-reads the datasets file and reloads the server
 	// (and its jobs) from it, returning how many datasets it serves now:
@@ -142,7 +146,7 @@ type Config struct {
 
 // Defaults applied by New.
 const (
-	DefaultKeepAlive      = time.Second
+	DefaultKeepAlive      = 500 * time.Millisecond
 	DefaultFlushInterval  = 250 * time.Millisecond
 	DefaultFlushBytes     = 64 << 10
 	DefaultWriteTimeout   = 60 * time.Second
@@ -169,6 +173,7 @@ type Server struct {
 	handler http.Handler
 	metrics *metrics
 	admit   *admission
+	turns   *turns                      // the cores, shared between running exports (turns.go)
 	cop     *http.CrossOriginProtection // refuses cross-site state-changing requests (auth.go)
 	// served is the configuration of the datasets served now (reload.go).
 	served atomic.Pointer[served]
@@ -269,6 +274,11 @@ func New(cfg Config) (*Server, error) {
 		s.cfg.Slots = cfg.Slots
 	}
 	s.admit = newAdmission(cfg.Slots, cfg.MaxExports, cfg.MaxExportsPerClient, s.metrics, s.log)
+	s.turns = newTurns(runtime.GOMAXPROCS(0))
+	if cfg.Jobs != nil {
+		// Jobs run on the same slots, within their share (admission.go).
+		cfg.Jobs.ShareSlots(s.admitJob, s.turns.forJob)
+	}
 	s.streams, s.stopStreams = context.WithCancelCause(context.Background())
 	s.mux = http.NewServeMux()
 	handle(s.mux, s.apiRoutes())
@@ -315,6 +325,8 @@ func (s *Server) routes() []route {
 		{"GET", "/v1/datasets/{name}", "/v1/datasets/{name}", http.HandlerFunc(s.getDataset)},
 		{"GET", "/v1/datasets/{name}/{file}", "/v1/datasets/{name}/export.{format}", http.HandlerFunc(s.export)},
 		{"GET", "/v1/openapi.json", "/v1/openapi.json", http.HandlerFunc(serveOpenAPI)},
+		{"GET", "/v1/queue/{id}", "/v1/queue/{id}", http.HandlerFunc(s.queueStatus)},
+		{"DELETE", "/v1/queue/{id}", "/v1/queue/{id}", http.HandlerFunc(s.leaveQueue)},
 		{"GET", "/healthz", "/healthz", http.HandlerFunc(s.healthz)},
 		{"GET", "/readyz", "/readyz", http.HandlerFunc(s.readyz)},
 		{"GET", "/metrics", "/metrics", s.metrics.handler()},

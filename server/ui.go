@@ -9,6 +9,7 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
@@ -125,6 +126,7 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name
 type uiDatasetLink struct {
 	Name, Title, Description, URL string
 	RowLimit                      int64
+	Sheets                        []string // of a dataset of several sheets
 }
 
 // uiIndex lists the datasets the request may export: GET /.
@@ -139,7 +141,7 @@ func (s *Server) uiIndex(w http.ResponseWriter, r *http.Request) {
 			title = d.Name
 		}
 		list = append(list, uiDatasetLink{Name: d.Name, Title: title, Description: d.Description,
-			URL: "/ui/datasets/" + url.PathEscape(d.Name), RowLimit: d.RowLimit})
+			URL: "/ui/datasets/" + url.PathEscape(d.Name), RowLimit: d.RowLimit, Sheets: d.SheetNames()})
 	}
 	s.render(w, r, http.StatusOK, "index", uiPage{Title: "데이터 내보내기", Nav: "datasets", Data: list})
 }
@@ -217,7 +219,7 @@ func (s *Server) uiDownload(w http.ResponseWriter, r *http.Request) {
 }
 
 // uiCheck validates the form as uiDownload does but answers JSON, for the
-// script: 200 {"url", "format", "params", "file_name"}, or the API's error
+// script: 200 {"url", "format", "params", "file_name", "queue"}, or the API's error
 // (400 bad_parameter with details naming each field, 409 row_limit with
 // suggest "job").
 func (s *Server) uiCheck(w http.ResponseWriter, r *http.Request) {
@@ -234,6 +236,7 @@ func (s *Server) uiCheck(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	sub.Queue = rand.Text()
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusOK, sub)
 }
@@ -244,6 +247,9 @@ type uiSubmission struct {
 	Format   exportd.Format      `json:"format"` // as chosen
 	Params   map[string][]string `json:"params"` // the values given, as sent to the API
 	FileName string              `json:"file_name"`
+	// Queue is a fresh queue name for the download: the script adds
+	// queue=Queue to URL and asks GET /v1/queue/{Queue} where it stands.
+	Queue string `json:"queue,omitempty"`
 }
 
 // uiSubmit validates a submitted form (parameters plus "format") by
@@ -278,7 +284,7 @@ func (s *Server) uiSubmit(r *http.Request, d *exportd.Dataset, in url.Values) (_
 	// The privacy keys (purpose, purpose_text, columns: the form's
 	// fields) go to the plan with the parameters, as on the stream.
 	priv := url.Values{}
-	for _, k := range []string{keyPurpose, keyPurposeText, keyColumns} {
+	for _, k := range []string{keyPurpose, keyPurposeText, keyColumns, keySheet} {
 		for _, v := range in[k] {
 			if v != "" {
 				priv.Add(k, v)
@@ -290,6 +296,9 @@ func (s *Server) uiSubmit(r *http.Request, d *exportd.Dataset, in url.Values) (_
 		// hidden empty "columns" field is there): that is no column,
 		// not all of them.
 		priv[keyColumns] = []string{""}
+	}
+	if _, ok := in[keySheet]; ok && len(priv[keySheet]) == 0 {
+		priv[keySheet] = []string{""} // no sheet ticked: none, not all
 	}
 	q := cloneValues(url.Values(raw))
 	for k, v := range priv {
@@ -313,6 +322,11 @@ func (s *Server) uiSubmit(r *http.Request, d *exportd.Dataset, in url.Values) (_
 		URL: "/v1/datasets/" + url.PathEscape(d.Name) + "/export." + string(f)}
 	if len(link) > 0 {
 		sub.URL += "?" + link.Encode()
+	}
+	if p.Sheets != nil {
+		// Several queries: the stream's estimate (checkEstimate) and its
+		// row limit over every sheet apply.
+		return sub, nil
 	}
 	if err := s.checkRowLimit(ctx, s.conf(r).sources[d.Connection], d, p.Query); err != nil {
 		return nil, err
@@ -407,7 +421,7 @@ func formParams(d *exportd.Dataset, in url.Values) map[string][]string {
 	out := map[string][]string{}
 	for k, vs := range in {
 		switch k {
-		case "format", keyPurpose, keyPurposeText, keyColumns:
+		case "format", keyPurpose, keyPurposeText, keyColumns, keySheet:
 			continue
 		}
 		for _, v := range vs {
@@ -459,6 +473,9 @@ type uiFormData struct {
 	Columns       []uiColumn
 	ColumnsError  string
 	Encryption    string // "", "optional" or "required"
+	// Sheets are the sheets of a dataset of several, to choose from.
+	Sheets      []uiOption
+	SheetsError string
 }
 
 // uiColumn is one column of a personal dataset's column choice.
@@ -509,6 +526,12 @@ func newUIForm(d *exportd.Dataset, in url.Values, submitted bool, loc *time.Loca
 	}
 	for _, ft := range exportd.Formats {
 		f.Formats = append(f.Formats, uiOption{Value: string(ft), Label: formatLabels[ft], Selected: string(ft) == chosen})
+	}
+	sheets, sheetsGiven := in[keySheet]
+	for _, name := range d.SheetNames() {
+		f.Sheets = append(f.Sheets, uiOption{Value: name, Label: name,
+			Selected: !sheetsGiven || slices.Contains(sheets, name)}) // none given: all
+
 	}
 	for _, p := range d.Params {
 		vals, given := in[p.Name]
@@ -642,6 +665,8 @@ func (f *uiFormData) setErrors(err error) {
 		case found:
 		case pe.Param == keyColumns && len(f.Columns) > 0:
 			f.ColumnsError = pe.Reason
+		case pe.Param == keySheet && len(f.Sheets) > 0:
+			f.SheetsError = pe.Reason
 		case pe.Param == "format":
 			f.FormatError = pe.Reason
 		default:

@@ -275,6 +275,15 @@ func TestUICheck(t *testing.T) {
 	if sub.URL != "/v1/datasets/people/export.xlsx?active=true&since=2020-01-01" || sub.FileName != "회원_2020-01-01.xlsx" || sub.Params["since"][0] != "2020-01-01" {
 		t.Errorf("check = %+v", sub)
 	}
+	// A fresh queue name for the download, which the stream takes.
+	first := sub.Queue
+	json.Unmarshal(do(t, s, "GET", "/ui/datasets/people/check?since=2020-01-01&active=true&format=xlsx").Body.Bytes(), &sub)
+	if len(first) < 20 || sub.Queue == first {
+		t.Errorf("queue names %q, %q: want a fresh random one each time", first, sub.Queue)
+	}
+	if w := do(t, s, "HEAD", sub.URL+"&queue="+sub.Queue); w.Code != 200 {
+		t.Errorf("the download with its queue name: %d %s", w.Code, w.Body)
+	}
 	// The privacy keys are checked and passed on to the stream.
 	w = do(t, s, "GET", "/ui/datasets/people/check?since=2020-01-01&columns=id")
 	if err := json.Unmarshal(w.Body.Bytes(), &sub); err != nil || w.Code != 200 || sub.URL != "/v1/datasets/people/export.xlsx?active=false&columns=id&since=2020-01-01" {

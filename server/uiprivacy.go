@@ -45,33 +45,49 @@ func (s *Server) privacyForm(f *uiFormData, r *http.Request, d *exportd.Dataset,
 	}
 	f.PurposeFields = []uiField{cat, text}
 
-	if len(d.Columns) == 0 {
-		return
+	// The dataset's columns, or each sheet's (named SHEET.COLUMN).
+	type columnSet struct {
+		sheet string
+		cols  []exportd.Column
+		pol   *mask.Policy
 	}
-	pol := s.conf(r).policies[d.Name]
-	if pol == nil {
-		return
+	var sets []columnSet
+	if len(d.Sheets) == 0 {
+		sets = []columnSet{{cols: d.Columns, pol: s.conf(r).policies[d.Name]}}
 	}
-	plan, err := pol.Plan(s.planPrincipal(r).Roles, d.Columns, nil)
-	if err != nil {
-		return // no column for these roles: the export is refused anyway
+	for _, sh := range d.Sheets {
+		if pol, err := mask.PolicyForColumns(d, sh.Columns); err == nil {
+			sets = append(sets, columnSet{sheet: sh.Name, cols: sh.Columns, pol: pol})
+		}
 	}
 	chosen := map[string]bool{}
 	_, given := in[keyColumns]
 	for _, v := range in[keyColumns] {
 		chosen[v] = true
 	}
-	for _, c := range d.Columns {
-		a := plan.Access(c.Name)
-		if a == mask.Omitted {
+	for _, set := range sets {
+		if len(set.cols) == 0 || set.pol == nil {
 			continue
 		}
-		h := c.Header
-		if h == "" {
-			h = c.Name
+		plan, err := set.pol.Plan(s.planPrincipal(r).Roles, set.cols, nil)
+		if err != nil {
+			continue // no column for these roles: the export is refused anyway
 		}
-		f.Columns = append(f.Columns, uiColumn{Name: c.Name, Header: h, Masked: a == mask.Masked,
-			Checked: (!given && !submitted) || chosen[c.Name]})
+		for _, c := range set.cols {
+			a := plan.Access(c.Name)
+			if a == mask.Omitted {
+				continue
+			}
+			name, h := c.Name, c.Header
+			if h == "" {
+				h = c.Name
+			}
+			if set.sheet != "" {
+				name, h = set.sheet+"."+c.Name, set.sheet+" · "+h
+			}
+			f.Columns = append(f.Columns, uiColumn{Name: name, Header: h, Masked: a == mask.Masked,
+				Checked: (!given && !submitted) || chosen[name]})
+		}
 	}
 	if submitted && !given {
 		// A submission without the column fieldset (a link or a script

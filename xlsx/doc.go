@@ -59,6 +59,20 @@
 // rows go on in "Name (2)", "Name (3)", … with the same header, widths and
 // panes. Sheet names are checked by [ValidSheetName].
 //
+// # Totals
+//
+// A column with a [Column.Total] gets a totals row below the sheet's last
+// data row, after the last sheet of its rollover series: a formula cell
+// (ECMA-376 Part 1, §18.3.1.4 c with §18.3.1.40 f and v) holding
+// SUBTOTAL(109, B2:B100) for a sum (101 average, 102 count, 105 min, 104
+// max: the 100s leave out rows a filter hides), over every sheet of the
+// series ('Name'!B2:B1048575, 'Name (2)'!…, B2:B70), with its value
+// computed as the rows were written cached in <v>, so that readers that do
+// not calculate show it. The autofilter ends above the totals row. The
+// first column without a total holds [Writer.TotalLabel]. A sheet without
+// data rows gets plain values (0 for a sum or a count), since a range
+// would cover the header or the totals row itself.
+//
 // # ZIP layout
 //
 // Every part is a deflated entry (github.com/klauspost/compress/flate,
@@ -100,11 +114,19 @@
 // the finished workbook's content does not change, so Flush can serve as a
 // keep-alive on a live HTTP response.
 //
+// Until the first row, the writer holds no compressor: the leading parts
+// and the sheet's start are written as stored deflate blocks, and a Flush
+// adds an empty stored block (00 00 00 ff ff). A writer that has started
+// its file and waits for rows (a download queued on a busy server) thus
+// costs a few KiB, not the compressor's MiB; the first row starts the
+// compressor, whose blocks go on in the same deflate stream.
+//
 // # Concurrency
 //
 // By default, when GOMAXPROCS > 1, a second goroutine computes the CRC,
 // deflates and writes while the caller formats XML, with four 64 KiB
-// buffers in flight; [Writer.SingleThread] turns that off. The goroutine
-// ends with Close, or when a Writer dropped without Close is collected. A
-// Writer, like encoding/csv's, is not safe for concurrent use.
+// buffers in flight, from the first row on; [Writer.SingleThread] turns
+// that off. The goroutine ends with Close, or when a Writer dropped
+// without Close is collected. A Writer, like encoding/csv's, is not safe
+// for concurrent use.
 package xlsx

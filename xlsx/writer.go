@@ -41,6 +41,9 @@ type Column struct {
 	Header string  // header text; the sheet gets a bold header row when any column has one
 	Width  float64 // width in characters; 0 leaves Excel's default
 	NumFmt string  // number format of numeric and date cells, e.g. "#,##0.00" or "yyyy-mm-dd hh:mm"
+	// Total asks for a totals row at the end of the sheet (after the
+	// last of its rollover sheets) with this column's total; see [Total].
+	Total Total
 }
 
 // Properties are the document properties (docProps/core.xml and app.xml).
@@ -90,14 +93,19 @@ type Writer struct {
 	// GOMAXPROCS > 1, a second goroutine deflates and writes while the
 	// caller formats the XML.
 	SingleThread bool
+	// TotalLabel is written in the totals row (of a sheet whose columns
+	// ask for totals), in the first column, when that column has no
+	// total; "" means DefaultTotalLabel.
+	TotalLabel string
 
-	dst     io.Writer
-	started bool
-	closed  bool
-	err     error // sticky: an output error or a failed Close
-	z       *zipWriter
-	p       *pipe
-	buf     []byte
+	dst         io.Writer
+	started     bool
+	compressing bool // the first row has come: see compress
+	closed      bool
+	err         error // sticky: an output error or a failed Close
+	z           *zipWriter
+	p           *pipe
+	buf         []byte
 
 	sheets   []sheetInfo
 	cur      *sheetInfo
@@ -113,6 +121,11 @@ type Writer struct {
 	xfOf      map[string]int // number format -> cellXfs index
 	truncated int
 	textDates int
+
+	// totals of the current sheet's series (total.go)
+	totalCols []int // the columns with a total
+	accums    []accum
+	pieces    []piece // the series' sheets that have ended (rollover)
 }
 
 type sheetInfo struct {
@@ -153,17 +166,38 @@ func (w *Writer) start() error {
 	w.z = newZipWriter(w.dst, level, w.Properties.Created)
 	w.maxRows = w.MaxRows
 	w.xfOf = map[string]int{}
+	// The leading parts are small and written here, stored; the
+	// compressor, the big buffers and the pipe's goroutine come with the
+	// first row (compress), so that a writer waiting for its rows costs
+	// a few KiB.
+	w.buf = make([]byte, 0, 2<<10)
+	if err := w.begin("_rels/.rels"); err != nil {
+		return err
+	}
+	w.buf = append(w.buf, relsXML...)
+	return w.endEntry()
+}
+
+// compress starts deflating, at the first row: the XML formatted so far
+// and every later byte are compressed (by the pipe's goroutine when
+// GOMAXPROCS > 1).
+func (w *Writer) compress() error {
+	if w.compressing {
+		return nil
+	}
+	w.compressing = true
+	if err := w.z.compress(); err != nil {
+		return err
+	}
+	pending := w.buf
 	if !w.SingleThread && runtime.GOMAXPROCS(0) > 1 {
 		w.p, w.buf = newPipe(w.z)
 		runtime.AddCleanup(w, func(p *pipe) { p.stop() }, w.p)
 	} else {
 		w.buf = make([]byte, 0, bufSize+bufSize/4)
 	}
-	if err := w.begin("_rels/.rels"); err != nil {
-		return err
-	}
-	w.buf = append(w.buf, relsXML...)
-	return w.endEntry()
+	w.buf = append(w.buf, pending...)
+	return nil
 }
 
 // Error reports any error that has occurred during a previous Write, Flush
@@ -346,9 +380,15 @@ func (w *Writer) NewSheet(name string, cols []Column) error {
 
 func (w *Writer) startSheet(name, base string, seq int, cols []Column) error {
 	if w.cur != nil {
-		if err := w.endSheet(); err != nil {
+		if seq > 1 {
+			w.pieces = append(w.pieces, piece{name: w.cur.name, first: w.firstDataRow(), last: w.sheetRow})
+		}
+		if err := w.endSheet(seq == 1); err != nil {
 			return err
 		}
+	}
+	if seq == 1 {
+		w.startTotals(cols)
 	}
 	w.cols = append(w.cols[:0], cols...)
 	w.header = false
@@ -365,6 +405,9 @@ func (w *Writer) startSheet(name, base string, seq int, cols []Column) error {
 	limit := MaxSheetRows
 	if w.header {
 		limit--
+	}
+	if len(w.totalCols) > 0 {
+		limit-- // the totals row
 	}
 	w.maxRows = w.MaxRows
 	if w.maxRows <= 0 || w.maxRows > limit {
@@ -484,9 +527,14 @@ func (w *Writer) nextRow() {
 	w.rowNum = append([]byte{'1'}, d...) // all nines became zeros: one digit more
 }
 
-func (w *Writer) endSheet() error {
+// endSheet ends the current sheet; last says it is the last of its
+// series (no rollover follows), which gets the totals row.
+func (w *Writer) endSheet(last bool) error {
 	s := w.cur
-	s.lastRow = w.sheetRow
+	s.lastRow = w.sheetRow // the autofilter's last row: the totals row is not filtered
+	if last && len(w.totalCols) > 0 {
+		w.writeTotals()
+	}
 	b := append(w.buf, `</sheetData>`...)
 	if s.filtered {
 		b = append(b, `<autoFilter ref="A1:`...)
@@ -560,6 +608,11 @@ func (w *Writer) Write(row []Cell) error {
 	if w.cur == nil {
 		if err := w.NewSheet("Sheet1", nil); err != nil {
 			return err
+		}
+	}
+	if !w.compressing {
+		if err := w.compress(); err != nil {
+			return w.fail(err)
 		}
 	}
 	if w.dataRows >= w.maxRows {
@@ -651,6 +704,9 @@ func (w *Writer) Write(row []Cell) error {
 		}
 	}
 	w.buf = append(b, `</row>`...)
+	if len(w.totalCols) > 0 {
+		w.addTotals(row)
+	}
 	if len(w.buf) >= bufSize {
 		if err := w.emit(); err != nil {
 			return w.fail(err)
@@ -722,7 +778,7 @@ func (w *Writer) Abort() {
 
 func (w *Writer) finish() error {
 	if w.cur != nil {
-		if err := w.endSheet(); err != nil {
+		if err := w.endSheet(true); err != nil {
 			return err
 		}
 	}

@@ -49,11 +49,20 @@ func (c *countWriter) Write(p []byte) (int, error) {
 // zipWriter writes a ZIP archive strictly forward: every entry is deflated
 // and followed by a data descriptor, so nothing is ever sought back. The
 // layout is described in doc.go.
+//
+// Until compress is called, the deflate streams hold their data in stored
+// blocks (deflate's uncompressed kind) and the output buffer is small: a
+// workbook that has written only its leading parts, and flushes keep-
+// alives while its export waits to run, holds a few KiB instead of a
+// compressor's state (about a MiB). The first row calls compress; the
+// entry open then goes on with compressed blocks in the same stream.
 type zipWriter struct {
+	dst     io.Writer
 	bw      *bufio.Writer
 	cw      countWriter
 	fw      *flate.Writer
 	level   int
+	deflate bool // compress has been called
 	entries []zipEntry
 	open    bool
 	cur     zipEntry
@@ -63,11 +72,78 @@ type zipWriter struct {
 	err     error
 }
 
+// Output buffer sizes: before compress (the leading parts and keep-
+// alives) and after.
+const (
+	storedBufSize  = 2 << 10
+	deflateBufSize = 32 << 10
+)
+
 func newZipWriter(w io.Writer, level int, mod time.Time) *zipWriter {
-	z := &zipWriter{bw: bufio.NewWriterSize(w, 32<<10), level: level}
+	z := &zipWriter{dst: w, bw: bufio.NewWriterSize(w, storedBufSize), level: level}
 	z.cw.w = z.bw
 	z.dosDate, z.dosTime = dosDateTime(mod)
 	return z
+}
+
+// compress makes the entry open and every later one deflate their data,
+// with a larger output buffer.
+func (z *zipWriter) compress() error {
+	if z.err != nil || z.deflate {
+		return z.err
+	}
+	z.deflate = true
+	if err := z.bw.Flush(); err != nil {
+		return z.fail(err)
+	}
+	z.bw = bufio.NewWriterSize(z.dst, deflateBufSize)
+	z.cw.w = z.bw
+	if z.open {
+		// The stream so far ends on a byte boundary after a stored block
+		// that is not the last: a new compressor's blocks go on from there
+		// (they refer to no earlier data).
+		return z.startDeflate()
+	}
+	return nil
+}
+
+// startDeflate starts (or restarts) the compressor on the open entry.
+func (z *zipWriter) startDeflate() error {
+	if z.fw == nil {
+		fw, err := flate.NewWriter(&z.cw, z.level)
+		if err != nil {
+			return z.fail(err)
+		}
+		z.fw = fw
+		return nil
+	}
+	z.fw.Reset(&z.cw)
+	return nil
+}
+
+// Stored deflate blocks (RFC 1951 3.2.4), for the data before compress:
+// a block header on a byte boundary (BFINAL, BTYPE 00 and padding), then
+// LEN and NLEN. An empty block that is not the last inflates to nothing
+// and is what a sync flush writes; an empty last block ends the stream.
+var (
+	emptyStored     = []byte{0x00, 0x00, 0x00, 0xff, 0xff}
+	emptyStoredLast = []byte{0x01, 0x00, 0x00, 0xff, 0xff}
+)
+
+// writeStored writes p as stored blocks of at most 65,535 bytes.
+func (z *zipWriter) writeStored(p []byte) error {
+	for len(p) > 0 {
+		n := min(len(p), max16)
+		h := [5]byte{0, byte(n), byte(n >> 8), ^byte(n), ^byte(n >> 8)}
+		if _, err := z.cw.Write(h[:]); err != nil {
+			return z.fail(err)
+		}
+		if _, err := z.cw.Write(p[:n]); err != nil {
+			return z.fail(err)
+		}
+		p = p[n:]
+	}
+	return nil
 }
 
 func dosDateTime(t time.Time) (date, clock uint16) {
@@ -109,16 +185,10 @@ func (z *zipWriter) begin(name string) error {
 	if _, err := io.WriteString(&z.cw, name); err != nil {
 		return z.fail(err)
 	}
-	if z.fw == nil {
-		fw, err := flate.NewWriter(&z.cw, z.level)
-		if err != nil {
-			return z.fail(err)
-		}
-		z.fw = fw
-	} else {
-		z.fw.Reset(&z.cw)
-	}
 	z.open = true
+	if z.deflate {
+		return z.startDeflate()
+	}
 	return nil
 }
 
@@ -136,6 +206,9 @@ func (z *zipWriter) write(p []byte) error {
 	}
 	z.cur.crc = crc32.Update(z.cur.crc, crc32.IEEETable, p)
 	z.cur.usize += uint64(len(p))
+	if !z.deflate {
+		return z.writeStored(p)
+	}
 	if _, err := z.fw.Write(p); err != nil {
 		return z.fail(err)
 	}
@@ -148,8 +221,13 @@ func (z *zipWriter) flush() error {
 	if z.err != nil {
 		return z.err
 	}
-	if z.open {
+	switch {
+	case z.open && z.deflate:
 		if err := z.fw.Flush(); err != nil {
+			return z.fail(err)
+		}
+	case z.open:
+		if _, err := z.cw.Write(emptyStored); err != nil {
 			return z.fail(err)
 		}
 	}
@@ -165,7 +243,11 @@ func (z *zipWriter) end() error {
 	if z.err != nil {
 		return z.err
 	}
-	if err := z.fw.Close(); err != nil {
+	if z.deflate {
+		if err := z.fw.Close(); err != nil {
+			return z.fail(err)
+		}
+	} else if _, err := z.cw.Write(emptyStoredLast); err != nil {
 		return z.fail(err)
 	}
 	z.open = false

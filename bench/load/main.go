@@ -9,7 +9,17 @@
 //	go run ./bench/load -url 'http://127.0.0.1:8080/v1/datasets/accounts/export.xlsx?rows=200000' \
 //	    -rows 200000 -n 1,4,16,64,256 -pid "$EXPORTD_PID"
 //
-// Through nginx, point -url at the proxy (deploy/nginx/exportd.conf).
+// Through nginx: -nginx /usr/sbin/nginx starts nginx with the shipped
+// deploy/nginx/exportd.conf (proxy_read_timeout 3s, as the end-to-end
+// tests run it) in front of -url's exportd, and the downloads go through it.
+// nginx names the client itself (X-Real-IP), so there every download is
+// from one client.
+//
+// A small download beside many large ones: -small URL times that small
+// download alone (-small-runs times, one after another), then again from
+// another client while one client has -large downloads of -url open
+// (running or waiting), and reports the ratio of the medians (the target:
+// within 3× its idle time). The large downloads are cancelled after.
 //
 // A download counts as failed unless it answers 200 and its body ends
 // cleanly with a whole file: an XLSX must end with a ZIP end-of-central-
@@ -39,10 +49,35 @@ func main() {
 	clients := flag.Int("clients", 1, "spread the downloads over this many client addresses (X-Real-IP; needs --trusted-proxies on the server)")
 	gzip := flag.Bool("gzip", true, "send Accept-Encoding: gzip (as browsers do)")
 	timeout := flag.Duration("timeout", 30*time.Minute, "bound on one round")
+	nginx := flag.String("nginx", "", "nginx binary: run the downloads through nginx with the shipped config")
+	nginxConf := flag.String("nginx-conf", "deploy/nginx/exportd.conf", "the shipped nginx config (with -nginx)")
+	small := flag.String("small", "", "URL of a small download to time alone and beside -large downloads of -url from another client")
+	large := flag.Int("large", 32, "large downloads of one client beside the small one (with -small)")
+	smallRuns := flag.Int("small-runs", 5, "times the small download is timed, alone and beside (with -small)")
 	flag.Parse()
 	if *url == "" || *rows <= 0 {
 		fmt.Fprintln(os.Stderr, "load: -url and -rows are required")
 		os.Exit(2)
+	}
+	if *nginx != "" {
+		through, stop, err := startNginx(*nginx, *nginxConf, *url)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "load: nginx:", err)
+			os.Exit(1)
+		}
+		defer stop()
+		*url = through
+		fmt.Printf("through nginx (proxy_read_timeout 3s): %s\n\n", through)
+	}
+	if *small != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+		err := beside(ctx, *small, *url, *large, *smallRuns, *gzip)
+		cancel()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "load:", err)
+			os.Exit(1)
+		}
+		return
 	}
 	fmt.Printf("| N | failed | wall s | rows/s | TTFB p50 ms | TTFB p99 ms | TTFB max ms | longest silence ms | server peak RSS MiB |\n")
 	fmt.Printf("|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
@@ -85,7 +120,7 @@ func round(ctx context.Context, url string, n, clients int, gz bool, pid int) re
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			ttfb, silence, err := download(ctx, c, url, fmt.Sprintf("10.77.%d.%d", (i%clients)/250, (i%clients)%250+1), gz)
+			ttfb, silence, err := download(ctx, c, url, fmt.Sprintf("10.77.%d.%d", (i%clients)/250, (i%clients)%250+1), gz, nil)
 			mu.Lock()
 			defer mu.Unlock()
 			res.silence = max(res.silence, silence)
@@ -106,8 +141,9 @@ func round(ctx context.Context, url string, n, clients int, gz bool, pid int) re
 }
 
 // download reads one export to its end and returns the time to its first
-// byte and the longest gap between two reads that returned bytes.
-func download(ctx context.Context, c *http.Client, url, client string, gz bool) (ttfb, silence time.Duration, err error) {
+// byte and the longest gap between two reads that returned bytes. It
+// calls first, if set, at the first byte.
+func download(ctx context.Context, c *http.Client, url, client string, gz bool, first func()) (ttfb, silence time.Duration, err error) {
 	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
 	if err != nil {
 		return 0, 0, err
@@ -136,6 +172,9 @@ func download(ctx context.Context, c *http.Client, url, client string, gz bool) 
 			now := time.Now()
 			if total == 0 {
 				ttfb = now.Sub(start)
+				if first != nil {
+					first()
+				}
 			} else {
 				silence = max(silence, now.Sub(last))
 			}
@@ -157,6 +196,68 @@ func download(ctx context.Context, c *http.Client, url, client string, gz bool) 
 		return ttfb, silence, fmt.Errorf("%d bytes: %w", total, err)
 	}
 	return ttfb, silence, nil
+}
+
+// beside times the small download alone, then beside n large downloads
+// of one other client, and prints the table.
+func beside(ctx context.Context, small, large string, n, runs int, gz bool) error {
+	tr := &http.Transport{MaxIdleConnsPerHost: n + 1, DisableCompression: true}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr}
+	timeSmall := func() ([]time.Duration, error) {
+		var ds []time.Duration
+		for range runs {
+			start := time.Now()
+			if _, _, err := download(ctx, c, small, "10.77.200.1", gz, nil); err != nil {
+				return nil, fmt.Errorf("small download: %w", err)
+			}
+			ds = append(ds, time.Since(start))
+		}
+		return ds, nil
+	}
+	idle, err := timeSmall()
+	if err != nil {
+		return err
+	}
+	// The large downloads, all from one client, until the small ones are
+	// timed; each has its first bytes (it runs or waits) before they are.
+	lctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	started := make(chan struct{}, n)
+	var mu sync.Mutex
+	var failed []string
+	for i := range n {
+		wg.Go(func() {
+			_, _, err := download(lctx, c, large, "10.77.100.1", gz, func() { started <- struct{}{} })
+			if err != nil && lctx.Err() == nil {
+				mu.Lock()
+				failed = append(failed, fmt.Sprintf("large download %d: %v", i, err))
+				mu.Unlock()
+			}
+		})
+	}
+	for range n {
+		select {
+		case <-started:
+		case <-ctx.Done():
+			return fmt.Errorf("the large downloads did not all start: %w", ctx.Err())
+		}
+	}
+	busy, err := timeSmall()
+	if err != nil {
+		return err
+	}
+	cancel()
+	wg.Wait()
+	for _, f := range failed {
+		fmt.Fprintln(os.Stderr, "  ", f)
+	}
+	fmt.Printf("| small download | alone: median ms | beside %d large of one client: median ms | max ms | ratio of medians | large failed before the end |\n", n)
+	fmt.Printf("|---|---:|---:|---:|---:|---:|\n")
+	fmt.Printf("| %s | %.1f | %.1f | %.1f | %.2f× | %d |\n", small, ms(pct(idle, 50)), ms(pct(busy, 50)), ms(pct(busy, 100)),
+		float64(pct(busy, 50))/float64(pct(idle, 50)), len(failed))
+	return nil
 }
 
 // whole checks the end of a file: a ZIP's end-of-central-directory record

@@ -4,9 +4,11 @@
 # database's own client writing the same rows to a file: psql's \copy … csv,
 # `mariadb --quick --batch` (TSV) and `sqlite3 -csv`. Whole-process wall time
 # CPU time (user + system) and peak RSS (/usr/bin/time); the runs are interleaved (round r runs every
-# command once) and each figure is the median of R rounds (default 5), so
-# that load from other processes falls on all of them alike. Prints a
-# Markdown table with each export's ratio to its own database's client.
+# command once, R rounds, default 5), so that load from other processes falls
+# on all of them alike. Prints a Markdown table: the minimum and the median
+# wall time of each command, its median CPU time, its largest peak RSS, and
+# its ratio to its own database's client (minimum to minimum, median to
+# median).
 #
 #   bench/sources/run.sh [N [R]]
 #   EXPORTD_BASELINE=/path/to/old/exportd bench/sources/run.sh   # adds the old binary's runs, for before/after
@@ -95,10 +97,12 @@ for ((r = 1; r <= R; r++)); do
 	done
 	echo "  round $r done (load average $(cut -d' ' -f1-3 /proc/loadavg))" >&2
 done
+declare -A wmin
 for k in "${names[@]}"; do
 	med=$(printf '%s' "${runs[$k]}" | sort -n | sed -n "$(((R + 1) / 2))p")
 	read -r wall[$k] kib size[$k] _ <<<"$med"
-	rss[$k]=$((kib / 1024))
+	wmin[$k]=$(printf '%s' "${runs[$k]}" | sort -n | head -1 | cut -d' ' -f1)
+	rss[$k]=$(($(printf '%s' "${runs[$k]}" | cut -d' ' -f2 | sort -n | tail -1) / 1024))
 	cpu[$k]=$(printf '%s' "${runs[$k]}" | cut -d' ' -f4 | sort -n | sed -n "$(((R + 1) / 2))p")
 	echo "  $k: $(printf '%s' "${runs[$k]}" | cut -d' ' -f1 | tr '\n' ' ')s → median ${wall[$k]} s" >&2
 done
@@ -106,10 +110,12 @@ done
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 ref() { case $1 in *pg-*) echo psql-csv ;; *mysql-*) echo mariadb-batch ;; *sqlite-*) echo sqlite3-csv ;; *) echo "$1" ;; esac; }
 echo
-echo "| export ($N rows, median of $R) | wall s | CPU s (client) | rows/s | peak RSS MiB | size MiB | vs its database's client |"
-echo "|---|---:|---:|---:|---:|---:|---:|"
+echo "| export ($N rows, $R rounds) | wall s, min | wall s, median | CPU s (client), median | rows/s (median) | peak RSS MiB (max) | size MiB | vs its database's client, min / median |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|"
 for k in "${names[@]}"; do
-	printf '| %s | %s | %s | %s | %s | %s | %s× |\n' "$k" "${wall[$k]}" "${cpu[$k]}" \
+	r=$(ref "$k")
+	printf '| %s | %s | %s | %s | %s | %s | %s | %s× / %s× |\n' "$k" "${wmin[$k]}" "${wall[$k]}" "${cpu[$k]}" \
 		"$(awk -v n="$N" -v s="${wall[$k]}" 'BEGIN { printf "%d", n / s }')" "${rss[$k]}" \
-		"$(awk -v b="${size[$k]}" 'BEGIN { printf "%.1f", b / 1048576 }')" "$(ratio "${wall[$k]}" "${wall[$(ref "$k")]}")"
+		"$(awk -v b="${size[$k]}" 'BEGIN { printf "%.1f", b / 1048576 }')" \
+		"$(ratio "${wmin[$k]}" "${wmin[$r]}")" "$(ratio "${wall[$k]}" "${wall[$r]}")"
 done

@@ -179,6 +179,9 @@ func (c *exportCmd) runBackground(ctx context.Context) error {
 	if len(c.Columns) > 0 {
 		params["columns"] = c.Columns
 	}
+	if len(c.Sheet) > 0 {
+		params["sheet"] = c.Sheet
+	}
 	base := strings.TrimSuffix(c.Server, "/")
 	body, _ := json.Marshal(map[string]any{"format": f, "params": params})
 	var j jobs.Job

@@ -328,6 +328,59 @@ datasets:
     filename: 시험결과
     row_limit: 100000
 
+  # Several sheets in one workbook: three queries, run one after the
+  # other into one streamed file, with totals rows (SUBTOTAL formulas).
+  # CSV, TSV and JSON Lines give a ZIP of one file per sheet; sheet=NAME
+  # gives one sheet alone.
+  score_report:
+    title: 성적 보고서
+    description: Averages per member, every test result and branch totals of a period, in one workbook of three sheets; CSV, TSV and JSON Lines give a ZIP of one file per sheet.
+    connection: demo
+    params:
+      - {name: from, type: datetime, label: 응시일시(부터), default: "2024-01-01 00:00"}
+      - {name: to, type: datetime, label: 응시일시(까지), default: "2025-01-01 00:00"}
+    total_label: 합계
+    sheets:
+      - name: 회원별 평균
+        sql: |
+          SELECT m.id, m.branch, m.grade, count(r.id) AS tests, avg(r.score) AS score_avg
+            FROM members m JOIN results r ON r.member_id = m.id
+           WHERE r.taken_at >= :from AND r.taken_at < :to
+           GROUP BY m.id
+           ORDER BY m.id
+        columns:
+          - {name: id, header: 회원번호, type: int, width: 10}
+          - {name: branch, header: 지점, type: string, width: 12}
+          - {name: grade, header: 등급, type: string, width: 8}
+          - {name: tests, header: 응시 횟수, type: int, width: 10, total: sum}
+          - {name: score_avg, header: 평균 점수, type: float, format: "0.00", width: 10, total: average}
+      - name: 시험 결과
+        sql: |
+          SELECT r.id, r.member_id, r.subject, r.score, r.taken_at
+            FROM results r
+           WHERE r.taken_at >= :from AND r.taken_at < :to
+           ORDER BY r.id
+        columns:
+          - {name: id, header: 번호, type: int, width: 8}
+          - {name: member_id, header: 회원번호, type: int, width: 10}
+          - {name: subject, header: 과목, type: string, width: 8}
+          - {name: score, header: 점수, type: float, format: "0.00", width: 8, total: average}
+          - {name: taken_at, header: 응시일시, type: datetime, format: "yyyy-mm-dd hh:mm", width: 18}
+      - name: 지점별 합계
+        sql: |
+          SELECT m.branch, count(DISTINCT m.id) AS members, count(r.id) AS tests, sum(r.score) AS score_sum
+            FROM members m JOIN results r ON r.member_id = m.id
+           WHERE r.taken_at >= :from AND r.taken_at < :to
+           GROUP BY m.branch
+           ORDER BY m.branch
+        columns:
+          - {name: branch, header: 지점, type: string, width: 12}
+          - {name: members, header: 회원 수, type: int, width: 10, total: sum}
+          - {name: tests, header: 응시 횟수, type: int, width: 10, total: sum}
+          - {name: score_sum, header: 점수 합계, type: float, format: "#,##0.00", width: 14, total: sum}
+    filename: 성적보고서
+    row_limit: 200000
+
   accounts:
     title: Accounts (large)
     description: The large accounts table (the standard benchmark dataset), optionally filtered by category.

@@ -38,7 +38,8 @@ type exportCmd struct {
 	Purpose     string   `help:"Purpose category of the export (one of the datasets file's privacy.purposes); required for a personal dataset." placeholder:"CATEGORY"`
 	PurposeText string   `help:"The purpose in words (at least privacy.purpose_min_length characters); required for a personal dataset." placeholder:"TEXT"`
 	Roles       []string `help:"Roles whose masking applies (the datasets' access: blocks); required for a personal dataset, as the command assumes none. Recorded in the audit trail with your OS user." sep:","`
-	Columns     []string `help:"Columns to keep, comma-separated (default: every column the roles may see); can only leave columns out." sep:","`
+	Columns     []string `help:"Columns to keep, comma-separated (default: every column the roles may see); can only leave columns out. A sheet's column is SHEET.COLUMN, or COLUMN when one sheet alone has it." sep:","`
+	Sheet       []string `help:"A sheet of a dataset of several sheets to export alone; repeat for more (default: every sheet). CSV/TSV/JSONL: one sheet is a plain file, several a ZIP of one file per sheet." placeholder:"NAME" sep:"none"`
 
 	Background bool   `help:"Run the export as a job on a running server (exportd serve --jobs), follow its progress, then download the file (background.go)."`
 	Server     string `help:"The server for --background." default:"http://127.0.0.1:8080" env:"EXPORTD_SERVER" placeholder:"URL"`
@@ -97,6 +98,9 @@ func (c *exportCmd) runDataset(ctx context.Context, f exportd.Format) error {
 	if len(c.Columns) > 0 {
 		req.Columns = c.Columns
 	}
+	if len(c.Sheet) > 0 {
+		req.Sheets = c.Sheet
+	}
 	var trail *localTrail
 	if d.Personal {
 		if trail, err = openLocalTrail(ctx, cfg, d); err != nil {
@@ -122,6 +126,19 @@ func (c *exportCmd) runDataset(ctx context.Context, f exportd.Format) error {
 		return fmt.Errorf("connection %s: %w", d.Connection, err)
 	}
 	defer src.Close()
+	// The sources of sheets on other connections.
+	sources := map[string]exportd.Source{d.Connection: src}
+	for _, sh := range p.Sheets {
+		if _, ok := sources[sh.Connection]; ok {
+			continue
+		}
+		s, err := connect.Open(ctx, cfg.Connections[sh.Connection].URL, exportd.SourceOptions{Location: cfg.Location})
+		if err != nil {
+			return fmt.Errorf("connection %s: %w", sh.Connection, err)
+		}
+		defer s.Close()
+		sources[sh.Connection] = s
+	}
 	if c.Output == "" {
 		c.Output = p.FileName
 	}
@@ -130,7 +147,7 @@ func (c *exportCmd) runDataset(ctx context.Context, f exportd.Format) error {
 		return err
 	}
 	bar := c.progressBar()
-	opts := plan.Options{Source: src, Output: out, Estimate: bar != nil}
+	opts := plan.Options{Source: src, Sources: sources, Output: out, Estimate: bar != nil}
 	if trail != nil {
 		opts.Audit = trail.store
 	}

@@ -113,6 +113,8 @@ func flagError(d *exportd.Dataset, err error) error {
 		return fmt.Errorf("--columns: %w", err)
 	case errors.As(err, &pe) && pe.Param == "columns":
 		return fmt.Errorf("--columns: %s", pe.Reason)
+	case errors.As(err, &pe) && pe.Param == "sheet":
+		return fmt.Errorf("--sheet: %s", pe.Reason)
 	}
 	return fmt.Errorf("dataset %s: %w", d.Name, err)
 }

@@ -225,7 +225,7 @@ func TestExportFailureLeavesNoFile(t *testing.T) {
 func TestCheck(t *testing.T) {
 	dir, cfg := demo(t)
 	out, stderr, code := run(t, dir, "check", "--config", cfg)
-	if code != 0 || !strings.Contains(out, "3 dataset(s) OK") {
+	if code != 0 || !strings.Contains(out, "4 dataset(s) OK") {
 		t.Fatalf("check: exit %d, %q %q", code, out, stderr)
 	}
 	// A column the query does not return is reported with file, dataset and field.

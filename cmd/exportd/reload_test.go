@@ -159,7 +159,7 @@ datasets:
 	}
 	rb, _ = io.ReadAll(rresp.Body)
 	rresp.Body.Close()
-	if rresp.StatusCode != 200 || !bytes.Contains(rb, []byte(`"datasets": 3`)) {
+	if rresp.StatusCode != 200 || !bytes.Contains(rb, []byte(`"datasets": 4`)) {
 		t.Errorf("POST /v1/admin/reload: %s %s", rresp.Status, rb)
 	}
 	if code, _ := get("/v1/datasets/branches/export.csv"); code != 404 {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"archive/zip"
 	"bytes"
 	"encoding/json"
 	"io"
@@ -44,7 +45,10 @@ func TestSameFileEveryPath(t *testing.T) {
 		{"member_scores", "회원별 평균 점수", map[string]string{"from": "2019-01-01", "to": "2024-12-31"}},
 		{"results", "시험 결과", map[string]string{"from": "2024-01-01 00:00", "to": "2024-03-01 00:00"}},
 		{"accounts", "Accounts (large)", map[string]string{"categories": "gold,silver"}},
+		// Three sheets: a workbook of three, or a ZIP of three files.
+		{"score_report", "성적 보고서", map[string]string{"from": "2024-01-01 00:00", "to": "2024-03-01 00:00"}},
 	}
+	reportSheets := []string{"회원별 평균", "시험 결과", "지점별 합계"}
 	type file struct {
 		name string
 		body []byte
@@ -157,6 +161,17 @@ func TestSameFileEveryPath(t *testing.T) {
 				if got.name != want.name {
 					t.Errorf("%s.%s: %s's file is named %q, the stream's %q", ds.name, f, path, got.name, want.name)
 				}
+				if f != "xlsx" && ds.name == "score_report" {
+					// The entries' times differ; their names and bytes do not.
+					g, w := zipEntries(t, got.body), zipEntries(t, want.body)
+					if !slices.Equal(g.names, w.names) || !slices.EqualFunc(g.bodies, w.bodies, bytes.Equal) {
+						t.Errorf("%s.%s: %s's ZIP (%q) differs from the stream's (%q)", ds.name, f, path, g.names, w.names)
+					}
+					if !slices.Equal(w.names, []string{reportSheets[0] + "." + f, reportSheets[1] + "." + f, reportSheets[2] + "." + f}) {
+						t.Errorf("%s.%s: ZIP entries %q", ds.name, f, w.names)
+					}
+					continue
+				}
 				if f != "xlsx" {
 					if !bytes.Equal(got.body, want.body) {
 						t.Errorf("%s.%s: %s's file (%d bytes) differs from the stream's (%d bytes)", ds.name, f, path, len(got.body), len(want.body))
@@ -172,6 +187,12 @@ func TestSameFileEveryPath(t *testing.T) {
 				// The sheet is named after the dataset (there is no sheet:
 				// line), the title is the dataset's.
 				w := workbook(t, want.body)
+				if ds.name == "score_report" {
+					if !slices.Equal(w.sheets, reportSheets) || w.title != ds.title {
+						t.Errorf("%s.xlsx: sheets %q, title %q", ds.name, w.sheets, w.title)
+					}
+					continue
+				}
 				if len(w.sheets) != 1 || w.sheets[0] != ds.name || w.title != ds.title || len(w.rows) < 2 {
 					t.Errorf("%s.xlsx: sheets %q, title %q, %d rows", ds.name, w.sheets, w.title, len(w.rows))
 				}
@@ -206,4 +227,32 @@ func workbook(t *testing.T, b []byte) workbookContent {
 		w.rows = append(w.rows, rows...)
 	}
 	return w
+}
+
+type zipContent struct {
+	names  []string
+	bodies [][]byte
+}
+
+func zipEntries(t *testing.T, b []byte) zipContent {
+	t.Helper()
+	zr, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var z zipContent
+	for _, f := range zr.File {
+		rc, err := f.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			t.Fatalf("%s: %v", f.Name, err)
+		}
+		z.names = append(z.names, f.Name)
+		z.bodies = append(z.bodies, body)
+	}
+	return z
 }

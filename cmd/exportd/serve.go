@@ -20,7 +20,7 @@ import (
 type serveCmd struct {
 	Config         string        `help:"Datasets file." required:"" type:"path" placeholder:"FILE"`
 	Addr           string        `help:"Address to listen on." default:"127.0.0.1:8080"`
-	KeepAlive      time.Duration `name:"keepalive" help:"Send bytes that change nothing in the file when no row has come for this long: an empty deflate block (XLSX; CSV/TSV/JSONL when gzip-encoded) or a space (JSONL); keep it under the proxy's read timeout; 0 turns it off." default:"1s"`
+	KeepAlive      time.Duration `name:"keepalive" help:"Send bytes that change nothing in the file when no row has come for this long: an empty deflate block (XLSX; CSV/TSV/JSONL when gzip-encoded) or a space (JSONL); keep it under the proxy's read timeout; 0 turns it off." default:"500ms"`
 	WriteTimeout   time.Duration `help:"Rolling deadline of each write to a client." default:"60s"`
 	MaxDuration    time.Duration `help:"Longest export when its dataset sets no max_duration; 0 = no bound." default:"0"`
 	Slots          int           `help:"Exports that run at once; the others are answered at once and wait, fairly between clients, with keep-alives. 0 = two per core; -1 = no limit." default:"0"`

@@ -148,16 +148,26 @@
       if (bad) bad.focus();
       return !bad;
     }
+    function suggestJob(msg) {
+      background.classList.add('suggested');
+      background.focus();
+      showNotice(msg, true);
+    }
     function showAPIError(res) {
       var e = (res.body && res.body.error) || { message: 'HTTP ' + res.status };
+      if (e.code === 'too_many_exports') {
+        // The server holds its bound of downloads (503): offer the job.
+        stopQueue();
+        if (!background) { showNotice('서버가 지금 바쁩니다: 잠시 후 다시 내려받으세요. (' + e.message + ')', true); return; }
+        suggestJob('서버가 지금 바쁩니다: 백그라운드에서 준비하면 끝나는 대로 받을 수 있습니다. (' + e.message + ')');
+        return;
+      }
       if (res.status === 409 && e.suggest === 'job') {
         if (!background) {
           showNotice('이 조건은 바로 내려받기에는 너무 큽니다: 조건을 좁혀 주세요. (' + e.message + ')', true);
           return;
         }
-        showNotice('이 조건은 바로 내려받기에는 너무 큽니다: 백그라운드에서 준비하세요. (' + e.message + ')', true);
-        background.classList.add('suggested');
-        background.focus();
+        suggestJob('이 조건은 바로 내려받기에는 너무 큽니다: 백그라운드에서 준비하세요. (' + e.message + ')');
         return;
       }
       var details = e.details && e.details.length ? e.details : (e.field ? [{ field: e.field, message: e.message }] : []);
@@ -168,6 +178,41 @@
     }
     function query() { return new URLSearchParams(new FormData(form)).toString(); }
 
+    // A download that waits for a slot (a busy server) shows its place in
+    // the queue, asked of GET /v1/queue/{name} every second; after a long
+    // wait the background job is offered. The watch ends when the
+    // download runs, ends or fails.
+    var queue = null; // {name, timer, waiting}
+    function stopQueue() {
+      if (!queue) return;
+      clearTimeout(queue.timer);
+      if (queue.shown) notice.hidden = true;
+      queue = null;
+    }
+    function watchQueue(name) {
+      stopQueue();
+      var q = queue = { name: name, timer: 0, waiting: false, shown: false, offered: false };
+      function tick() {
+        getJSON('/v1/queue/' + encodeURIComponent(name)).then(function (res) {
+          if (queue !== q) return;
+          if (!res.ok || res.body.state !== 'waiting') { stopQueue(); return; }
+          var p = res.body;
+          q.waiting = true;
+          var msg = '서버가 바쁩니다: 내려받기가 차례를 기다리고 있습니다 (대기 ' + nf.format(p.position) + '번째, 기다린 시간 ' + duration(p.waited_seconds) + ').';
+          if (background && (q.offered || p.waited_seconds >= longWait)) {
+            q.offered = true;
+            background.classList.add('suggested');
+            msg += ' 오래 걸리면 백그라운드에서 준비할 수 있습니다: 이 내려받기는 취소됩니다.';
+          }
+          showNotice(msg, q.offered);
+          q.shown = true;
+          q.timer = setTimeout(tick, 1000);
+        }, function () { if (queue === q) q.timer = setTimeout(tick, 2000); });
+      }
+      q.timer = setTimeout(tick, 500);
+    }
+    var longWait = 10; // seconds of waiting before the job is offered
+
     form.addEventListener('submit', function (ev) {
       ev.preventDefault();
       clearErrors();
@@ -175,7 +220,10 @@
       download.disabled = true;
       getJSON(form.dataset.check + '?' + query()).then(function (res) {
         if (res.ok) {
-          startDownload(res.body.url, showAPIError); // the browser's own download
+          var url = res.body.url;
+          if (res.body.queue) url += (url.indexOf('?') < 0 ? '?' : '&') + 'queue=' + encodeURIComponent(res.body.queue);
+          startDownload(url, showAPIError); // the browser's own download
+          if (res.body.queue) watchQueue(res.body.queue);
           setTimeout(function () { download.disabled = false; }, 1000);
           return;
         }
@@ -188,6 +236,12 @@
     });
 
     if (background) background.addEventListener('click', function () {
+      // A download still waiting for its turn leaves the queue: the job
+      // replaces it.
+      if (queue && queue.waiting) {
+        fetch('/v1/queue/' + encodeURIComponent(queue.name), { method: 'DELETE', credentials: 'same-origin' });
+      }
+      stopQueue();
       clearErrors();
       if (!clientCheck()) return;
       var data = new FormData(form), params = {}, format = 'xlsx';

@@ -1,0 +1,145 @@
+package server
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+)
+
+// turns shares the cores between the running exports, a batch of rows at
+// a time: at most n batches are written at once, and when more exports
+// wait, the one that has written the fewest rows goes first (least
+// attained service); the large ones, which have written about as many
+// rows each, take turns among themselves.
+//
+// Young exports go before all others: an export is young for its first
+// youngRows rows and youngFor after its first batch. While a young export
+// takes turns (one did within youngGap), the older ones wait. A small
+// download started beside large ones thus has the cores to itself for the
+// few milliseconds it needs, instead of waiting behind the large ones'
+// batches (and their goroutines) for each of its rows; the large ones
+// lose those milliseconds (each wait at most youngMaxWait). The slots (admission.go) bound how many
+// exports run; the turns decide which of them uses the cores now.
+type turns struct {
+	mu        sync.Mutex
+	free      int
+	waiters   []*turnWaiter
+	lastYoung time.Time // when a young export last took a turn
+	youngGap  time.Duration
+	maxWait   time.Duration // youngMaxWait
+}
+
+type turnWaiter struct {
+	rows  int64
+	ready chan struct{} // closed when the turn is granted
+}
+
+const (
+	youngRows = 4096
+	youngFor  = 2 * time.Second
+	youngGap  = 20 * time.Millisecond
+	// youngMaxWait bounds one wait of an old export for young ones.
+	youngMaxWait = 250 * time.Millisecond
+)
+
+func newTurns(n int) *turns {
+	return &turns{free: max(n, 1), youngGap: youngGap, maxWait: youngMaxWait}
+}
+
+// forExport returns the turns of one export, for exportd.Export.Turn.
+func (t *turns) forExport() func(ctx context.Context, rows int64) (func(), error) {
+	var first time.Time // of the first batch; the engine calls from one goroutine
+	return func(ctx context.Context, rows int64) (func(), error) {
+		now := time.Now()
+		if first.IsZero() {
+			first = now
+		}
+		return t.take(ctx, rows, rows < youngRows && now.Sub(first) < youngFor)
+	}
+}
+
+// forJob is the Turn of a background job's export: never young.
+func (t *turns) forJob(ctx context.Context, rows int64) (func(), error) {
+	return t.take(ctx, rows, false)
+}
+
+// take waits for a turn of an export that has written rows rows, and
+// returns its end.
+func (t *turns) take(ctx context.Context, rows int64, young bool) (func(), error) {
+	if young {
+		t.mu.Lock()
+		t.lastYoung = time.Now()
+		t.mu.Unlock()
+	} else if err := t.waitForYoung(ctx); err != nil {
+		return nil, err
+	}
+	t.mu.Lock()
+	if t.free > 0 && len(t.waiters) == 0 {
+		t.free--
+		t.mu.Unlock()
+		return t.give, nil
+	}
+	w := &turnWaiter{rows: rows, ready: make(chan struct{})}
+	t.waiters = append(t.waiters, w)
+	t.mu.Unlock()
+	select {
+	case <-w.ready:
+		return t.give, nil
+	case <-ctx.Done():
+		t.mu.Lock()
+		i := slices.Index(t.waiters, w)
+		if i >= 0 {
+			t.waiters = slices.Delete(t.waiters, i, i+1)
+		}
+		t.mu.Unlock()
+		if i < 0 {
+			t.give() // granted as ctx ended: hand it on
+		}
+		return nil, context.Cause(ctx)
+	}
+}
+
+// waitForYoung waits until no young export has taken a turn for youngGap,
+// or for youngMaxWait at most: an old export's keep-alives and flushes
+// wait with it, so it never stays silent for long.
+func (t *turns) waitForYoung(ctx context.Context) error {
+	t.mu.Lock()
+	until := time.Now().Add(t.maxWait)
+	t.mu.Unlock()
+	for {
+		t.mu.Lock()
+		wait := min(time.Until(t.lastYoung.Add(t.youngGap)), time.Until(until))
+		t.mu.Unlock()
+		if wait <= 0 {
+			return nil
+		}
+		tm := time.NewTimer(wait)
+		select {
+		case <-tm.C:
+		case <-ctx.Done():
+			tm.Stop()
+			return context.Cause(ctx)
+		}
+	}
+}
+
+// give ends a turn: the waiting export with the fewest rows written (the
+// earliest among equals) gets it.
+func (t *turns) give() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.waiters) == 0 {
+		t.free++
+		return
+	}
+	best := 0
+	for i, w := range t.waiters {
+		if w.rows < t.waiters[best].rows {
+			best = i
+		}
+	}
+	w := t.waiters[best]
+	t.waiters = slices.Delete(t.waiters, best, best+1)
+	close(w.ready)
+}

@@ -1,0 +1,130 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+// A freed turn goes to the waiting export that has written the fewest
+// rows, whatever the order they came in.
+func TestTurnsFewestRowsFirst(t *testing.T) {
+	tr := newTurns(1)
+	ctx := context.Background()
+	hold, err := tr.take(ctx, 0, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	order := make(chan int64, 3)
+	for _, rows := range []int64{900_000, 5000, 300_000} {
+		go func() {
+			done, err := tr.take(ctx, rows, false)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			order <- rows
+			done()
+		}()
+		for { // until it waits
+			tr.mu.Lock()
+			n := len(tr.waiters)
+			waits := n > 0 && tr.waiters[n-1].rows == rows
+			tr.mu.Unlock()
+			if waits {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	hold()
+	var got []int64
+	for range 3 {
+		got = append(got, <-order)
+	}
+	if got[0] != 5000 || got[1] != 300_000 || got[2] != 900_000 {
+		t.Errorf("turns went to %v, want the fewest rows first", got)
+	}
+	for { // the last one gives its turn back after it has sent
+		tr.mu.Lock()
+		free, waiting := tr.free, len(tr.waiters)
+		tr.mu.Unlock()
+		if free == 1 && waiting == 0 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// While a young export takes turns, an old one waits even with turns free;
+// it gets its turn once no young one has taken one for youngGap or it has
+// waited maxWait, and it stops waiting when its context ends.
+func TestTurnsYoungFirst(t *testing.T) {
+	tr := newTurns(2)
+	tr.youngGap = time.Hour // the young export stays active for the test…
+	tr.maxWait = time.Hour  // …and the old one would wait for it that long
+	done, err := tr.take(context.Background(), 10, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done()
+	ctx, cancel := context.WithCancel(context.Background())
+	got := make(chan error, 1)
+	go func() {
+		_, err := tr.take(ctx, 1_000_000, false)
+		got <- err
+	}()
+	select {
+	case err := <-got:
+		t.Fatalf("the old export took a turn while a young one was active (%v)", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	cancel()
+	if err := <-got; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the old export's wait ended with %v, want its context's end", err)
+	}
+	// An old export waits for young ones maxWait at most.
+	tr.mu.Lock()
+	tr.maxWait = 0
+	tr.mu.Unlock()
+	done, err = tr.take(context.Background(), 1_000_000, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done()
+	tr.mu.Lock()
+	tr.maxWait, tr.youngGap = time.Hour, 0 // the young export is gone
+	tr.mu.Unlock()
+	done, err = tr.take(context.Background(), 1_000_000, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done()
+	if tr.free != 2 {
+		t.Errorf("%d turns free after all, want 2", tr.free)
+	}
+}
+
+// An export is young for its first rows only, and for a bounded time.
+func TestTurnsYoungBounded(t *testing.T) {
+	tr := newTurns(1)
+	take := tr.forExport()
+	done, err := take(context.Background(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done()
+	if tr.lastYoung.IsZero() {
+		t.Fatal("an export's first batch was not young")
+	}
+	tr.lastYoung = time.Time{}
+	done, err = take(context.Background(), youngRows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done()
+	if !tr.lastYoung.IsZero() {
+		t.Error("an export past youngRows rows took a young turn")
+	}
+}
