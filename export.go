@@ -142,7 +142,7 @@ type run struct {
 	// flushTicker makes flushTick, from the first query on.
 	flushTicker *time.Ticker
 	last        time.Time // of the last progress report
-	unflushed bool      // rows written since the last flush
+	unflushed   bool      // rows written since the last flush
 }
 
 // Run performs the export. On error the output is left unfinished (the
