@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -104,36 +105,21 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	req, err := s.parseExport(r)
 	if err != nil {
-		if req != nil && r.Method != http.MethodHead {
-			// A refused export of a personal dataset is in the audit trail.
-			s.auditDenied(r, req.d, req.format, flatten(req.rawParams), req.asked, err)
-		}
-		if e := toError(err); e.Status == http.StatusForbidden {
-			// A denied export is in the audit log too, with the query as
-			// given but without a password put in it by mistake.
-			var params map[string]string
-			if req != nil {
-				params = flatten(req.rawParams)
-			}
-			s.log.Info("export", append(auditAttrs(r), "dataset", r.PathValue("name"), "params", params,
-				"client", s.cfg.ClientKey(r), "outcome", e.Code, "status", e.Status, "error", err.Error())...)
-		}
-		s.writeError(w, r, err)
+		s.refuseRequest(w, r, req, err)
 		return
 	}
-	d, f, p := req.d, req.format, req.plan
-	labels := []string{d.Name, string(f)}
+	d, p := req.d, req.plan
 	// The audit line: who, dataset, parameters (as bound, pins applied),
 	// then rows, bytes and outcome.
-	log := s.log.With(append(auditAttrs(r), "dataset", d.Name, "format", string(f), "params", p.AuditParams(), "client", req.client)...)
+	log := s.log.With(append(auditAttrs(r), "dataset", d.Name, "format", string(req.format), "params", p.AuditParams(), "client", req.client)...)
 	refuse := func(outcome string, err error) {
-		s.metrics.exports.WithLabelValues(d.Name, string(f), outcome).Inc()
+		s.metrics.exports.WithLabelValues(d.Name, string(req.format), outcome).Inc()
 		if outcome == "rejected" || outcome == "too_large" {
 			s.metrics.rejected.WithLabelValues(outcome).Inc()
 		}
 		log.Info("export", "outcome", outcome, "status", toError(err).Status, "error", err.Error())
 		if r.Method != http.MethodHead {
-			s.auditDenied(r, d, f, p.AuditParams(), req.asked, err)
+			s.auditDenied(r, d, req.format, p.AuditParams(), req.asked, err)
 		}
 		s.writeError(w, r, err)
 	}
@@ -148,30 +134,11 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer ticket.done()
-
-	// The export's context ends when the client leaves, when the dataset's
-	// maximum duration is over, or when the shutdown grace period is over.
-	ctx, cancel := context.WithCancelCause(r.Context())
-	defer cancel(nil)
-	stop := context.AfterFunc(s.streams, func() { cancel(context.Cause(s.streams)) })
-	defer stop()
-	if req.queue != "" {
-		ticket.setName(req.queue, func() { cancel(errLeftQueue) })
-	}
-	maxDur := d.MaxDuration
-	if maxDur == 0 {
-		maxDur = s.cfg.MaxDuration
-	}
-	if maxDur > 0 {
-		var c context.CancelFunc
-		ctx, c = context.WithTimeoutCause(ctx, maxDur, errMaxDuration)
-		defer c()
-	}
+	ctx, cleanup := s.exportContext(r, d, ticket, req.queue)
+	defer cleanup()
 
 	src := s.conf(r).sources[d.Connection]
-	query := p.Query
-	fileName := p.FileName
-	h := w.Header()
+	query, fileName := p.Query, p.FileName
 	if part := req.part; part != nil {
 		if err := part.resolve(ctx, src, d, p.Params); err != nil {
 			outcome := "error"
@@ -183,24 +150,13 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 		}
 		query = part.query(d, p.Params)
 		fileName = part.fileName(fileName)
-		part.setHeaders(h, r)
+		part.setHeaders(w.Header(), r)
 	}
 	if err := s.checkEstimate(ctx, s.conf(r).sources, p, query); err != nil {
 		refuse("too_large", err)
 		return
 	}
-
-	h.Set("Content-Type", p.ContentType())
-	h.Set("Content-Disposition", contentDisposition(fileName))
-	h.Set("X-Accel-Buffering", "no")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
-	if f != exportd.FormatXLSX {
-		h.Set("Vary", "Accept-Encoding")
-	}
-	if req.gzip {
-		h.Set("Content-Encoding", "gzip")
-	}
+	setDownloadHeaders(w.Header(), req, fileName)
 	if r.Method == http.MethodHead {
 		w.WriteHeader(http.StatusOK)
 		return
@@ -208,111 +164,198 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 	if !r.ProtoAtLeast(1, 1) {
 		s.metrics.http10.Inc()
 		log.Warn("streaming over HTTP/1.0: an aborted download will look complete to the client; set proxy_http_version 1.1 in the proxy", "proto", r.Proto)
-	}
-
-	if !r.ProtoAtLeast(1, 1) && f != exportd.FormatXLSX && !req.gzip {
-		// Over HTTP/1.0 the end of the body is the close of the connection:
-		// an uncompressed text file ended while it waits (a shutdown) would
-		// look complete. It waits before the response starts instead, so
-		// that such an end is a JSON error.
-		if _, err := ticket.wait(ctx); err != nil {
-			refuse(classify(ctx, r.Context(), s.streams, err), err)
-			return
+		if req.format != exportd.FormatXLSX && !req.gzip {
+			// Over HTTP/1.0 the end of the body is the close of the
+			// connection: an uncompressed text file ended while it waits
+			// (a shutdown) would look complete. It waits before the
+			// response starts instead, so that such an end is a JSON error.
+			if _, err := ticket.wait(ctx); err != nil {
+				refuse(classify(ctx, r.Context(), s.streams, err), err)
+				return
+			}
 		}
 	}
 	s.metrics.active.Inc()
 	defer s.metrics.active.Dec()
 
-	out := &stream{w: w, rc: http.NewResponseController(w), flushBytes: s.cfg.FlushBytes, writeTimeout: s.cfg.WriteTimeout}
-	defer out.clearDeadline()
-	var rw *rowCounter
-	outcome := "ok"
+	sr := &streamRun{s: s, r: r, req: req, ctx: ctx, log: log, start: start, outcome: "ok",
+		out: &stream{w: w, rc: http.NewResponseController(w), flushBytes: s.cfg.FlushBytes, writeTimeout: s.cfg.WriteTimeout}}
+	defer sr.out.clearDeadline()
+	opts := sr.options(src, ticket)
+	if req.part != nil {
+		opts.Query = &query
+	}
+	res, err := p.Run(ctx, opts)
+	sr.record(res, err)
+	if err != nil {
+		sr.abort(w, err)
+	}
+}
+
+// refuseRequest answers a request whose export could not be planned: a
+// refused export of a personal dataset is in the audit trail, and a denied
+// one in the log too (with the query as given, a password put in it by
+// mistake redacted).
+func (s *Server) refuseRequest(w http.ResponseWriter, r *http.Request, req *exportRequest, err error) {
+	if req != nil && r.Method != http.MethodHead {
+		s.auditDenied(r, req.d, req.format, flatten(req.rawParams), req.asked, err)
+	}
+	if e := toError(err); e.Status == http.StatusForbidden {
+		var params map[string]string
+		if req != nil {
+			params = flatten(req.rawParams)
+		}
+		s.log.Info("export", append(auditAttrs(r), "dataset", r.PathValue("name"), "params", params,
+			"client", s.cfg.ClientKey(r), "outcome", e.Code, "status", e.Status, "error", err.Error())...)
+	}
+	s.writeError(w, r, err)
+}
+
+// exportContext returns the context of an export: it ends when the client
+// leaves, when the dataset's maximum duration is over, when the shutdown
+// grace period is over, or when the client ends its place in the queue
+// (queue names it). cleanup releases it.
+func (s *Server) exportContext(r *http.Request, d *exportd.Dataset, t *ticket, queue string) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(r.Context())
+	stop := context.AfterFunc(s.streams, func() { cancel(context.Cause(s.streams)) })
+	if queue != "" {
+		t.setName(queue, func() { cancel(errLeftQueue) })
+	}
+	maxDur := cmp.Or(d.MaxDuration, s.cfg.MaxDuration)
+	cancelTimeout := func() {}
+	if maxDur > 0 {
+		ctx, cancelTimeout = context.WithTimeoutCause(ctx, maxDur, errMaxDuration)
+	}
+	return ctx, func() {
+		cancelTimeout()
+		stop()
+		cancel(nil)
+	}
+}
+
+// setDownloadHeaders sets the headers of a download: its type and file
+// name, no buffering in a proxy, no caching, no sniffing, and the encoding.
+func setDownloadHeaders(h http.Header, req *exportRequest, fileName string) {
+	h.Set("Content-Type", req.plan.ContentType())
+	h.Set("Content-Disposition", contentDisposition(fileName))
+	h.Set("X-Accel-Buffering", "no")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	if req.format != exportd.FormatXLSX {
+		h.Set("Vary", "Accept-Encoding")
+	}
+	if req.gzip {
+		h.Set("Content-Encoding", "gzip")
+	}
+}
+
+// streamRun is one streamed export under way: what its plan's options,
+// its metrics and log line, and its abort share.
+type streamRun struct {
+	s       *Server
+	r       *http.Request
+	req     *exportRequest
+	ctx     context.Context
+	log     *slog.Logger
+	start   time.Time
+	out     *stream
+	rw      *rowCounter // the writer of the current sheet
+	outcome string
+}
+
+// options returns the plan's options of the stream.
+func (sr *streamRun) options(src exportd.Source, t *ticket) plan.Options {
+	s, r := sr.s, sr.r
 	opts := plan.Options{
 		Source:  src,
 		Sources: s.conf(r).sources,
-		Output:  out,
+		Output:  sr.out,
 		Direct:  true,
-		Gzip:    req.gzip,
-		Finish:  out.Flush,
+		Gzip:    sr.req.gzip,
+		Finish:  sr.out.Flush,
 		Audit:   s.auditor(),
 		// The audit record's error names the outcome (cancelled, stalled…).
 		Describe: func(err error) string {
-			outcome = classify(ctx, r.Context(), s.streams, err)
-			return outcome + ": " + err.Error()
+			sr.outcome = classify(sr.ctx, r.Context(), s.streams, err)
+			return sr.outcome + ": " + err.Error()
 		},
-		OnAuditError: func(err error) { s.auditFailed(d.Name, p.Principal.Name, err) },
+		OnAuditError: func(err error) { s.auditFailed(sr.req.d.Name, sr.req.plan.Principal.Name, err) },
 		// Called once per sheet: a row seen in an earlier sheet stays seen.
 		WrapWriter: func(w exportd.RowWriter) exportd.RowWriter {
-			rw = &rowCounter{RowWriter: w, seen: rw != nil && rw.seen}
-			return rw
+			sr.rw = &rowCounter{RowWriter: w, seen: sr.rw != nil && sr.rw.seen}
+			return sr.rw
 		},
 		FlushInterval: s.cfg.FlushInterval,
-		Admit:         s.admitted(ticket),
+		Admit:         s.admitted(t),
 		Turn:          s.turns.forExport(),
 		OnFlush: func(bool) error {
-			if s.cfg.KeepAlive < 0 && (rw == nil || !rw.seen) {
+			if s.cfg.KeepAlive < 0 && (sr.rw == nil || !sr.rw.seen) {
 				// Keep-alives off: nothing is sent before the first row
 				// (the behaviour of a plain streaming server).
 				return nil
 			}
-			return out.Flush()
+			return sr.out.Flush()
 		},
 	}
 	if s.cfg.KeepAlive > 0 {
 		opts.KeepAlive = s.cfg.KeepAlive
 	}
-	if req.part != nil {
-		opts.Query = &query
-	}
-	res, err := p.Run(ctx, opts)
-	st := res.Stats
+	return opts
+}
+
+// record counts the export in the metrics and writes its log line.
+func (sr *streamRun) record(res plan.Result, err error) {
+	s, st := sr.s, res.Stats
 	if err != nil {
-		outcome = classify(ctx, r.Context(), s.streams, err)
+		sr.outcome = classify(sr.ctx, sr.r.Context(), s.streams, err)
 	}
 	if errors.Is(err, plan.ErrAuditUnavailable) {
 		s.metrics.auditErrors.Inc()
-		outcome = "audit_unavailable"
+		sr.outcome = "audit_unavailable"
 	}
-	s.metrics.exports.WithLabelValues(d.Name, string(f), outcome).Inc()
-	s.metrics.rows.WithLabelValues(labels...).Add(float64(st.Rows))
-	s.metrics.bytes.WithLabelValues(labels...).Add(float64(st.Bytes))
-	s.metrics.duration.WithLabelValues(labels...).Observe(time.Since(start).Seconds())
+	d, f := sr.req.d.Name, string(sr.req.format)
+	s.metrics.exports.WithLabelValues(d, f, sr.outcome).Inc()
+	s.metrics.rows.WithLabelValues(d, f).Add(float64(st.Rows))
+	s.metrics.bytes.WithLabelValues(d, f).Add(float64(st.Bytes))
+	s.metrics.duration.WithLabelValues(d, f).Observe(time.Since(sr.start).Seconds())
 	if st.FirstByte > 0 {
-		s.metrics.ttfb.WithLabelValues(labels...).Observe(st.FirstByte.Seconds())
+		s.metrics.ttfb.WithLabelValues(d, f).Observe(st.FirstByte.Seconds())
 	}
-	if outcome == "cancelled" {
-		s.metrics.cancelled.WithLabelValues(labels...).Inc()
+	if sr.outcome == "cancelled" {
+		s.metrics.cancelled.WithLabelValues(d, f).Inc()
 	}
-	attrs := []any{"outcome", outcome, "rows", st.Rows, "bytes", st.Bytes,
-		"duration", time.Since(start).Round(time.Millisecond).String(), "first_byte", st.FirstByte.Round(time.Microsecond).String()}
-	if req.part != nil {
-		attrs = append(attrs, "part", req.part.k, "part_rows", req.part.n)
+	attrs := []any{"outcome", sr.outcome, "rows", st.Rows, "bytes", st.Bytes,
+		"duration", time.Since(sr.start).Round(time.Millisecond).String(), "first_byte", st.FirstByte.Round(time.Microsecond).String()}
+	if p := sr.req.part; p != nil {
+		attrs = append(attrs, "part", p.k, "part_rows", p.n)
 	}
 	if err == nil {
-		log.Info("export", attrs...)
+		sr.log.Info("export", attrs...)
 		return
 	}
 	level := slog.LevelError
-	switch outcome {
+	switch sr.outcome {
 	case "cancelled", "shutdown":
 		level = slog.LevelInfo
 	case "row_limit", "timeout", "stalled":
 		level = slog.LevelWarn
 	}
-	log.Log(r.Context(), level, "export", append(attrs, "error", err.Error())...)
+	sr.log.Log(sr.r.Context(), level, "export", append(attrs, "error", err.Error())...)
+}
 
-	if !out.started() {
-		// Nothing was sent: the client gets a JSON error instead of a file.
-		s.writeError(w, r, err)
+// abort ends a failed export. Before the first byte the client gets a JSON
+// error instead of a file. After it, nothing more may leave (the XLSX
+// writer's goroutine may still hold a buffer): the writer's goroutines
+// end and the connection is aborted, so that the client sees a failed
+// download rather than a complete-looking truncated file.
+func (sr *streamRun) abort(w http.ResponseWriter, err error) {
+	if !sr.out.started() {
+		sr.s.writeError(w, sr.r, err)
 		return
 	}
-	// The response has started: make sure nothing more leaves (the XLSX
-	// writer's goroutine may still hold a buffer), end the writer's
-	// goroutines, and abort the connection so the client sees a failed
-	// download rather than a complete-looking truncated file.
-	out.kill()
-	if rw != nil {
-		rw.Close()
+	sr.out.kill()
+	if sr.rw != nil {
+		sr.rw.Close()
 	}
 	panic(http.ErrAbortHandler)
 }
