@@ -5,9 +5,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -114,7 +111,7 @@ func (f *jobFlags) delivery(cfg *exportd.Config, links *auth.Keys) (jobs.Deliver
 		errs = append(errs, fmt.Errorf("the schedules %s call webhooks: give --webhook-secret or --webhook-secret-file of at least 16 bytes (EXPORTD_WEBHOOK_SECRET)", strings.Join(hooks, ", ")))
 	}
 	probe := []byte("exportd-webhook-secret-probe")
-	if secret != "" && links != nil && links.Verify(probe, hex.EncodeToString(hmacSHA256([]byte(secret), probe))) {
+	if wk, err := auth.NewKeys([]byte(secret)); err == nil && links.Verify(probe, wk.Sign(probe)) {
 		errs = append(errs, errors.New("--webhook-secret must differ from the link secret: a webhook receiver must not be able to sign download links"))
 	}
 	return d, errors.Join(errs...)
@@ -365,10 +362,4 @@ func byteSecrets(secrets []string) [][]byte {
 		out[i] = []byte(s)
 	}
 	return out
-}
-
-func hmacSHA256(key, msg []byte) []byte {
-	m := hmac.New(sha256.New, key)
-	m.Write(msg)
-	return m.Sum(nil)
 }
