@@ -182,7 +182,7 @@ func (c *exportCmd) runBackground(ctx context.Context) error {
 	base := strings.TrimSuffix(c.Server, "/")
 	body, _ := json.Marshal(map[string]any{"format": f, "params": params})
 	var j jobs.Job
-	if err := c.call(ctx, "POST", base+"/v1/datasets/"+url.PathEscape(c.Dataset)+"/jobs", body, http.StatusAccepted, &j); err != nil {
+	if _, err := apiCall(ctx, "POST", base+"/v1/datasets/"+url.PathEscape(c.Dataset)+"/jobs", body, http.StatusAccepted, &j); err != nil {
 		return err
 	}
 	var bar *progress
@@ -261,7 +261,7 @@ func (c *exportCmd) follow(ctx context.Context, base string, j *jobs.Job, show f
 }
 
 func (c *exportCmd) events(ctx context.Context, u string, each func(*jobs.Job)) error {
-	req, err := c.request(ctx, "GET", u, nil)
+	req, err := apiRequest(ctx, "GET", u, nil)
 	if err != nil {
 		return err
 	}
@@ -288,7 +288,7 @@ func (c *exportCmd) events(ctx context.Context, u string, each func(*jobs.Job)) 
 }
 
 func (c *exportCmd) download(ctx context.Context, u string, w io.Writer) (int64, error) {
-	req, err := c.request(ctx, "GET", u, nil)
+	req, err := apiRequest(ctx, "GET", u, nil)
 	if err != nil {
 		return 0, err
 	}
@@ -307,25 +307,9 @@ func (c *exportCmd) download(ctx context.Context, u string, w io.Writer) (int64,
 	return n, nil
 }
 
-func (c *exportCmd) call(ctx context.Context, method, u string, body []byte, want int, v any) error {
-	req, err := c.request(ctx, method, u, body)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != want {
-		return apiError(resp)
-	}
-	return json.NewDecoder(resp.Body).Decode(v)
-}
-
-// request makes a request to the server, with EXPORTD_TOKEN as its
+// apiRequest makes a request to a server, with EXPORTD_TOKEN as its
 // bearer token when set.
-func (c *exportCmd) request(ctx context.Context, method, u string, body []byte) (*http.Request, error) {
+func apiRequest(ctx context.Context, method, u string, body []byte) (*http.Request, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -224,19 +223,9 @@ func paramText(p map[string][]string) string {
 // apiCall sends a request to a server (EXPORTD_TOKEN as its bearer token)
 // and decodes its JSON answer into v; it returns the answer's bytes.
 func apiCall(ctx context.Context, method, u string, body []byte, want int, v any) ([]byte, error) {
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	req, err := apiRequest(ctx, method, u, body)
 	if err != nil {
-		return nil, usageError{fmt.Errorf("--server: %w", err)}
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if tok := os.Getenv("EXPORTD_TOKEN"); tok != "" {
-		req.Header.Set("Authorization", "Bearer "+tok)
+		return nil, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
