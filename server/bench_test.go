@@ -178,3 +178,54 @@ func BenchmarkExport1M(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkFirstBytesWaiting measures what a download costs until its
+// first bytes when it has to wait for a slot: what each click of a crowd
+// costs before the exports resume. One download holds the only slot (its
+// client does not read); every timed request reads its first byte and
+// leaves.
+func BenchmarkFirstBytesWaiting(b *testing.B) {
+	s, err := sqlite.Open(context.Background(), benchDB(b), exportd.SourceOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	cfg, err := datasets.ParseConfig("bench.yaml", fmt.Appendf(nil, benchYAML, "accounts"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, format := range []string{"xlsx", "csv"} {
+		b.Run(format, func(b *testing.B) {
+			srv := servertest.Start(b, server.Config{Datasets: cfg, Sources: map[string]exportd.Source{"main": s},
+				Slots: 1, Logger: discardLogger()})
+			url := srv.URL + "/v1/datasets/accounts/export." + format
+			holdCtx, stopHold := context.WithCancel(context.Background())
+			defer stopHold()
+			hold, _ := http.NewRequestWithContext(holdCtx, "GET", url, nil)
+			resp, err := http.DefaultClient.Do(hold)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer resp.Body.Close() // never read: the export holds its slot
+			tr := &http.Transport{}
+			defer tr.CloseIdleConnections()
+			c := &http.Client{Transport: tr}
+			buf := make([]byte, 1)
+			b.ReportAllocs()
+			for b.Loop() {
+				ctx, cancel := context.WithCancel(context.Background())
+				req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+				req.Header.Set("Accept-Encoding", "gzip")
+				resp, err := c.Do(req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := io.ReadFull(resp.Body, buf); err != nil {
+					b.Fatal(err)
+				}
+				cancel()
+				resp.Body.Close()
+			}
+		})
+	}
+}

@@ -103,6 +103,10 @@ func (s *Server) parseExport(r *http.Request) (*exportRequest, error) {
 // aborts the connection when an export fails after its first byte.
 func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	// Until its first bytes, the request goes before the running exports
+	// (turns.go); a wait for the database or for a slot ends that.
+	arrived := s.turns.arrive()
+	defer arrived()
 	req, err := s.parseExport(r)
 	if err != nil {
 		s.refuseRequest(w, r, req, err)
@@ -139,6 +143,9 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 
 	src := s.conf(r).sources[d.Connection]
 	query, fileName := p.Query, p.FileName
+	if req.part != nil || s.estimates(d) {
+		arrived() // a round trip to the database
+	}
 	if part := req.part; part != nil {
 		if err := part.resolve(ctx, src, d, p.Params); err != nil {
 			outcome := "error"
@@ -169,6 +176,7 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 			// connection: an uncompressed text file ended while it waits
 			// (a shutdown) would look complete. It waits before the
 			// response starts instead, so that such an end is a JSON error.
+			arrived()
 			if _, err := ticket.wait(ctx); err != nil {
 				refuse(classify(ctx, r.Context(), s.streams, err), err)
 				return
@@ -182,6 +190,11 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 		out: &stream{w: w, rc: http.NewResponseController(w), flushBytes: s.cfg.FlushBytes, writeTimeout: s.cfg.WriteTimeout}}
 	defer sr.out.clearDeadline()
 	opts := sr.options(src, ticket)
+	admit := opts.Admit
+	opts.Admit = func(ctx context.Context) (func(), error) {
+		arrived() // the first bytes are out
+		return admit(ctx)
+	}
 	if req.part != nil {
 		opts.Query = &query
 	}
@@ -410,7 +423,7 @@ func classify(ctx, reqCtx, streams context.Context, err error) string {
 func (s *Server) checkEstimate(ctx context.Context, sources map[string]exportd.Source, p *plan.Plan, q exportd.Query) error {
 	d := p.Dataset
 	src := sources[d.Connection]
-	if d.RowLimit <= 0 || s.cfg.EstimateFactor < 0 {
+	if !s.estimates(d) {
 		return nil
 	}
 	var n int64
@@ -431,6 +444,12 @@ func (s *Server) checkEstimate(ctx context.Context, sources map[string]exportd.S
 	}
 	return fmt.Errorf("%w: about %d rows are expected and a direct download of %s stops at %d; download it in parts (part=1&part_rows=N) or run it as a background job",
 		errTooLarge, n, d.Name, d.RowLimit)
+}
+
+// estimates says whether a download of d asks its source for an estimate
+// of its rows before it starts (checkEstimate).
+func (s *Server) estimates(d *exportd.Dataset) bool {
+	return d.RowLimit > 0 && s.cfg.EstimateFactor >= 0
 }
 
 // estimateRows returns src's estimate of q's rows, when src is an

@@ -21,6 +21,15 @@ import (
 // batches (and their goroutines) for each of its rows; the large ones
 // lose those milliseconds (each wait at most youngMaxWait). The slots (admission.go) bound how many
 // exports run; the turns decide which of them uses the cores now.
+//
+// Arriving requests go before every export: from the start of a request's
+// handler to its first bytes (or to its first round trip to a database),
+// no export takes a turn. The time to the first byte of a click is then
+// the CPU its own answer needs, not that plus the share the running
+// exports take meanwhile: when a crowd clicks at once, every click is
+// answered first and the exports resume after, having lost those
+// milliseconds (at most youngMaxWait per turn, together with the wait for
+// young exports).
 type turns struct {
 	mu        sync.Mutex
 	free      int
@@ -28,6 +37,8 @@ type turns struct {
 	lastYoung time.Time // when a young export last took a turn
 	youngGap  time.Duration
 	maxWait   time.Duration // youngMaxWait
+	arriving  int           // requests not yet answered (arrive)
+	calm      chan struct{} // closed when arriving drops to 0
 }
 
 type turnWaiter struct {
@@ -64,14 +75,41 @@ func (t *turns) forJob(ctx context.Context, rows int64) (func(), error) {
 	return t.take(ctx, rows, false)
 }
 
+// arrive counts a request being answered until arrived is called (any
+// number of times, from any goroutine).
+func (t *turns) arrive() (arrived func()) {
+	t.mu.Lock()
+	if t.arriving == 0 {
+		t.calm = make(chan struct{})
+	}
+	t.arriving++
+	t.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			t.mu.Lock()
+			defer t.mu.Unlock()
+			if t.arriving--; t.arriving == 0 {
+				close(t.calm)
+			}
+		})
+	}
+}
+
 // take waits for a turn of an export that has written rows rows, and
 // returns its end.
 func (t *turns) take(ctx context.Context, rows int64, young bool) (func(), error) {
+	t.mu.Lock()
+	until := time.Now().Add(t.maxWait)
+	t.mu.Unlock()
+	if err := t.waitForArrivals(ctx, until); err != nil {
+		return nil, err
+	}
 	if young {
 		t.mu.Lock()
 		t.lastYoung = time.Now()
 		t.mu.Unlock()
-	} else if err := t.waitForYoung(ctx); err != nil {
+	} else if err := t.waitForYoung(ctx, until); err != nil {
 		return nil, err
 	}
 	t.mu.Lock()
@@ -100,13 +138,32 @@ func (t *turns) take(ctx context.Context, rows int64, young bool) (func(), error
 	}
 }
 
-// waitForYoung waits until no young export has taken a turn for youngGap,
-// or for youngMaxWait at most: an old export's keep-alives and flushes
-// wait with it, so it never stays silent for long.
-func (t *turns) waitForYoung(ctx context.Context) error {
+// waitForArrivals waits until no request is arriving, or until until.
+func (t *turns) waitForArrivals(ctx context.Context, until time.Time) error {
 	t.mu.Lock()
-	until := time.Now().Add(t.maxWait)
+	calm := t.calm
+	arriving := t.arriving > 0
 	t.mu.Unlock()
+	wait := time.Until(until)
+	if !arriving || wait <= 0 {
+		return nil
+	}
+	tm := time.NewTimer(wait)
+	defer tm.Stop()
+	select {
+	case <-calm:
+	case <-tm.C:
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+	return nil
+}
+
+// waitForYoung waits until no young export has taken a turn for youngGap,
+// or until until (youngMaxWait after the turn was asked for, at most): an
+// old export's keep-alives and flushes wait with it, so it never stays
+// silent for long.
+func (t *turns) waitForYoung(ctx context.Context, until time.Time) error {
 	for {
 		t.mu.Lock()
 		wait := min(time.Until(t.lastYoung.Add(t.youngGap)), time.Until(until))

@@ -128,3 +128,73 @@ func TestTurnsYoungBounded(t *testing.T) {
 		t.Error("an export past youngRows rows took a young turn")
 	}
 }
+
+// While a request is arriving (before its first bytes), no export takes a
+// turn, young or old, even with turns free; each resumes when the last
+// arriving request has its answer, or after maxWait, and stops waiting
+// when its context ends.
+func TestTurnsArrivalsFirst(t *testing.T) {
+	tr := newTurns(2)
+	tr.maxWait = time.Hour
+	first, second := tr.arrive(), tr.arrive()
+	got := make(chan error, 2)
+	for _, young := range []bool{true, false} {
+		go func() {
+			done, err := tr.take(context.Background(), 10, young)
+			if err == nil {
+				done()
+			}
+			got <- err
+		}()
+	}
+	select {
+	case err := <-got:
+		t.Fatalf("an export took a turn while requests were arriving (%v)", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	first()
+	first() // again: counted once
+	select {
+	case err := <-got:
+		t.Fatalf("an export took a turn while a request was still arriving (%v)", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	second()
+	for range 2 {
+		select {
+		case err := <-got:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("the exports did not resume once every request had its answer")
+		}
+	}
+
+	// Bounded: a request that never arrives holds the exports maxWait.
+	stuck := tr.arrive()
+	defer stuck()
+	tr.mu.Lock()
+	tr.maxWait = 30 * time.Millisecond
+	tr.mu.Unlock()
+	start := time.Now()
+	done, err := tr.take(context.Background(), 1_000_000, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done()
+	if waited := time.Since(start); waited < 30*time.Millisecond || waited > 2*time.Second {
+		t.Errorf("an export waited %v for an arriving request, want about maxWait (30ms)", waited)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	tr.mu.Lock()
+	tr.maxWait = time.Hour
+	tr.mu.Unlock()
+	if _, err := tr.take(ctx, 1, false); !errors.Is(err, context.Canceled) {
+		t.Errorf("a wait for arrivals ended with %v, want its context's end", err)
+	}
+	if tr.free != 2 {
+		t.Errorf("%d turns free after all, want 2", tr.free)
+	}
+}
