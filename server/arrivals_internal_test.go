@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -133,4 +134,64 @@ datasets:
 		t.Fatalf("the download gave %q", body)
 	}
 	settled("a whole download")
+}
+
+// A new connection counts as arriving from its accept until its request
+// is answered, it closes, or connArrivalMax has passed.
+func TestArrivalsConnections(t *testing.T) {
+	s, err := New(Config{Datasets: &exportd.Config{}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := s.httpServer()
+	go hs.Serve(ln)
+	t.Cleanup(func() { hs.Close() })
+	arriving := func() int {
+		s.turns.mu.Lock()
+		defer s.turns.mu.Unlock()
+		return s.turns.arriving
+	}
+	until := func(want int, within time.Duration, what string) time.Duration {
+		t.Helper()
+		start := time.Now()
+		for arriving() != want {
+			if time.Since(start) > within {
+				t.Fatalf("%s: %d connections arriving after %v, want %d", what, arriving(), within, want)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		return time.Since(start)
+	}
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	until(1, 2*time.Second, "a new connection")
+	c.Close()
+	until(0, 2*time.Second, "a closed connection")
+
+	c, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	until(1, 2*time.Second, "a new connection")
+	if took := until(0, 2*time.Second, "a connection that sends nothing"); took > 10*connArrivalMax {
+		t.Errorf("a silent connection counted as arriving for %v", took)
+	}
+
+	s.turns.mu.Lock()
+	s.turns.connMax = time.Hour // only the answer ends the next one
+	s.turns.mu.Unlock()
+	resp, err := http.Get("http://" + ln.Addr().String() + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close() // the connection stays open, idle
+	until(0, 10*time.Second, "a connection whose request was answered")
 }

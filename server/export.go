@@ -105,7 +105,7 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	// Until its first bytes, the request goes before the running exports
 	// (turns.go); a wait for the database or for a slot ends that.
-	arrived := s.turns.arrive()
+	arrived := s.arrive(r)
 	defer arrived()
 	req, err := s.parseExport(r)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -339,7 +340,11 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // httpServer returns the http.Server of the handler, with the configured timeouts:
 // ReadHeaderTimeout and IdleTimeout set, and no WriteTimeout (each export
 // sets a rolling write deadline of its own).
+//
+// A new connection counts as arriving (turns.go) from its accept: the wait
+// for its request to be read is part of a click's first byte too.
 func (s *Server) httpServer() *http.Server {
+	var arriving sync.Map // net.Conn → its arrival's end
 	return &http.Server{
 		Addr:              s.cfg.Addr,
 		Handler:           s.handler,
@@ -347,6 +352,38 @@ func (s *Server) httpServer() *http.Server {
 		IdleTimeout:       s.cfg.IdleTimeout,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			end := s.turns.arriveConn()
+			arriving.Store(c, end)
+			return context.WithValue(ctx, connArrivalKey{}, end)
+		},
+		ConnState: func(c net.Conn, st http.ConnState) {
+			switch st {
+			case http.StateIdle:
+				if end, ok := arriving.Load(c); ok {
+					end.(func())()
+				}
+			case http.StateClosed, http.StateHijacked:
+				if end, ok := arriving.LoadAndDelete(c); ok {
+					end.(func())()
+				}
+			}
+		},
+	}
+}
+
+type connArrivalKey struct{}
+
+// arrive counts r as arriving until the returned end is called; it ends
+// its connection's arrival too.
+func (s *Server) arrive(r *http.Request) (end func()) {
+	arrived := s.turns.arrive()
+	conn, _ := r.Context().Value(connArrivalKey{}).(func())
+	return func() {
+		arrived()
+		if conn != nil {
+			conn()
+		}
 	}
 }
 

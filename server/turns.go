@@ -22,14 +22,16 @@ import (
 // lose those milliseconds (each wait at most youngMaxWait). The slots (admission.go) bound how many
 // exports run; the turns decide which of them uses the cores now.
 //
-// Arriving requests go before every export: from the start of a request's
-// handler to its first bytes (or to its first round trip to a database),
-// no export takes a turn. The time to the first byte of a click is then
-// the CPU its own answer needs, not that plus the share the running
-// exports take meanwhile: when a crowd clicks at once, every click is
-// answered first and the exports resume after, having lost those
-// milliseconds (at most youngMaxWait per turn, together with the wait for
-// young exports).
+// Arriving requests go before every export: from a new connection's
+// accept (or a request's handler start) to the request's first bytes (or
+// its first round trip to a database), an export that takes a turn waits.
+// The time to the first byte of a click is then the CPU its own answer
+// needs, not that plus the share the running exports take meanwhile: when
+// a crowd clicks at once, every click is answered first and the exports
+// resume after. What an export yields so is bounded by a budget
+// (arrivalBudget, refilled at arrivalShare of the time), so that clients
+// that connect and send nothing, or a steady stream of clicks, cost the
+// running exports a fifth of their time at most.
 type turns struct {
 	mu        sync.Mutex
 	free      int
@@ -39,6 +41,30 @@ type turns struct {
 	maxWait   time.Duration // youngMaxWait
 	arriving  int           // requests not yet answered (arrive)
 	calm      chan struct{} // closed when arriving drops to 0
+	jobs      yieldBudget   // the background jobs' (one for all)
+	connMax   time.Duration // connArrivalMax
+}
+
+// yieldBudget is what one export may still wait for arriving requests.
+type yieldBudget struct {
+	left time.Duration
+	at   time.Time // when left was last refilled
+}
+
+const (
+	arrivalBudget = 200 * time.Millisecond
+	arrivalShare  = 5 // refilled at 1/arrivalShare of the time
+)
+
+// refill returns the budget at now.
+func (b *yieldBudget) refill(now time.Time) time.Duration {
+	if b.at.IsZero() {
+		b.left = arrivalBudget
+	} else {
+		b.left = min(arrivalBudget, b.left+now.Sub(b.at)/arrivalShare)
+	}
+	b.at = now
+	return b.left
 }
 
 type turnWaiter struct {
@@ -52,27 +78,30 @@ const (
 	youngGap  = 20 * time.Millisecond
 	// youngMaxWait bounds one wait of an old export for young ones.
 	youngMaxWait = 250 * time.Millisecond
+	// connArrivalMax bounds how long a new connection counts as arriving.
+	connArrivalMax = 100 * time.Millisecond
 )
 
 func newTurns(n int) *turns {
-	return &turns{free: max(n, 1), youngGap: youngGap, maxWait: youngMaxWait}
+	return &turns{free: max(n, 1), youngGap: youngGap, maxWait: youngMaxWait, connMax: connArrivalMax}
 }
 
 // forExport returns the turns of one export, for exportd.Export.Turn.
 func (t *turns) forExport() func(ctx context.Context, rows int64) (func(), error) {
 	var first time.Time // of the first batch; the engine calls from one goroutine
+	budget := new(yieldBudget)
 	return func(ctx context.Context, rows int64) (func(), error) {
 		now := time.Now()
 		if first.IsZero() {
 			first = now
 		}
-		return t.take(ctx, rows, rows < youngRows && now.Sub(first) < youngFor)
+		return t.take(ctx, rows, rows < youngRows && now.Sub(first) < youngFor, budget)
 	}
 }
 
 // forJob is the Turn of a background job's export: never young.
 func (t *turns) forJob(ctx context.Context, rows int64) (func(), error) {
-	return t.take(ctx, rows, false)
+	return t.take(ctx, rows, false, &t.jobs)
 }
 
 // arrive counts a request being answered until arrived is called (any
@@ -96,13 +125,28 @@ func (t *turns) arrive() (arrived func()) {
 	}
 }
 
+// arriveConn is arrive for a new connection: it ends by itself after
+// connArrivalMax (a client that connects and sends nothing holds the
+// exports that long).
+func (t *turns) arriveConn() (arrived func()) {
+	end := t.arrive()
+	t.mu.Lock()
+	d := t.connMax
+	t.mu.Unlock()
+	tm := time.AfterFunc(d, end)
+	return func() {
+		tm.Stop()
+		end()
+	}
+}
+
 // take waits for a turn of an export that has written rows rows, and
-// returns its end.
-func (t *turns) take(ctx context.Context, rows int64, young bool) (func(), error) {
+// returns its end. budget is what it may still wait for arriving requests.
+func (t *turns) take(ctx context.Context, rows int64, young bool, budget *yieldBudget) (func(), error) {
 	t.mu.Lock()
 	until := time.Now().Add(t.maxWait)
 	t.mu.Unlock()
-	if err := t.waitForArrivals(ctx, until); err != nil {
+	if err := t.waitForArrivals(ctx, until, budget); err != nil {
 		return nil, err
 	}
 	if young {
@@ -138,25 +182,34 @@ func (t *turns) take(ctx context.Context, rows int64, young bool) (func(), error
 	}
 }
 
-// waitForArrivals waits until no request is arriving, or until until.
-func (t *turns) waitForArrivals(ctx context.Context, until time.Time) error {
+// waitForArrivals waits until no request is arriving, until until, or
+// until budget is spent.
+func (t *turns) waitForArrivals(ctx context.Context, until time.Time, budget *yieldBudget) error {
 	t.mu.Lock()
+	if t.arriving == 0 {
+		t.mu.Unlock()
+		return nil
+	}
 	calm := t.calm
-	arriving := t.arriving > 0
+	start := time.Now()
+	wait := min(time.Until(until), budget.refill(start))
 	t.mu.Unlock()
-	wait := time.Until(until)
-	if !arriving || wait <= 0 {
+	if wait <= 0 {
 		return nil
 	}
 	tm := time.NewTimer(wait)
 	defer tm.Stop()
+	var err error
 	select {
 	case <-calm:
 	case <-tm.C:
 	case <-ctx.Done():
-		return context.Cause(ctx)
+		err = context.Cause(ctx)
 	}
-	return nil
+	t.mu.Lock()
+	budget.left -= time.Since(start)
+	t.mu.Unlock()
+	return err
 }
 
 // waitForYoung waits until no young export has taken a turn for youngGap,

@@ -12,14 +12,14 @@ import (
 func TestTurnsFewestRowsFirst(t *testing.T) {
 	tr := newTurns(1)
 	ctx := context.Background()
-	hold, err := tr.take(ctx, 0, false)
+	hold, err := tr.take(ctx, 0, false, new(yieldBudget))
 	if err != nil {
 		t.Fatal(err)
 	}
 	order := make(chan int64, 3)
 	for _, rows := range []int64{900_000, 5000, 300_000} {
 		go func() {
-			done, err := tr.take(ctx, rows, false)
+			done, err := tr.take(ctx, rows, false, new(yieldBudget))
 			if err != nil {
 				t.Error(err)
 				return
@@ -64,7 +64,7 @@ func TestTurnsYoungFirst(t *testing.T) {
 	tr := newTurns(2)
 	tr.youngGap = time.Hour // the young export stays active for the test…
 	tr.maxWait = time.Hour  // …and the old one would wait for it that long
-	done, err := tr.take(context.Background(), 10, true)
+	done, err := tr.take(context.Background(), 10, true, new(yieldBudget))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func TestTurnsYoungFirst(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	got := make(chan error, 1)
 	go func() {
-		_, err := tr.take(ctx, 1_000_000, false)
+		_, err := tr.take(ctx, 1_000_000, false, new(yieldBudget))
 		got <- err
 	}()
 	select {
@@ -88,7 +88,7 @@ func TestTurnsYoungFirst(t *testing.T) {
 	tr.mu.Lock()
 	tr.maxWait = 0
 	tr.mu.Unlock()
-	done, err = tr.take(context.Background(), 1_000_000, false)
+	done, err = tr.take(context.Background(), 1_000_000, false, new(yieldBudget))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +96,7 @@ func TestTurnsYoungFirst(t *testing.T) {
 	tr.mu.Lock()
 	tr.maxWait, tr.youngGap = time.Hour, 0 // the young export is gone
 	tr.mu.Unlock()
-	done, err = tr.take(context.Background(), 1_000_000, false)
+	done, err = tr.take(context.Background(), 1_000_000, false, new(yieldBudget))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +140,7 @@ func TestTurnsArrivalsFirst(t *testing.T) {
 	got := make(chan error, 2)
 	for _, young := range []bool{true, false} {
 		go func() {
-			done, err := tr.take(context.Background(), 10, young)
+			done, err := tr.take(context.Background(), 10, young, new(yieldBudget))
 			if err == nil {
 				done()
 			}
@@ -178,7 +178,7 @@ func TestTurnsArrivalsFirst(t *testing.T) {
 	tr.maxWait = 30 * time.Millisecond
 	tr.mu.Unlock()
 	start := time.Now()
-	done, err := tr.take(context.Background(), 1_000_000, false)
+	done, err := tr.take(context.Background(), 1_000_000, false, new(yieldBudget))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,10 +191,53 @@ func TestTurnsArrivalsFirst(t *testing.T) {
 	tr.mu.Lock()
 	tr.maxWait = time.Hour
 	tr.mu.Unlock()
-	if _, err := tr.take(ctx, 1, false); !errors.Is(err, context.Canceled) {
+	if _, err := tr.take(ctx, 1, false, new(yieldBudget)); !errors.Is(err, context.Canceled) {
 		t.Errorf("a wait for arrivals ended with %v, want its context's end", err)
 	}
 	if tr.free != 2 {
 		t.Errorf("%d turns free after all, want 2", tr.free)
+	}
+}
+
+// What an export yields to arriving requests is bounded by its budget: a
+// client that connects and sends nothing, again and again, costs the
+// running exports arrivalBudget and then a share of their time at most.
+func TestTurnsArrivalsBudget(t *testing.T) {
+	tr := newTurns(1)
+	tr.maxWait = time.Hour
+	stuck := tr.arrive()
+	defer stuck()
+	budget := new(yieldBudget)
+	start := time.Now()
+	done, err := tr.take(context.Background(), 1, false, budget)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done()
+	if waited := time.Since(start); waited < arrivalBudget*3/4 || waited > 2*time.Second {
+		t.Fatalf("the first turn waited %v for a stuck arrival, want about the budget (%v)", waited, arrivalBudget)
+	}
+	start = time.Now()
+	for range 10 {
+		done, err := tr.take(context.Background(), 1, false, budget)
+		if err != nil {
+			t.Fatal(err)
+		}
+		done()
+	}
+	// Each wait is a fifth of the time since the last: well below the
+	// budget in all.
+	if waited := time.Since(start); waited > arrivalBudget {
+		t.Errorf("ten more turns waited %v for a stuck arrival with the budget spent", waited)
+	}
+	// Another export has its own budget; jobs share one.
+	start = time.Now()
+	done, err = tr.take(context.Background(), 1, false, new(yieldBudget))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done()
+	if waited := time.Since(start); waited < arrivalBudget*3/4 {
+		t.Errorf("another export waited %v, want its own budget", waited)
 	}
 }
