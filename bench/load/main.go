@@ -33,6 +33,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"os"
 	"slices"
 	"strconv"
@@ -54,6 +55,7 @@ func main() {
 	small := flag.String("small", "", "URL of a small download to time alone and beside -large downloads of -url from another client")
 	large := flag.Int("large", 32, "large downloads of one client beside the small one (with -small)")
 	smallRuns := flag.Int("small-runs", 5, "times the small download is timed, alone and beside (with -small)")
+	phases := flag.Bool("phases", false, "also print, per N, where the time to first byte went: connected, request sent, response headers (p50/p99)")
 	flag.Parse()
 	if *url == "" || *rows <= 0 {
 		fmt.Fprintln(os.Stderr, "load: -url and -rows are required")
@@ -79,6 +81,7 @@ func main() {
 		}
 		return
 	}
+	var after []func() // the phases, after the table
 	fmt.Printf("| N | failed | wall s | rows/s | TTFB p50 ms | TTFB p99 ms | TTFB max ms | longest silence ms | server peak RSS MiB |\n")
 	fmt.Printf("|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, f := range strings.Split(*ns, ",") {
@@ -96,7 +99,30 @@ func main() {
 		for _, e := range r.errors {
 			fmt.Fprintln(os.Stderr, "  ", e)
 		}
+		if *phases {
+			after = append(after, func() { r.printPhases(n) })
+		}
 	}
+	for _, f := range after {
+		f()
+	}
+}
+
+// phases are the moments of one download until its headers, from the
+// start of the request.
+type phases struct{ connected, sent, headers time.Duration }
+
+// printPhases prints where the time to first byte went, after the table.
+func (r result) printPhases(n int) {
+	var conn, sent, hdr []time.Duration
+	for _, p := range r.phases {
+		conn, sent, hdr = append(conn, p.connected), append(sent, p.sent), append(hdr, p.headers)
+	}
+	slices.Sort(conn)
+	slices.Sort(sent)
+	slices.Sort(hdr)
+	fmt.Printf("N=%d, ms p50/p99: connected %.1f/%.1f, request sent %.1f/%.1f, response headers %.1f/%.1f\n", n,
+		ms(pct(conn, 50)), ms(pct(conn, 99)), ms(pct(sent, 50)), ms(pct(sent, 99)), ms(pct(hdr, 50)), ms(pct(hdr, 99)))
 }
 
 type result struct {
@@ -105,6 +131,7 @@ type result struct {
 	silence time.Duration
 	failed  int
 	errors  []string
+	phases  []phases
 	peakKiB int
 }
 
@@ -120,9 +147,11 @@ func round(ctx context.Context, url string, n, clients int, gz bool, pid int) re
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			ttfb, silence, err := download(ctx, c, url, fmt.Sprintf("10.77.%d.%d", (i%clients)/250, (i%clients)%250+1), gz, nil)
+			var ph phases
+			ttfb, silence, err := download(ctx, c, url, fmt.Sprintf("10.77.%d.%d", (i%clients)/250, (i%clients)%250+1), gz, nil, &ph)
 			mu.Lock()
 			defer mu.Unlock()
+			res.phases = append(res.phases, ph)
 			res.silence = max(res.silence, silence)
 			if err != nil {
 				res.failed++
@@ -142,8 +171,9 @@ func round(ctx context.Context, url string, n, clients int, gz bool, pid int) re
 
 // download reads one export to its end and returns the time to its first
 // byte and the longest gap between two reads that returned bytes. It
-// calls first, if set, at the first byte.
-func download(ctx context.Context, c *http.Client, url, client string, gz bool, first func()) (ttfb, silence time.Duration, err error) {
+// calls first, if set, at the first byte, and records the moments until
+// the headers in ph, if set.
+func download(ctx context.Context, c *http.Client, url, client string, gz bool, first func(), ph *phases) (ttfb, silence time.Duration, err error) {
 	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
 	if err != nil {
 		return 0, 0, err
@@ -153,6 +183,13 @@ func download(ctx context.Context, c *http.Client, url, client string, gz bool, 
 		req.Header.Set("Accept-Encoding", "gzip")
 	}
 	start := time.Now()
+	if ph != nil {
+		req = req.WithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+			GotConn:              func(httptrace.GotConnInfo) { ph.connected = time.Since(start) },
+			WroteRequest:         func(httptrace.WroteRequestInfo) { ph.sent = time.Since(start) },
+			GotFirstResponseByte: func() { ph.headers = time.Since(start) },
+		}))
+	}
 	resp, err := c.Do(req)
 	if err != nil {
 		return 0, 0, err
@@ -208,7 +245,7 @@ func beside(ctx context.Context, small, large string, n, runs int, gz bool) erro
 		var ds []time.Duration
 		for range runs {
 			start := time.Now()
-			if _, _, err := download(ctx, c, small, "10.77.200.1", gz, nil); err != nil {
+			if _, _, err := download(ctx, c, small, "10.77.200.1", gz, nil, nil); err != nil {
 				return nil, fmt.Errorf("small download: %w", err)
 			}
 			ds = append(ds, time.Since(start))
@@ -229,7 +266,7 @@ func beside(ctx context.Context, small, large string, n, runs int, gz bool) erro
 	var failed []string
 	for i := range n {
 		wg.Go(func() {
-			_, _, err := download(lctx, c, large, "10.77.100.1", gz, func() { started <- struct{}{} })
+			_, _, err := download(lctx, c, large, "10.77.100.1", gz, func() { started <- struct{}{} }, nil)
 			if err != nil && lctx.Err() == nil {
 				mu.Lock()
 				failed = append(failed, fmt.Sprintf("large download %d: %v", i, err))
