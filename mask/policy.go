@@ -160,7 +160,7 @@ type planned struct {
 
 // Columns returns the columns of the file: those not omitted, in order.
 func (p Plan) Columns() []exportd.Column {
-	var out []exportd.Column
+	out := make([]exportd.Column, 0, len(p.cols))
 	for _, c := range p.cols {
 		if c.access != Omitted {
 			out = append(out, c.col)
