@@ -84,7 +84,7 @@ func (w *Writer) appendDate(b []byte, t time.Time, withClock bool, cs *colState)
 	serial := days + unixEpochSerial
 	if serial < firstSerial || serial >= endSerial {
 		w.textDates++
-		b = append(b, `" t="inlineStr"><is><t>`...)
+		b = append(b, ` t="inlineStr"><is><t>`...)
 		b = appendISO(b, t, withClock)
 		return append(b, `</t></is></c>`...)
 	}
