@@ -61,6 +61,82 @@ func decimalNumber(s string) (float64, bool) {
 	return f, true
 }
 
+// appendDecimal appends the number of a plain-notation decimal cell, as
+// appendFloat(decimalNumber(s)) would, and reports false (appending
+// nothing) when that is not a number. A decimal of at most 15 significant
+// digits whose magnitude is in [1e-4, 1e6) is written from its own digits:
+// it converts to the double whose shortest round-trip form has exactly
+// those significant digits (15 digits always survive a double), and
+// strconv's 'g' form writes that without an exponent in this range.
+// Other decimals take the float path.
+func appendDecimal(b []byte, s string) ([]byte, bool) {
+	i, neg := 0, false
+	if s != "" && (s[0] == '+' || s[0] == '-') {
+		neg = s[0] == '-'
+		i++
+	}
+	// first and last non-zero digit (indexes in s), the point's index
+	first, last, point, digits := -1, -1, -1, 0
+	for j := i; j < len(s); j++ {
+		c := s[j]
+		switch {
+		case c >= '1' && c <= '9':
+			if first < 0 {
+				first = j
+			}
+			last = j
+			digits++
+		case c == '0':
+			digits++
+		case c == '.' && point < 0:
+			point = j
+		default:
+			return b, false
+		}
+	}
+	if digits == 0 {
+		return b, false
+	}
+	if first < 0 {
+		return append(b, '0'), true // a zero, also "-0.00"
+	}
+	if point < 0 {
+		point = len(s)
+	}
+	// significant digits, and the decimal exponent of the first one
+	sig, exp := last-first+1, point-first-1
+	if first > point {
+		exp = point - first
+	} else if last > point {
+		sig-- // the point lies between them
+	}
+	if sig > 15 || exp < -4 || exp >= 6 {
+		f, ok := decimalNumber(s)
+		if !ok {
+			return b, false
+		}
+		return appendFloat(b, f), true
+	}
+	if neg {
+		b = append(b, '-')
+	}
+	if first > point {
+		b = append(b, "0."...)
+		for range first - point - 1 {
+			b = append(b, '0')
+		}
+		return append(b, s[first:last+1]...), true
+	}
+	if last < point {
+		b = append(b, s[first:last+1]...)
+		for range point - last - 1 {
+			b = append(b, '0')
+		}
+		return b, true
+	}
+	return append(b, s[first:last+1]...), true
+}
+
 // Excel serial numbers: day 25569 is 1970-01-01; day 61 is 1900-03-01, the
 // first day after Excel's fictitious 1900-02-29; 2958466 is 10000-01-01.
 const (

@@ -699,11 +699,13 @@ func (w *Writer) Write(row []Cell) error {
 				continue
 			}
 			b = w.cellStart(b, i, &next)
-			if f, ok := decimalNumber(c.S); ok {
-				b = append(b, cs.num...)
-				b = appendFloat(b, f)
+			n := len(b)
+			b = append(b, cs.num...)
+			var ok bool
+			if b, ok = appendDecimal(b, c.S); ok {
 				b = append(b, `</v></c>`...)
 			} else {
+				b = b[:n]
 				b = append(b, ` t="inlineStr"><is>`...)
 				b = w.appendText(b, c.S)
 				b = append(b, `</is></c>`...)
