@@ -190,6 +190,14 @@ func TestJSONL(t *testing.T) {
 	}
 }
 
+// TestSameLayout: the XLSX writer hands rows over without copying them
+// only while exportd.Value and xlsx.Cell are laid out alike.
+func TestSameLayout(t *testing.T) {
+	if !sameLayout {
+		t.Error("exportd.Value and xlsx.Cell are no longer laid out alike: every XLSX row is copied")
+	}
+}
+
 func TestKindsMatchCellTypes(t *testing.T) {
 	pairs := map[exportd.Kind]xlsx.CellType{
 		exportd.KindNull: xlsx.CellEmpty, exportd.KindInt: xlsx.CellInt, exportd.KindFloat: xlsx.CellFloat,

@@ -181,14 +181,13 @@ func (w *Writer) writeTotals() {
 	if label == "" {
 		label = DefaultTotalLabel
 	}
-	k := 0
+	k, next := 0, 0
 	for i := range w.cols {
 		cs := &w.colState[i]
 		if k >= len(w.totalCols) || w.totalCols[k] != i {
 			if label != "" && i < w.totalCols[0] {
-				b = append(b, cs.ref...)
-				b = append(b, w.rowNum...)
-				b = append(b, `" s="1" t="inlineStr"><is>`...)
+				b = w.cellStart(b, i, &next)
+				b = append(b, ` s="1" t="inlineStr"><is>`...)
 				b = w.appendText(b, label)
 				b = append(b, `</is></c>`...)
 				label = ""
@@ -198,8 +197,7 @@ func (w *Writer) writeTotals() {
 		a := &w.accums[k]
 		k++
 		col := columnName(i)
-		b = append(b, cs.ref...)
-		b = append(b, w.rowNum...)
+		b = w.cellStart(b, i, &next)
 		if rows == 0 {
 			// No data row to refer to: a plain value (a range of no rows
 			// would be the header or the totals row itself).
@@ -207,7 +205,7 @@ func (w *Writer) writeTotals() {
 				b = append(b, cs.num...)
 				b = append(b, `0</v></c>`...)
 			} else {
-				b = append(b, `"/>`...)
+				b = append(b, `/>`...)
 			}
 			continue
 		}
@@ -215,8 +213,8 @@ func (w *Writer) writeTotals() {
 		if ok {
 			b = append(b, strings.TrimSuffix(cs.num, `<v>`)...)
 		} else {
-			b = append(b, strings.TrimSuffix(cs.num, `"><v>`)...)
-			b = append(b, `" t="e">`...)
+			b = append(b, strings.TrimSuffix(cs.num, `><v>`)...)
+			b = append(b, ` t="e">`...)
 		}
 		b = append(b, `<f>SUBTOTAL(`...)
 		b = strconv.AppendInt(b, int64(a.total.function()), 10)

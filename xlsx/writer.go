@@ -138,10 +138,12 @@ type sheetInfo struct {
 	seq      int // rollover number: 1 for the first sheet of a series
 }
 
-// colState is a column's precomputed XML.
+// colState is a column's precomputed XML. A cell's reference (r="B7") is
+// written only where the cell does not directly follow the previous cell
+// written in its row (see cellStart).
 type colState struct {
-	ref  string // `<c r="B`
-	num  string // `" s="3"><v>` or `"><v>`
+	ref  string // ` r="B`: the cell's reference, without the row number
+	num  string // ` s="3"><v>` or `><v>`
 	date string
 	dt   string
 }
@@ -458,12 +460,13 @@ func (w *Writer) startSheet(name, base string, seq int, cols []Column) error {
 	if w.header {
 		w.nextRow()
 		b = append(w.buf, `<row r="1">`...)
+		next := 0
 		for i, c := range cols {
 			if c.Header == "" {
 				continue
 			}
-			b = append(b, w.colState[i].ref...)
-			b = append(b, `1" s="1" t="inlineStr"><is>`...)
+			b = w.cellStart(b, i, &next)
+			b = append(b, ` s="1" t="inlineStr"><is>`...)
 			b = w.appendText(b, c.Header)
 			b = append(b, `</is></c>`...)
 		}
@@ -475,18 +478,36 @@ func (w *Writer) startSheet(name, base string, seq int, cols []Column) error {
 // addColState precomputes the XML of column len(w.colState).
 func (w *Writer) addColState(numFmt string) {
 	i := len(w.colState)
-	cs := colState{ref: `<c r="` + columnName(i)}
-	cs.num = `"><v>`
+	cs := colState{ref: ` r="` + columnName(i)}
+	cs.num = `><v>`
 	if numFmt != "" {
-		cs.num = `" s="` + strconv.Itoa(w.xf(numFmt)) + `"><v>`
+		cs.num = ` s="` + strconv.Itoa(w.xf(numFmt)) + `"><v>`
 	}
 	df, dtf := DateFormat, DateTimeFormat
 	if numFmt != "" {
 		df, dtf = numFmt, numFmt
 	}
-	cs.date = `" s="` + strconv.Itoa(w.xf(df)) + `"><v>`
-	cs.dt = `" s="` + strconv.Itoa(w.xf(dtf)) + `"><v>`
+	cs.date = ` s="` + strconv.Itoa(w.xf(df)) + `"><v>`
+	cs.dt = ` s="` + strconv.Itoa(w.xf(dtf)) + `"><v>`
 	w.colState = append(w.colState, cs)
+}
+
+// cellStart appends the start of the cell in column i of the current row,
+// `<c`, with its reference ` r="B7"` only when the cell does not directly
+// follow the previous cell written in the row: the reference is optional
+// (ECMA-376 Part 1, §18.3.1.4 c, CT_Cell's r), and a cell without one is
+// in the column after the previous cell of its row, or in column A when it
+// is the row's first. next is the column that follows the previous cell
+// (0 at the start of a row); cellStart advances it past column i.
+func (w *Writer) cellStart(b []byte, i int, next *int) []byte {
+	b = append(b, `<c`...)
+	if i != *next {
+		b = append(b, w.colState[i].ref...)
+		b = append(b, w.rowNum...)
+		b = append(b, '"')
+	}
+	*next = i + 1
+	return b
 }
 
 // xf returns the cellXfs index of a number format: 0 is the default style,
@@ -628,6 +649,7 @@ func (w *Writer) Write(row []Cell) error {
 	b := append(w.buf, `<row r="`...)
 	b = append(b, w.rowNum...)
 	b = append(b, `">`...)
+	next := 0 // the column after the previous cell written (cellStart)
 	for i := range row {
 		c := &row[i]
 		cs := &w.colState[i]
@@ -635,14 +657,13 @@ func (w *Writer) Write(row []Cell) error {
 		case CellEmpty:
 			continue
 		case CellInt:
-			b = append(b, cs.ref...)
-			b = append(b, w.rowNum...)
+			b = w.cellStart(b, i, &next)
 			if c.I <= 1<<53 && c.I >= -(1<<53) {
 				b = append(b, cs.num...)
 				b = strconv.AppendInt(b, c.I, 10)
 				b = append(b, `</v></c>`...)
 			} else {
-				b = append(b, `" t="inlineStr"><is><t>`...)
+				b = append(b, ` t="inlineStr"><is><t>`...)
 				b = strconv.AppendInt(b, c.I, 10)
 				b = append(b, `</t></is></c>`...)
 			}
@@ -651,8 +672,7 @@ func (w *Writer) Write(row []Cell) error {
 			if f != f || f > maxFloat || f < -maxFloat {
 				continue // NaN, ±Inf: empty cell
 			}
-			b = append(b, cs.ref...)
-			b = append(b, w.rowNum...)
+			b = w.cellStart(b, i, &next)
 			b = append(b, cs.num...)
 			b = appendFloat(b, f)
 			b = append(b, `</v></c>`...)
@@ -660,35 +680,33 @@ func (w *Writer) Write(row []Cell) error {
 			if c.S == "" {
 				continue
 			}
-			b = append(b, cs.ref...)
-			b = append(b, w.rowNum...)
-			b = append(b, `" t="inlineStr"><is>`...)
+			b = w.cellStart(b, i, &next)
+			b = append(b, ` t="inlineStr"><is>`...)
 			b = w.appendText(b, c.S)
 			b = append(b, `</is></c>`...)
 		case CellBool:
-			b = append(b, cs.ref...)
-			b = append(b, w.rowNum...)
+			b = w.cellStart(b, i, &next)
 			if c.I != 0 {
-				b = append(b, `" t="b"><v>1</v></c>`...)
+				b = append(b, ` t="b"><v>1</v></c>`...)
 			} else {
-				b = append(b, `" t="b"><v>0</v></c>`...)
+				b = append(b, ` t="b"><v>0</v></c>`...)
 			}
 		case CellDate, CellDateTime:
-			b = append(b, cs.ref...)
-			b = append(b, w.rowNum...)
+			b = w.cellStart(b, i, &next)
 			b = w.appendDate(b, c.T, c.Type == CellDateTime, cs)
 		case CellDecimal:
 			if c.S == "" {
 				continue
 			}
-			b = append(b, cs.ref...)
-			b = append(b, w.rowNum...)
-			if f, ok := decimalNumber(c.S); ok {
-				b = append(b, cs.num...)
-				b = appendFloat(b, f)
+			b = w.cellStart(b, i, &next)
+			n := len(b)
+			b = append(b, cs.num...)
+			var ok bool
+			if b, ok = appendDecimal(b, c.S); ok {
 				b = append(b, `</v></c>`...)
 			} else {
-				b = append(b, `" t="inlineStr"><is>`...)
+				b = b[:n]
+				b = append(b, ` t="inlineStr"><is>`...)
 				b = w.appendText(b, c.S)
 				b = append(b, `</is></c>`...)
 			}

@@ -167,44 +167,52 @@ func writeFloor(w io.Writer, rows int, deflate bool) error {
 		b = append(b, `<row r="`...)
 		b = append(b, rn...)
 		b = append(b, `">`...)
+		// A cell carries its reference only after a gap in its row (the
+		// NULL note), as the xlsx writer writes it.
+		next := 0
 		cell := func(col int, attrs string) {
-			b = append(b, `<c r="`...)
-			b = append(b, letters[col]...)
-			b = append(b, rn...)
+			b = append(b, `<c`...)
+			if col != next {
+				b = append(b, ` r="`...)
+				b = append(b, letters[col]...)
+				b = append(b, rn...)
+				b = append(b, '"')
+			}
+			next = col + 1
 			b = append(b, attrs...)
 		}
-		cell(0, `"><v>`)
+		cell(0, `><v>`)
 		b = strconv.AppendInt(b, r.ID, 10)
 		b = append(b, `</v></c>`...)
-		cell(1, `" t="inlineStr"><is><t>`)
+		cell(1, ` t="inlineStr"><is><t>`)
 		b = append(b, r.Name...)
 		b = append(b, `</t></is></c>`...)
-		cell(2, `" t="inlineStr"><is><t>`)
+		cell(2, ` t="inlineStr"><is><t>`)
 		b = append(b, r.Email...)
 		b = append(b, `</t></is></c>`...)
-		cell(3, `" s="2"><v>`)
+		cell(3, ` s="2"><v>`)
 		b = strconv.AppendFloat(b, dataset.Serial(i), 'f', -1, 64)
 		b = append(b, `</v></c>`...)
-		cell(4, `"><v>`)
+		cell(4, `><v>`)
 		b = strconv.AppendFloat(b, r.ScoreAvg, 'g', -1, 64)
 		b = append(b, `</v></c>`...)
-		cell(5, `"><v>`)
+		cell(5, `><v>`)
 		b = strconv.AppendInt(b, r.Visits, 10)
 		b = append(b, `</v></c>`...)
 		if r.Active {
-			cell(6, `" t="b"><v>1</v></c>`)
+			cell(6, ` t="b"><v>1</v></c>`)
 		} else {
-			cell(6, `" t="b"><v>0</v></c>`)
+			cell(6, ` t="b"><v>0</v></c>`)
 		}
-		cell(7, `" s="3"><v>`)
+		cell(7, ` s="3"><v>`)
 		b = strconv.AppendFloat(b, r.Balance, 'g', -1, 64)
 		b = append(b, `</v></c>`...)
 		if !r.NoteNull {
-			cell(8, `" t="inlineStr"><is><t>`)
+			cell(8, ` t="inlineStr"><is><t>`)
 			b = append(b, r.Note...)
 			b = append(b, `</t></is></c>`...)
 		}
-		cell(9, `" t="inlineStr"><is><t>`)
+		cell(9, ` t="inlineStr"><is><t>`)
 		b = append(b, r.Category...)
 		b = append(b, `</t></is></c></row>`...)
 		if len(b) >= 64<<10 {
