@@ -295,6 +295,10 @@ func (s *Server) admitJob(ctx context.Context) (func(), error) {
 		t.done()
 		return nil, fmt.Errorf("wait for a slot: %w", err)
 	}
+	if err := s.turns.settleJob(ctx); err != nil {
+		release()
+		return nil, fmt.Errorf("wait for a slot: %w", err)
+	}
 	return release, nil
 }
 

@@ -189,11 +189,20 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 	sr := &streamRun{s: s, r: r, req: req, ctx: ctx, log: log, start: start, outcome: "ok",
 		out: &stream{w: w, rc: http.NewResponseController(w), flushBytes: s.cfg.FlushBytes, writeTimeout: s.cfg.WriteTimeout}}
 	defer sr.out.clearDeadline()
+	turns := s.turns.forExport()
 	opts := sr.options(src, ticket)
+	opts.Turn = turns.take
 	admit := opts.Admit
 	opts.Admit = func(ctx context.Context) (func(), error) {
 		arrived() // the first bytes are out
-		return admit(ctx)
+		release, err := admit(ctx)
+		if err == nil {
+			if err = turns.settle(ctx); err != nil {
+				release()
+				return nil, err
+			}
+		}
+		return release, err
 	}
 	if req.part != nil {
 		opts.Query = &query
@@ -300,7 +309,6 @@ func (sr *streamRun) options(src exportd.Source, t *ticket) plan.Options {
 		},
 		FlushInterval: s.cfg.FlushInterval,
 		Admit:         s.admitted(t),
-		Turn:          s.turns.forExport(),
 		OnFlush: func(bool) error {
 			if s.cfg.KeepAlive < 0 && (sr.rw == nil || !sr.rw.seen) {
 				// Keep-alives off: nothing is sent before the first row

@@ -86,17 +86,37 @@ func newTurns(n int) *turns {
 	return &turns{free: max(n, 1), youngGap: youngGap, maxWait: youngMaxWait, connMax: connArrivalMax}
 }
 
-// forExport returns the turns of one export, for exportd.Export.Turn.
-func (t *turns) forExport() func(ctx context.Context, rows int64) (func(), error) {
-	var first time.Time // of the first batch; the engine calls from one goroutine
-	budget := new(yieldBudget)
-	return func(ctx context.Context, rows int64) (func(), error) {
-		now := time.Now()
-		if first.IsZero() {
-			first = now
-		}
-		return t.take(ctx, rows, rows < youngRows && now.Sub(first) < youngFor, budget)
+// forExport returns the turns of one export.
+func (t *turns) forExport() *exportTurns { return &exportTurns{t: t} }
+
+// exportTurns are the turns of one export. Its budget for arriving
+// requests is shared by the start of its query (settle) and its batches
+// (take).
+type exportTurns struct {
+	t      *turns
+	first  time.Time // of the first batch; the engine calls from one goroutine
+	budget yieldBudget
+}
+
+// take is the export's exportd.Export.Turn.
+func (e *exportTurns) take(ctx context.Context, rows int64) (func(), error) {
+	now := time.Now()
+	if e.first.IsZero() {
+		e.first = now
 	}
+	return e.t.take(ctx, rows, rows < youngRows && now.Sub(e.first) < youngFor, &e.budget)
+}
+
+// settle waits, once the export has its slot and before its query
+// starts, while requests arrive (within the budget): a query started in
+// a crowd's clicks would have the database's CPU compete with them.
+func (e *exportTurns) settle(ctx context.Context) error {
+	return e.t.waitForArrivals(ctx, time.Now().Add(youngMaxWait), &e.budget)
+}
+
+// settleJob is settle for a background job's export.
+func (t *turns) settleJob(ctx context.Context) error {
+	return t.waitForArrivals(ctx, time.Now().Add(youngMaxWait), &t.jobs)
 }
 
 // forJob is the Turn of a background job's export: never young.

@@ -109,7 +109,7 @@ func TestTurnsYoungFirst(t *testing.T) {
 // An export is young for its first rows only, and for a bounded time.
 func TestTurnsYoungBounded(t *testing.T) {
 	tr := newTurns(1)
-	take := tr.forExport()
+	take := tr.forExport().take
 	done, err := take(context.Background(), 0)
 	if err != nil {
 		t.Fatal(err)
@@ -239,5 +239,35 @@ func TestTurnsArrivalsBudget(t *testing.T) {
 	done()
 	if waited := time.Since(start); waited < arrivalBudget*3/4 {
 		t.Errorf("another export waited %v, want its own budget", waited)
+	}
+}
+
+// An export with its slot starts its query after the arriving requests
+// have their answers (within its budget), and stops waiting when its
+// context ends.
+func TestTurnsSettle(t *testing.T) {
+	tr := newTurns(1)
+	e := tr.forExport()
+	if err := e.settle(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	arrived := tr.arrive()
+	got := make(chan error, 1)
+	go func() { got <- e.settle(context.Background()) }()
+	select {
+	case err := <-got:
+		t.Fatalf("the query started while a request was arriving (%v)", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	arrived()
+	if err := <-got; err != nil {
+		t.Fatal(err)
+	}
+	stuck := tr.arrive()
+	defer stuck()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := tr.settleJob(ctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("a job's wait ended with %v, want its context's end", err)
 	}
 }
