@@ -107,6 +107,7 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 	// (turns.go); a wait for the database or for a slot ends that.
 	arrived := s.arrive(r)
 	defer arrived()
+	arrivedAt := time.Now() // requests that come after this one are a crowd (settle)
 	req, err := s.parseExport(r)
 	if err != nil {
 		s.refuseRequest(w, r, req, err)
@@ -197,7 +198,7 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 		arrived() // the first bytes are out
 		release, err := admit(ctx)
 		if err == nil {
-			if err = turns.settle(ctx); err != nil {
+			if err = turns.settle(ctx, arrivedAt); err != nil {
 				release()
 				return nil, err
 			}

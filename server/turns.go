@@ -33,16 +33,17 @@ import (
 // that connect and send nothing, or a steady stream of clicks, cost the
 // running exports a fifth of their time at most.
 type turns struct {
-	mu        sync.Mutex
-	free      int
-	waiters   []*turnWaiter
-	lastYoung time.Time // when a young export last took a turn
-	youngGap  time.Duration
-	maxWait   time.Duration // youngMaxWait
-	arriving  int           // requests not yet answered (arrive)
-	calm      chan struct{} // closed when arriving drops to 0
-	jobs      yieldBudget   // the background jobs' (one for all)
-	connMax   time.Duration // connArrivalMax
+	mu          sync.Mutex
+	free        int
+	waiters     []*turnWaiter
+	lastYoung   time.Time // when a young export last took a turn
+	youngGap    time.Duration
+	maxWait     time.Duration // youngMaxWait
+	arriving    int           // requests not yet answered (arrive)
+	calm        chan struct{} // closed when arriving drops to 0
+	lastArrival time.Time     // when a request last started arriving
+	jobs        yieldBudget   // the background jobs' (one for all)
+	connMax     time.Duration // connArrivalMax
 }
 
 // yieldBudget is what one export may still wait for arriving requests.
@@ -80,6 +81,9 @@ const (
 	youngMaxWait = 250 * time.Millisecond
 	// connArrivalMax bounds how long a new connection counts as arriving.
 	connArrivalMax = 100 * time.Millisecond
+	// settleQuiet is how long no request must have come before a query
+	// starts among arriving ones (settle).
+	settleQuiet = 20 * time.Millisecond
 )
 
 func newTurns(n int) *turns {
@@ -108,15 +112,16 @@ func (e *exportTurns) take(ctx context.Context, rows int64) (func(), error) {
 }
 
 // settle waits, once the export has its slot and before its query
-// starts, while requests arrive (within the budget): a query started in
-// a crowd's clicks would have the database's CPU compete with them.
-func (e *exportTurns) settle(ctx context.Context) error {
-	return e.t.waitForArrivals(ctx, time.Now().Add(youngMaxWait), &e.budget)
+// starts, while requests arrive and until none has come for settleQuiet
+// since the export's own (started at since), within its budget: a query
+// started among a crowd's clicks has the database's CPU compete with them.
+func (e *exportTurns) settle(ctx context.Context, since time.Time) error {
+	return e.t.waitForArrivals(ctx, time.Now().Add(youngMaxWait), &e.budget, since, settleQuiet)
 }
 
 // settleJob is settle for a background job's export.
 func (t *turns) settleJob(ctx context.Context) error {
-	return t.waitForArrivals(ctx, time.Now().Add(youngMaxWait), &t.jobs)
+	return t.waitForArrivals(ctx, time.Now().Add(youngMaxWait), &t.jobs, time.Now(), settleQuiet)
 }
 
 // forJob is the Turn of a background job's export: never young.
@@ -132,6 +137,7 @@ func (t *turns) arrive() (arrived func()) {
 		t.calm = make(chan struct{})
 	}
 	t.arriving++
+	t.lastArrival = time.Now()
 	t.mu.Unlock()
 	var once sync.Once
 	return func() {
@@ -166,7 +172,7 @@ func (t *turns) take(ctx context.Context, rows int64, young bool, budget *yieldB
 	t.mu.Lock()
 	until := time.Now().Add(t.maxWait)
 	t.mu.Unlock()
-	if err := t.waitForArrivals(ctx, until, budget); err != nil {
+	if err := t.waitForArrivals(ctx, until, budget, time.Time{}, 0); err != nil {
 		return nil, err
 	}
 	if young {
@@ -202,34 +208,43 @@ func (t *turns) take(ctx context.Context, rows int64, young bool, budget *yieldB
 	}
 }
 
-// waitForArrivals waits until no request is arriving, until until, or
-// until budget is spent.
-func (t *turns) waitForArrivals(ctx context.Context, until time.Time, budget *yieldBudget) error {
-	t.mu.Lock()
-	if t.arriving == 0 {
+// waitForArrivals waits until no request is arriving and, when quiet is
+// set, none has started arriving after since for quiet; or until until,
+// or until budget is spent.
+func (t *turns) waitForArrivals(ctx context.Context, until time.Time, budget *yieldBudget, since time.Time, quiet time.Duration) error {
+	for {
+		t.mu.Lock()
+		now := time.Now()
+		var calm chan struct{} // nil: waiting for the quiet period only
+		wait := time.Duration(0)
+		if t.arriving > 0 {
+			calm, wait = t.calm, until.Sub(now)
+		} else if quiet > 0 && t.lastArrival.After(since) {
+			wait = t.lastArrival.Add(quiet).Sub(now)
+		}
+		if wait > 0 {
+			wait = min(wait, until.Sub(now), budget.refill(now))
+		}
 		t.mu.Unlock()
-		return nil
+		if wait <= 0 {
+			return nil
+		}
+		tm := time.NewTimer(wait)
+		var err error
+		select {
+		case <-calm:
+		case <-tm.C:
+		case <-ctx.Done():
+			err = context.Cause(ctx)
+		}
+		tm.Stop()
+		t.mu.Lock()
+		budget.left -= time.Since(now)
+		t.mu.Unlock()
+		if err != nil {
+			return err
+		}
 	}
-	calm := t.calm
-	start := time.Now()
-	wait := min(time.Until(until), budget.refill(start))
-	t.mu.Unlock()
-	if wait <= 0 {
-		return nil
-	}
-	tm := time.NewTimer(wait)
-	defer tm.Stop()
-	var err error
-	select {
-	case <-calm:
-	case <-tm.C:
-	case <-ctx.Done():
-		err = context.Cause(ctx)
-	}
-	t.mu.Lock()
-	budget.left -= time.Since(start)
-	t.mu.Unlock()
-	return err
 }
 
 // waitForYoung waits until no young export has taken a turn for youngGap,

@@ -248,12 +248,12 @@ func TestTurnsArrivalsBudget(t *testing.T) {
 func TestTurnsSettle(t *testing.T) {
 	tr := newTurns(1)
 	e := tr.forExport()
-	if err := e.settle(context.Background()); err != nil {
+	if err := e.settle(context.Background(), time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	arrived := tr.arrive()
 	got := make(chan error, 1)
-	go func() { got <- e.settle(context.Background()) }()
+	go func() { got <- e.settle(context.Background(), time.Now()) }()
 	select {
 	case err := <-got:
 		t.Fatalf("the query started while a request was arriving (%v)", err)
@@ -269,5 +269,29 @@ func TestTurnsSettle(t *testing.T) {
 	cancel()
 	if err := tr.settleJob(ctx); !errors.Is(err, context.Canceled) {
 		t.Errorf("a job's wait ended with %v, want its context's end", err)
+	}
+}
+
+// A query waits for a quiet moment when requests came after its own
+// (a crowd), not when it came alone.
+func TestTurnsSettleQuiet(t *testing.T) {
+	tr := newTurns(1)
+	e := tr.forExport()
+	tr.arrive()() // its own
+	since := time.Now()
+	start := time.Now()
+	if err := e.settle(context.Background(), since); err != nil {
+		t.Fatal(err)
+	}
+	if waited := time.Since(start); waited >= settleQuiet {
+		t.Errorf("a query alone waited %v", waited)
+	}
+	tr.arrive()() // another, answered at once
+	start = time.Now()
+	if err := e.settle(context.Background(), since); err != nil {
+		t.Fatal(err)
+	}
+	if waited := time.Since(start); waited < settleQuiet*3/4 || waited > 2*time.Second {
+		t.Errorf("a query in a crowd waited %v, want about %v", waited, settleQuiet)
 	}
 }
