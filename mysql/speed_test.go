@@ -13,6 +13,8 @@ import (
 	"github.com/exportd/exportd/format"
 	"github.com/exportd/exportd/mysql"
 	"github.com/exportd/exportd/sourcetest"
+
+	"github.com/exportd/exportd/internal/cputime"
 )
 
 // standardTable creates the standard benchmark dataset of n rows
@@ -107,8 +109,8 @@ func BenchmarkRows(b *testing.B) {
 	dst := make([]exportd.Value, 10)
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu := cpuTime()
-	defer func() { b.ReportMetric(float64((cpuTime()-cpu).Nanoseconds())/float64(b.N), "cpu-ns/row") }()
+	cpu := cputime.Process()
+	defer func() { b.ReportMetric(float64((cputime.Process()-cpu).Nanoseconds())/float64(b.N), "cpu-ns/row") }()
 	for read := 0; read < b.N; {
 		rows, err := src.Query(b.Context(), exportd.Query{SQL: query})
 		if err != nil {

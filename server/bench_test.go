@@ -146,17 +146,24 @@ func BenchmarkTimeToFirstByte(b *testing.B) {
 	}
 }
 
-// BenchmarkExport1M downloads the whole 1M-row export from SQLite.
-func BenchmarkExport1M(b *testing.B) {
+// benchSQLite opens the standard dataset's SQLite file (benchDB) and the
+// datasets file serving it as "accounts"; the source closes with b.
+func benchSQLite(b *testing.B) (exportd.Source, *exportd.Config) {
 	s, err := sqlite.Open(context.Background(), benchDB(b), exportd.SourceOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer s.Close()
+	b.Cleanup(func() { s.Close() })
 	cfg, err := datasets.ParseConfig("bench.yaml", fmt.Appendf(nil, benchYAML, "accounts"))
 	if err != nil {
 		b.Fatal(err)
 	}
+	return s, cfg
+}
+
+// BenchmarkExport1M downloads the whole 1M-row export from SQLite.
+func BenchmarkExport1M(b *testing.B) {
+	s, cfg := benchSQLite(b)
 	for _, format := range []string{"xlsx", "csv"} {
 		b.Run(format, func(b *testing.B) {
 			srv := servertest.Start(b, server.Config{Datasets: cfg, Sources: map[string]exportd.Source{"main": s}, Logger: discardLogger()})
@@ -185,15 +192,7 @@ func BenchmarkExport1M(b *testing.B) {
 // client does not read); every timed request reads its first byte and
 // leaves.
 func BenchmarkFirstBytesWaiting(b *testing.B) {
-	s, err := sqlite.Open(context.Background(), benchDB(b), exportd.SourceOptions{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	cfg, err := datasets.ParseConfig("bench.yaml", fmt.Appendf(nil, benchYAML, "accounts"))
-	if err != nil {
-		b.Fatal(err)
-	}
+	s, cfg := benchSQLite(b)
 	for _, format := range []string{"xlsx", "csv"} {
 		b.Run(format, func(b *testing.B) {
 			srv := servertest.Start(b, server.Config{Datasets: cfg, Sources: map[string]exportd.Source{"main": s},

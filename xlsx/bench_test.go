@@ -4,6 +4,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/exportd/exportd/internal/cputime"
 )
 
 // benchRows writes b.N rows shaped like the standard benchmark dataset
@@ -21,7 +23,7 @@ func benchRows(b *testing.B, single bool) {
 	email := make([]byte, 0, 32)
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu0 := cpuTime()
+	cpu0 := cputime.Process()
 	for i := range b.N {
 		n := int64(i)
 		email = append(strconv.AppendInt(append(email[:0], "user"...), n, 10), "@example.com"...)
@@ -42,7 +44,7 @@ func benchRows(b *testing.B, single bool) {
 	if err := w.Close(); err != nil {
 		b.Fatal(err)
 	}
-	cpu := cpuTime() - cpu0
+	cpu := cputime.Process() - cpu0
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rows/s")
 	b.ReportMetric(float64(sink.n)/float64(b.N), "B/row")
 	// The process's CPU (both goroutines), and the sheet's XML before
