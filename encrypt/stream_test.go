@@ -205,7 +205,7 @@ func msoffcryptoRaw(t testing.TB, path, password string) (string, string) {
 // TestEncryptMsoffcrypto: msoffcrypto-tool decrypts Encrypt's files (password
 // verifier and HMAC checked) to exactly the plain bytes — packages of 0, 1,
 // 4080 and 4081 bytes (around the mini stream cutoff) and workbooks of 1 and
-// 100,000 rows (7.7 MB: DIFAT sectors) — openpyxl reads the workbooks'
+// 160,000 rows (8 MB: DIFAT sectors) — openpyxl reads the workbooks'
 // rows, and a wrong password is refused.
 func TestEncryptMsoffcrypto(t *testing.T) {
 	const password = "correct horse 배터리 staple"
@@ -222,7 +222,7 @@ func TestEncryptMsoffcrypto(t *testing.T) {
 		}
 		pkgs = append(pkgs, pkg{name: "bytes " + strconv.Itoa(n), plain: p, rows: -1})
 	}
-	rows := []int{1, 100_000}
+	rows := []int{1, 160_000}
 	if testing.Short() {
 		rows = rows[:1]
 	}
@@ -232,7 +232,7 @@ func TestEncryptMsoffcrypto(t *testing.T) {
 	}
 	for _, p := range pkgs {
 		enc := streamWorkbook(t, p.plain, password)
-		if p.rows == 100_000 {
+		if p.rows == 160_000 {
 			if difat := checkCompound(t, enc); difat == 0 {
 				t.Errorf("%s: no DIFAT sectors", p.name)
 			}
