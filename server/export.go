@@ -190,20 +190,11 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 	sr := &streamRun{s: s, r: r, req: req, ctx: ctx, log: log, start: start, outcome: "ok",
 		out: &stream{w: w, rc: http.NewResponseController(w), flushBytes: s.cfg.FlushBytes, writeTimeout: s.cfg.WriteTimeout}}
 	defer sr.out.clearDeadline()
-	turns := s.turns.forExport()
-	opts := sr.options(src, ticket)
-	opts.Turn = turns.take
+	opts := sr.options(src, ticket, arrivedAt)
 	admit := opts.Admit
 	opts.Admit = func(ctx context.Context) (func(), error) {
 		arrived() // the first bytes are out
-		release, err := admit(ctx)
-		if err == nil {
-			if err = turns.settle(ctx, arrivedAt); err != nil {
-				release()
-				return nil, err
-			}
-		}
-		return release, err
+		return admit(ctx)
 	}
 	if req.part != nil {
 		opts.Query = &query
@@ -286,9 +277,11 @@ type streamRun struct {
 	outcome string
 }
 
-// options returns the plan's options of the stream.
-func (sr *streamRun) options(src exportd.Source, t *ticket) plan.Options {
+// options returns the plan's options of the stream; arrivedAt is when
+// its request began to count as arriving (turns.go).
+func (sr *streamRun) options(src exportd.Source, t *ticket, arrivedAt time.Time) plan.Options {
 	s, r := sr.s, sr.r
+	turns := s.turns.forExport()
 	opts := plan.Options{
 		Source:  src,
 		Sources: s.conf(r).sources,
@@ -309,7 +302,8 @@ func (sr *streamRun) options(src exportd.Source, t *ticket) plan.Options {
 			return sr.rw
 		},
 		FlushInterval: s.cfg.FlushInterval,
-		Admit:         s.admitted(t),
+		Admit:         s.admitted(t, func(ctx context.Context) error { return turns.settle(ctx, arrivedAt) }),
+		Turn:          turns.take,
 		OnFlush: func(bool) error {
 			if s.cfg.KeepAlive < 0 && (sr.rw == nil || !sr.rw.seen) {
 				// Keep-alives off: nothing is sent before the first row
@@ -384,15 +378,23 @@ func (sr *streamRun) abort(w http.ResponseWriter, err error) {
 
 // admitted returns the wait of ticket for the engine: no slot is taken,
 // and so no query starts, once the shutdown's grace period is over (the
-// streams' context ends before each export's own does).
-func (s *Server) admitted(t *ticket) func(context.Context) (func(), error) {
+// streams' context ends before each export's own does). With its slot,
+// the export settles (turns.go) before its query starts.
+func (s *Server) admitted(t *ticket, settle func(context.Context) error) func(context.Context) (func(), error) {
 	return func(ctx context.Context) (func(), error) {
 		release, err := t.wait(ctx)
-		if err == nil && s.streams.Err() != nil {
+		if err != nil {
+			return nil, err
+		}
+		if s.streams.Err() != nil {
 			release()
 			return nil, context.Cause(s.streams)
 		}
-		return release, err
+		if err := settle(ctx); err != nil {
+			release()
+			return nil, err
+		}
+		return release, nil
 	}
 }
 

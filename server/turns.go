@@ -116,12 +116,19 @@ func (e *exportTurns) take(ctx context.Context, rows int64) (func(), error) {
 // since the export's own (started at since), within its budget: a query
 // started among a crowd's clicks has the database's CPU compete with them.
 func (e *exportTurns) settle(ctx context.Context, since time.Time) error {
-	return e.t.waitForArrivals(ctx, time.Now().Add(youngMaxWait), &e.budget, since, settleQuiet)
+	return e.t.waitForArrivals(ctx, e.t.deadline(), &e.budget, since, settleQuiet)
 }
 
 // settleJob is settle for a background job's export.
 func (t *turns) settleJob(ctx context.Context) error {
-	return t.waitForArrivals(ctx, time.Now().Add(youngMaxWait), &t.jobs, time.Now(), settleQuiet)
+	return t.waitForArrivals(ctx, t.deadline(), &t.jobs, time.Now(), settleQuiet)
+}
+
+// deadline bounds one wait of an export that starts now (maxWait).
+func (t *turns) deadline() time.Time {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return time.Now().Add(t.maxWait)
 }
 
 // forJob is the Turn of a background job's export: never young.
@@ -169,9 +176,7 @@ func (t *turns) arriveConn() (arrived func()) {
 // take waits for a turn of an export that has written rows rows, and
 // returns its end. budget is what it may still wait for arriving requests.
 func (t *turns) take(ctx context.Context, rows int64, young bool, budget *yieldBudget) (func(), error) {
-	t.mu.Lock()
-	until := time.Now().Add(t.maxWait)
-	t.mu.Unlock()
+	until := t.deadline()
 	if err := t.waitForArrivals(ctx, until, budget, time.Time{}, 0); err != nil {
 		return nil, err
 	}
