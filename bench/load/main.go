@@ -151,7 +151,6 @@ func round(ctx context.Context, url string, n, clients int, gz bool, pid int) re
 			ttfb, silence, err := download(ctx, c, url, fmt.Sprintf("10.77.%d.%d", (i%clients)/250, (i%clients)%250+1), gz, nil, &ph)
 			mu.Lock()
 			defer mu.Unlock()
-			res.phases = append(res.phases, ph)
 			res.silence = max(res.silence, silence)
 			if err != nil {
 				res.failed++
@@ -161,6 +160,7 @@ func round(ctx context.Context, url string, n, clients int, gz bool, pid int) re
 				return
 			}
 			res.ttfb = append(res.ttfb, ttfb)
+			res.phases = append(res.phases, ph)
 		})
 	}
 	wg.Wait()
