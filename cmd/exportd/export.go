@@ -19,6 +19,7 @@ import (
 	"github.com/exportd/exportd/audit"
 	"github.com/exportd/exportd/connect"
 	"github.com/exportd/exportd/format"
+	"github.com/exportd/exportd/internal/durable"
 	"github.com/exportd/exportd/plan"
 )
 
@@ -261,8 +262,12 @@ func (c *exportCmd) format() (exportd.Format, error) {
 }
 
 // openOutput opens the destination. A file is written under a temporary
-// name beside it and renamed by commit, so a failed export never leaves a
-// complete-looking file behind; abort removes the temporary file.
+// name beside it, flushed to disk as it grows and renamed by commit (see
+// internal/durable), so a failed export never leaves a complete-looking
+// file behind; abort removes the temporary file. A path that is not a
+// regular file (/dev/null, a named pipe, a terminal) is written in place:
+// renaming over it would replace the device with a file. A symbolic link
+// is followed, so the file it names is the one replaced.
 func openOutput(path string, f exportd.Format) (w io.Writer, commit func() error, abort func(), err error) {
 	if path == "-" {
 		if f == exportd.FormatXLSX && term.IsTerminal(int(os.Stdout.Fd())) {
@@ -270,29 +275,29 @@ func openOutput(path string, f exportd.Format) (w io.Writer, commit func() error
 		}
 		return os.Stdout, func() error { return nil }, func() {}, nil
 	}
+	if real, err := filepath.EvalSymlinks(path); err == nil {
+		path = real
+	}
+	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
+		if fi.IsDir() {
+			return nil, nil, nil, usageError{fmt.Errorf("output %s is a directory", path)}
+		}
+		out, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("open output: %w", err)
+		}
+		commit = func() error {
+			if err := out.Close(); err != nil {
+				return fmt.Errorf("write %s: %w", path, err)
+			}
+			return nil
+		}
+		return out, commit, func() { out.Close() }, nil
+	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".partial-*")
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("create output: %w", err)
 	}
-	commit = func() error {
-		if err := tmp.Sync(); err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-			return fmt.Errorf("write %s: %w", path, err)
-		}
-		if err := tmp.Close(); err != nil {
-			os.Remove(tmp.Name())
-			return fmt.Errorf("write %s: %w", path, err)
-		}
-		if err := os.Rename(tmp.Name(), path); err != nil {
-			os.Remove(tmp.Name())
-			return fmt.Errorf("write %s: %w", path, err)
-		}
-		return nil
-	}
-	abort = func() {
-		tmp.Close()
-		os.Remove(tmp.Name())
-	}
-	return tmp, commit, abort, nil
+	d := durable.New(tmp, path)
+	return d, d.Commit, d.Abort, nil
 }

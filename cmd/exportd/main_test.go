@@ -11,9 +11,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/xuri/excelize/v2"
+	"golang.org/x/sys/unix"
 )
 
 // exportdBin is the exportd binary built once for the tests (without the
@@ -219,6 +222,73 @@ func TestExportFailureLeavesNoFile(t *testing.T) {
 		if e.Name() != "demo" {
 			t.Errorf("left behind: %s", e.Name())
 		}
+	}
+}
+
+// An output that is not a regular file is written in place, never renamed
+// over: /dev/null stays a device, a named pipe receives the rows. A
+// symbolic link keeps pointing at the file it names, which gets the rows.
+func TestExportToSpecialFiles(t *testing.T) {
+	dir, _ := demo(t)
+	query := []string{"export", "--db", "sqlite:demo/demo.db", "--query", "SELECT id FROM accounts WHERE id <= 3 ORDER BY id", "--format", "csv", "--no-bom"}
+
+	// A null device of the test's own (as root), so that a regression
+	// does not replace the machine's /dev/null.
+	null := filepath.Join(dir, "null")
+	if err := syscall.Mknod(null, syscall.S_IFCHR|0o666, int(unix.Mkdev(1, 3))); err != nil {
+		null = os.DevNull
+	}
+	if _, stderr, code := run(t, dir, append(query, "-o", null)...); code != 0 {
+		t.Fatalf("-o %s: exit %d: %s", null, code, stderr)
+	}
+	if fi, err := os.Stat(null); err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+		t.Fatalf("%s after the export: %v %v, want a character device", null, fi.Mode(), err)
+	}
+
+	fifo := filepath.Join(dir, "rows.fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan []byte, 1)
+	go func() {
+		b, _ := os.ReadFile(fifo) // opens once the export does
+		got <- b
+	}()
+	if _, stderr, code := run(t, dir, append(query, "-o", fifo)...); code != 0 {
+		t.Fatalf("-o FIFO: exit %d: %s", code, stderr)
+	}
+	select {
+	case b := <-got:
+		if string(b) != "id\n1\n2\n3\n" {
+			t.Errorf("the pipe received %q", b)
+		}
+	case <-time.After(10 * time.Second):
+		os.WriteFile(fifo, nil, 0) // lets the reader go
+		t.Fatal("the export never opened the pipe")
+	}
+	if fi, err := os.Lstat(fifo); err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
+		t.Errorf("the pipe after the export: %v %v", fi.Mode(), err)
+	}
+
+	if err := os.WriteFile(filepath.Join(dir, "target.csv"), []byte("old"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("target.csv", filepath.Join(dir, "link.csv")); err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, code := run(t, dir, append(query, "-o", "link.csv")...); code != 0 {
+		t.Fatalf("-o link: exit %d: %s", code, stderr)
+	}
+	if fi, err := os.Lstat(filepath.Join(dir, "link.csv")); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("link.csv after the export: %v %v, want the link kept", fi.Mode(), err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "target.csv")); string(b) != "id\n1\n2\n3\n" {
+		t.Errorf("the link's target holds %q", b)
+	}
+
+	_, stderr, code := run(t, dir, append(query, "-o", "demo")...)
+	if code != 2 || !strings.Contains(stderr, "is a directory") {
+		t.Errorf("-o DIRECTORY: exit %d: %s", code, stderr)
 	}
 }
 

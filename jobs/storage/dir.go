@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/exportd/exportd/internal/durable"
 )
 
 // tmpSuffix ends the name of a result being written: KEY.RANDOM.tmp,
@@ -64,42 +66,21 @@ func (d *Dir) Create(ctx context.Context, key, _ string) (*Upload, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &dirWriter{f: f, final: final}, nil
+		return &dirWriter{f: durable.New(f, final)}, nil
 	})
 }
 
-type dirWriter struct {
-	f     *os.File
-	final string
-}
+// dirWriter writes a result through a durable file: flushed to disk as it
+// grows, renamed into place when committed.
+type dirWriter struct{ f *durable.File }
 
 func (w *dirWriter) Write(p []byte) (int, error) { return w.f.Write(p) }
 
-func (w *dirWriter) commit(context.Context) error {
-	tmp := w.f.Name()
-	if err := w.f.Sync(); err != nil {
-		w.f.Close()
-		return err
-	}
-	if err := w.f.Close(); err != nil {
-		return err
-	}
-	// The file must still be there: a Discard (its writer was taken for
-	// dead) removes it, and then the result is not published.
-	if err := os.Rename(tmp, w.final); err != nil {
-		return err
-	}
-	if dir, err := os.Open(filepath.Dir(w.final)); err == nil {
-		dir.Sync() // the rename survives a crash
-		dir.Close()
-	}
-	return nil
-}
+// commit fails when the temporary file is gone: a Discard (its writer was
+// taken for dead) removes it, and then the result is not published.
+func (w *dirWriter) commit(context.Context) error { return w.f.Commit() }
 
-func (w *dirWriter) abort(context.Context) {
-	w.f.Close()
-	os.Remove(w.f.Name())
-}
+func (w *dirWriter) abort(context.Context) { w.f.Abort() }
 
 // Open implements Storage.
 func (d *Dir) Open(_ context.Context, key string) (Object, error) {
