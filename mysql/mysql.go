@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 	"unicode/utf8"
 	"unsafe"
@@ -170,6 +171,7 @@ type dialedKey struct{}
 type bufferedConn struct {
 	net.Conn
 	r                         *bufio.Reader
+	raw                       syscall.RawConn // the socket (Unix), see readSocket
 	readTimeout, writeTimeout time.Duration
 }
 
@@ -185,7 +187,7 @@ func (s socketReader) Read(p []byte) (int, error) {
 			return 0, err
 		}
 	}
-	return s.c.Conn.Read(p)
+	return s.c.readSocket(p)
 }
 
 // Ping checks that the database answers.

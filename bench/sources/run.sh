@@ -8,7 +8,8 @@
 # on all of them alike. Prints a Markdown table: the minimum and the median
 # wall time of each command, its median CPU time, its largest peak RSS, and
 # its ratio to its own database's client (minimum to minimum, median to
-# median).
+# median, and paired: the median of each round's ratio to the same round's
+# client, which holds best when the machine's speed drifts between rounds).
 #
 #   bench/sources/run.sh [N [R]]
 #   EXPORTD_BASELINE=/path/to/old/exportd bench/sources/run.sh   # adds the old binary's runs, for before/after
@@ -86,7 +87,8 @@ exports() { # exports PREFIX BINARY
 [[ -n $BASE ]] && exports before- "$BASE"
 exports "" "$work/exportd"
 
-declare -A runs wall rss size cpu
+ref() { case $1 in *pg-*) echo psql-csv ;; *mysql-*) echo mariadb-batch ;; *sqlite-*) echo sqlite3-csv ;; *) echo "$1" ;; esac; }
+declare -A runs wall rss size cpu round paired
 echo "measuring ($N rows, $R interleaved rounds)…" >&2
 for ((r = 1; r <= R; r++)); do
 	for k in "${names[@]}"; do
@@ -94,6 +96,10 @@ for ((r = 1; r <= R; r++)); do
 		/usr/bin/time -f "%e %M %U %S" -o "$work/time" sh -c "${cmd[$k]}" >/dev/null 2>"$work/err" || { cat "$work/err" >&2; exit 1; }
 		read -r e m u sy <"$work/time"
 		runs[$k]+="$e $m $(stat -c %s "$work/out") $(awk -v u="$u" -v s="$sy" 'BEGIN { printf "%.2f", u + s }')"$'\n'
+		round[$k]=$e
+	done
+	for k in "${names[@]}"; do # this round's ratio to the same round's client
+		paired[$k]+="$(awk -v a="${round[$k]}" -v b="${round[$(ref "$k")]}" 'BEGIN { printf "%.3f", a / b }')"$'\n'
 	done
 	echo "  round $r done (load average $(cut -d' ' -f1-3 /proc/loadavg))" >&2
 done
@@ -108,14 +114,14 @@ for k in "${names[@]}"; do
 done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
-ref() { case $1 in *pg-*) echo psql-csv ;; *mysql-*) echo mariadb-batch ;; *sqlite-*) echo sqlite3-csv ;; *) echo "$1" ;; esac; }
 echo
-echo "| export ($N rows, $R rounds) | wall s, min | wall s, median | CPU s (client), median | rows/s (median) | peak RSS MiB (max) | size MiB | vs its database's client, min / median |"
+echo "| export ($N rows, $R rounds) | wall s, min | wall s, median | CPU s (client), median | rows/s (median) | peak RSS MiB (max) | size MiB | vs its database's client, min / median / paired |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|"
 for k in "${names[@]}"; do
 	r=$(ref "$k")
-	printf '| %s | %s | %s | %s | %s | %s | %s | %s× / %s× |\n' "$k" "${wmin[$k]}" "${wall[$k]}" "${cpu[$k]}" \
+	pmed=$(printf '%s' "${paired[$k]}" | sort -n | sed -n "$(((R + 1) / 2))p")
+	printf '| %s | %s | %s | %s | %s | %s | %s | %s× / %s× / %.2f× |\n' "$k" "${wmin[$k]}" "${wall[$k]}" "${cpu[$k]}" \
 		"$(awk -v n="$N" -v s="${wall[$k]}" 'BEGIN { printf "%d", n / s }')" "${rss[$k]}" \
 		"$(awk -v b="${size[$k]}" 'BEGIN { printf "%.1f", b / 1048576 }')" \
-		"$(ratio "${wmin[$k]}" "${wmin[$r]}")" "$(ratio "${wall[$k]}" "${wall[$r]}")"
+		"$(ratio "${wmin[$k]}" "${wmin[$r]}")" "$(ratio "${wall[$k]}" "${wall[$r]}")" "$pmed"
 done
