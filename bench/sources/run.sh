@@ -67,25 +67,29 @@ QS="SELECT id, name, email, signup_at, score_avg, visits, active, balance, note,
 declare -A cmd
 names=()
 add() { names+=("$1"); cmd[$1]=$2; }
-want pg && add psql-csv "psql '$PG' -c \"\\copy ($Q) to '$work/out' csv\""
-want mysql && add mariadb-batch "mariadb -h'${my_host%%:*}' -P'$my_port' -u'$my_user' ${my_pass:+-p'$my_pass'} --default-character-set=utf8mb4 --quick --batch -e '$Q' '$my_db' > '$work/out'"
-want sqlite && add sqlite3-csv "sqlite3 -csv '$DB' '$QS' > '$work/out'"
-exports() { # exports PREFIX BINARY
-	if want pg; then
-		add "$1pg-xlsx" "'$2' export -q --db '$PG' --query '$Q' -o '$work/out' --format xlsx"
-		add "$1pg-csv" "'$2' export -q --db '$PG' --query '$Q' -o '$work/out' --format csv"
-	fi
-	if want mysql; then
-		add "$1mysql-xlsx" "'$2' export -q --db '$MY' --query '$Q' -o '$work/out' --format xlsx"
-		add "$1mysql-csv" "'$2' export -q --db '$MY' --query '$Q' -o '$work/out' --format csv"
-	fi
-	if want sqlite; then
-		add "$1sqlite-xlsx" "'$2' export -q --db 'sqlite:$DB' --query '$QS' -o '$work/out' --format xlsx"
-		add "$1sqlite-csv" "'$2' export -q --db 'sqlite:$DB' --query '$QS' -o '$work/out' --format csv"
-	fi
+# Each database's client runs right before the exports of its database,
+# so that a round's paired ratios compare runs seconds apart.
+exports() { # exports SOURCE DB QUERY: the old binary's exports, then this one's
+	local p b
+	for p in ${BASE:+before-} ""; do
+		b="$work/exportd"
+		[[ -n $p ]] && b=$BASE
+		add "$p$1-xlsx" "'$b' export -q --db '$2' --query '$3' -o '$work/out' --format xlsx"
+		add "$p$1-csv" "'$b' export -q --db '$2' --query '$3' -o '$work/out' --format csv"
+	done
 }
-[[ -n $BASE ]] && exports before- "$BASE"
-exports "" "$work/exportd"
+if want pg; then
+	add psql-csv "psql '$PG' -c \"\\copy ($Q) to '$work/out' csv\""
+	exports pg "$PG" "$Q"
+fi
+if want mysql; then
+	add mariadb-batch "mariadb -h'${my_host%%:*}' -P'$my_port' -u'$my_user' ${my_pass:+-p'$my_pass'} --default-character-set=utf8mb4 --quick --batch -e '$Q' '$my_db' > '$work/out'"
+	exports mysql "$MY" "$Q"
+fi
+if want sqlite; then
+	add sqlite3-csv "sqlite3 -csv '$DB' '$QS' > '$work/out'"
+	exports sqlite "sqlite:$DB" "$QS"
+fi
 
 ref() { case $1 in *pg-*) echo psql-csv ;; *mysql-*) echo mariadb-batch ;; *sqlite-*) echo sqlite3-csv ;; *) echo "$1" ;; esac; }
 declare -A runs wall rss size cpu round paired
