@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/exportd/exportd/internal/nginxtest"
 )
 
 // nginxBin is the nginx binary, from EXPORTD_NGINX (.ci/run sets it to
@@ -305,73 +307,19 @@ func waitHTTP(t *testing.T, url string) {
 // returns the base URL of exportd through it (…/exports).
 func startNginx(t *testing.T, upstream string) string {
 	t.Helper()
-	shipped, err := os.ReadFile("../deploy/nginx/exportd.conf")
+	n, err := nginxtest.Start(nginxtest.Options{
+		Bin: nginxBin, Conf: "../deploy/nginx/exportd.conf", Upstream: upstream, Dir: t.TempDir(), AccessLog: true,
+	})
 	if err != nil {
-		t.Fatal(err)
-	}
-	addr := freeAddr(t)
-	conf := string(shipped)
-	for _, r := range [][2]string{
-		{"server 127.0.0.1:8080;", "server " + upstream + ";"},
-		{"listen 80;", "listen " + addr + ";"},
-		{"proxy_read_timeout 60s;", "proxy_read_timeout 3s;"},
-	} {
-		if strings.Count(conf, r[0]) != 1 {
-			t.Fatalf("deploy/nginx/exportd.conf no longer has exactly one %q", r[0])
-		}
-		conf = strings.Replace(conf, r[0], r[1], 1)
-	}
-	dir := t.TempDir()
-	user := ""
-	if os.Geteuid() == 0 {
-		user = "user root;"
-	}
-	main := fmt.Sprintf(`%s
-worker_processes 2;
-events { worker_connections 1024; }
-http {
-    access_log %[2]s/access.log;
-    client_body_temp_path %[2]s/body;
-    proxy_temp_path %[2]s/proxy;
-    fastcgi_temp_path %[2]s/fastcgi;
-    uwsgi_temp_path %[2]s/uwsgi;
-    scgi_temp_path %[2]s/scgi;
-    include %[2]s/exportd.conf;
-}
-`, user, dir)
-	if err := os.WriteFile(filepath.Join(dir, "exportd.conf"), []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(main), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(nginxBin, "-p", dir, "-c", filepath.Join(dir, "nginx.conf"),
-		"-g", fmt.Sprintf("daemon off; pid %[1]s/nginx.pid; error_log %[1]s/error.log;", dir))
-	out, err := os.Create(filepath.Join(dir, "nginx.out"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGQUIT)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-		out.Close()
+		n.Stop()
 		if t.Failed() {
-			b, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-			t.Logf("nginx error.log:\n%s", tail(string(b), 3000))
+			t.Logf("nginx error.log:\n%s", n.ErrorLog(3000))
 		}
 	})
-	base := "http://" + addr + "/exports"
+	base := "http://" + n.Addr + "/exports"
 	waitHTTP(t, base+"/healthz")
 	return base
 }
