@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,6 +27,7 @@ var ReviewColumns = []exportd.Column{
 	{Name: "purpose", Header: "목적 (Purpose)", Width: 30},
 	{Name: "format", Header: "형식 (Format)", Width: 8},
 	{Name: "rows", Header: "행 수 (Rows)", Type: exportd.TypeInt, Format: "#,##0", Width: 10},
+	{Name: "sheets", Header: "시트별 행 수 (Rows by sheet)", Width: 24},
 	{Name: "bytes", Header: "크기 (Bytes)", Type: exportd.TypeInt, Format: "#,##0", Width: 12},
 	{Name: "outcome", Header: "결과 (Outcome)", Width: 10},
 	{Name: "ref", Header: "시작 기록 (Started record)", Type: exportd.TypeInt, Width: 10},
@@ -41,7 +43,9 @@ var ReviewColumns = []exportd.Column{
 // under a header row of ReviewColumns. Times are shown in from's location
 // (e.g. Asia/Seoul), without zone. Lists (roles, columns) are joined with
 // ", ". An outcome record shows the seq of the started record it completes
-// (ref). It returns the number of records written.
+// (ref). The rows of a workbook of several sheets are also shown sheet by
+// sheet, "name: rows" joined with "; " (a sheet's name cannot hold ':').
+// It returns the number of records written.
 //
 // Export verifies the whole trail first (see [Store.Verify]), in the same
 // snapshot it then reads, and writes nothing when it does not verify: the
@@ -86,6 +90,7 @@ func (s *Store) Export(ctx context.Context, from, to time.Time, w io.Writer, f e
 				exportd.String(r.Purpose.Text),
 				exportd.String(r.Format),
 				exportd.Int(r.Rows),
+				exportd.String(sheetRows(r.Sheets)),
 				exportd.Int(r.Bytes),
 				exportd.String(string(r.Outcome)),
 				ref,
@@ -108,4 +113,18 @@ func (s *Store) Export(ctx context.Context, from, to time.Time, w io.Writer, f e
 		return n, fmt.Errorf("audit export: %w", err)
 	}
 	return n, nil
+}
+
+// sheetRows shows the rows of each sheet: "요약: 12; 상세: 4300".
+func sheetRows(sheets []Sheet) string {
+	var b strings.Builder
+	for i, sh := range sheets {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(sh.Name)
+		b.WriteString(": ")
+		b.WriteString(strconv.FormatInt(sh.Rows, 10))
+	}
+	return b.String()
 }

@@ -41,6 +41,7 @@ func testExport(t *testing.T, b backend) {
 		case 3:
 			r.Outcome, r.Error, r.Ref = audit.OutcomeFailed, "context canceled", 2
 			r.Roles = []string{"admin"}
+			r.Sheets = []audit.Sheet{{Name: "요약", Rows: 12}, {Name: "상세 (11월)", Rows: 18}}
 		}
 		if err := s.Append(t.Context(), r); err != nil {
 			t.Fatal(err)
@@ -54,12 +55,16 @@ func testExport(t *testing.T, b backend) {
 		if r.Ref != 0 {
 			ref = strconv.FormatInt(r.Ref, 10)
 		}
+		sheets := ""
+		if r.Sheets != nil {
+			sheets = "요약: 12; 상세 (11월): 18"
+		}
 		return []string{
 			strconv.FormatInt(r.Seq, 10),
 			r.Time.In(seoul).Format(time.DateTime),
 			r.Principal, strings.Join(r.Roles, ", "), r.Client, r.Dataset, string(r.Params),
 			strings.Join(r.Columns, ", "), r.Purpose.Category, r.Purpose.Text, r.Format,
-			strconv.FormatInt(r.Rows, 10), strconv.FormatInt(r.Bytes, 10), string(r.Outcome), ref, r.Error,
+			strconv.FormatInt(r.Rows, 10), sheets, strconv.FormatInt(r.Bytes, 10), string(r.Outcome), ref, r.Error,
 			r.SHA256, r.KeyID, r.MAC.String(),
 		}
 	}
