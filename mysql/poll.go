@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -14,6 +15,9 @@ import (
 // pollWait is how long, in milliseconds, readSocket waits for data in
 // poll(2) before it leaves the wait to Go's scheduler.
 const pollWait = 10
+
+// polling is set while a reader waits in poll(2): one at a time.
+var polling atomic.Bool
 
 // readSocket reads from the socket like net.Conn's Read does, except when
 // nothing is waiting to be read: then it first waits in poll(2), on this
@@ -27,8 +31,14 @@ const pollWait = 10
 // whose cores the database shares, that churn took CPU from the database
 // the export waits for (MariaDB → CSV 1.13-1.17× its own client's time,
 // 1.04-1.09× with the waits in poll(2); the reader's CPU down by a sixth).
-// The read deadline and Close still apply: the wait in poll(2) is bounded,
-// and after it the read parks as usual, where both are checked.
+//
+// One reader at a time waits so: a thread blocked in poll(2) keeps its
+// processor until sysmon takes it back, which costs nothing while one
+// stream has the process to itself (the command line, a quiet server) but
+// would hold processors that many concurrent exports need; the others park
+// at once, as before. The read deadline and Close still apply: the wait in
+// poll(2) is bounded, and after it the read parks as usual, where both are
+// checked.
 func (c *bufferedConn) readSocket(p []byte) (int, error) {
 	if c.raw == nil {
 		sc, ok := c.Conn.(syscall.Conn)
@@ -55,8 +65,13 @@ func (c *bufferedConn) readSocket(p []byte) (int, error) {
 		if rerr != unix.EAGAIN {
 			return true
 		}
+		if !polling.CompareAndSwap(false, true) {
+			return false // another reader waits in poll(2): park
+		}
 		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-		if k, _ := unix.Poll(fds, pollWait); k <= 0 {
+		k, _ := unix.Poll(fds, pollWait)
+		polling.Store(false)
+		if k <= 0 {
 			return false // nothing came (or a signal): park
 		}
 		read(int(fd))
