@@ -286,6 +286,10 @@ func openOutput(path string, f exportd.Format) (w io.Writer, commit func() error
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("open output: %w", err)
 		}
+		if f == exportd.FormatXLSX && term.IsTerminal(int(out.Fd())) {
+			out.Close()
+			return nil, nil, nil, usageError{fmt.Errorf("refusing to write an XLSX file to a terminal (%s); use -o FILE or a pipe", path)}
+		}
 		commit = func() error {
 			if err := out.Close(); err != nil {
 				return fmt.Errorf("write %s: %w", path, err)

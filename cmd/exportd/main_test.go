@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"encoding/csv"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -289,6 +290,25 @@ func TestExportToSpecialFiles(t *testing.T) {
 	_, stderr, code := run(t, dir, append(query, "-o", "demo")...)
 	if code != 2 || !strings.Contains(stderr, "is a directory") {
 		t.Errorf("-o DIRECTORY: exit %d: %s", code, stderr)
+	}
+
+	// A terminal named by its path gets no XLSX, as with -o -.
+	ptmx, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ptmx.Close()
+	if err := unix.IoctlSetPointerInt(int(ptmx.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetUint32(int(ptmx.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tty := fmt.Sprintf("/dev/pts/%d", n)
+	_, stderr, code = run(t, dir, "export", "--db", "sqlite:demo/demo.db", "--query", "SELECT 1 AS x", "--format", "xlsx", "-o", tty)
+	if code != 2 || !strings.Contains(stderr, "terminal") {
+		t.Errorf("-o %s (a terminal) as XLSX: exit %d: %s", tty, code, stderr)
 	}
 }
 
