@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-	"time"
 
 	gomysql "github.com/go-sql-driver/mysql"
 
@@ -145,8 +144,8 @@ func TestWireMatchesDriver(t *testing.T) {
 		Params: map[string]any{
 			"s": "it's \"q\" \\ back\\'slash \x00 nul \x1a sub \r\n ? :k -- # /* */ `bt`", "k": "김민준 😀",
 			"i": int64(-9223372036854775808), "f": 0.1, "b": true, "n": nil,
-			"d":    exportd.DateArg{Time: tm(time.DateOnly, "2024-02-29", time.UTC)},
-			"t":    tm("2006-01-02 15:04:05.999999", "2024-02-29 23:59:59.123456", sourcetest.Location),
+			"d":    exportd.DateArg{Time: date("2024-02-29").T},
+			"t":    kst("2024-02-29 23:59:59.123456").T,
 			"list": []any{"a", "b'c"}, "seqs": []any{int64(1), int64(3)},
 		},
 	}

@@ -13,29 +13,16 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-func tm(layout, s string, loc *time.Location) time.Time {
-	t, err := time.ParseInLocation(layout, s, loc)
-	if err != nil {
-		panic(err)
-	}
-	return t
-}
-
-func date(s string) exportd.Value { return exportd.Date(tm(time.DateOnly, s, time.UTC)) }
-func naive(s string) exportd.Value {
-	return exportd.DateTime(tm("2006-01-02 15:04:05.999999999", s, time.UTC))
-}
-func kst(s string) exportd.Value {
-	return exportd.DateTime(tm("2006-01-02 15:04:05.999999999", s, sourcetest.Location))
-}
-
 var (
-	null = exportd.Null()
-	i64  = exportd.Int
-	f64  = exportd.Float
-	str  = exportd.String
-	dec  = exportd.Decimal
-	col  = sourcetest.Col
+	null  = exportd.Null()
+	i64   = exportd.Int
+	f64   = exportd.Float
+	str   = exportd.String
+	dec   = exportd.Decimal
+	col   = sourcetest.Col
+	date  = sourcetest.Date
+	naive = sourcetest.Naive
+	kst   = sourcetest.KST
 )
 
 func types() sourcetest.TypeTable {

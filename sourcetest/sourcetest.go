@@ -534,3 +534,27 @@ func testTimeout(t *testing.T, src exportd.Source, f Fixture) {
 
 // Col returns an expected result column.
 func Col(name string, typ exportd.Type) Column { return Column{Name: name, Type: typ} }
+
+// Date is the expected value of a DATE column: a date in UTC, from
+// "2006-01-02".
+func Date(s string) exportd.Value { return exportd.Date(parseTime(time.DateOnly, s, time.UTC)) }
+
+// Naive is the expected value of a timestamp without a zone (a wall clock
+// time, in UTC), from "2006-01-02 15:04:05.999999999".
+func Naive(s string) exportd.Value {
+	return exportd.DateTime(parseTime("2006-01-02 15:04:05.999999999", s, time.UTC))
+}
+
+// KST is the expected value of a zoned timestamp read with the
+// fixtures' Location, from its wall clock time there.
+func KST(s string) exportd.Value {
+	return exportd.DateTime(parseTime("2006-01-02 15:04:05.999999999", s, Location))
+}
+
+func parseTime(layout, s string, loc *time.Location) time.Time {
+	t, err := time.ParseInLocation(layout, s, loc)
+	if err != nil {
+		panic(fmt.Sprintf("sourcetest: %q: %v", s, err))
+	}
+	return t
+}
