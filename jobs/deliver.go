@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	htmltemplate "html/template"
 	"io"
 	"mime"
 	"mime/multipart"
@@ -30,6 +31,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	texttemplate "text/template"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -484,9 +486,10 @@ func (c SMTP) send(ctx context.Context, to string, msg []byte) error {
 }
 
 // composeMail returns the message of a run to one address: a multipart
-// message whose subject is RFC 2047 encoded UTF-8, whose text part is
-// UTF-8 (quoted-printable) with the figures and the download link, and
-// with the file attached when attach is not nil.
+// message whose subject is RFC 2047 encoded UTF-8, whose body says the
+// figures and the download link twice, as UTF-8 text and as HTML
+// (quoted-printable alternatives), and with the file attached when attach
+// is not nil.
 func composeMail(from, to string, r *run, attach []byte, now time.Time) ([]byte, error) {
 	p := r.payload
 	loc := r.s.Location
@@ -512,53 +515,68 @@ func composeMail(from, to string, r *run, attach []byte, now time.Time) ([]byte,
 	h("X-Exportd-Schedule", p.Schedule)
 	hdr.WriteString("\r\n")
 
-	var text strings.Builder
-	fmt.Fprintf(&text, "%s의 정기 내보내기 '%s'가 준비되었습니다.\n\n", title, r.s.Name)
-	if p.Manual {
-		fmt.Fprintf(&text, "요청 시각: %s (수동 실행)\n", p.Tick.In(loc).Format("2006-01-02 15:04 MST"))
-	} else {
-		fmt.Fprintf(&text, "예정 시각: %s\n", p.Tick.In(loc).Format("2006-01-02 15:04 MST"))
+	m := mailFacts{
+		Title: title, Schedule: r.s.Name, Manual: p.Manual,
+		When:     p.Tick.In(loc).Format("2006-01-02 15:04 MST"),
+		FileName: p.FileName, Rows: groupDigits(p.Rows),
+		Size:    fmt.Sprintf("%s (%s 바이트)", humanSize(p.Size), groupDigits(p.Size)),
+		SHA256:  p.SHA256,
+		Expires: p.ExpiresAt.In(loc).Format("2006-01-02 15:04 MST"), Link: p.Link,
+		Attached: attach != nil, Personal: r.personal, Purpose: r.s.Purpose,
 	}
 	names := make([]string, 0, len(p.Params))
 	for k := range p.Params {
 		names = append(names, k)
 	}
 	sort.Strings(names)
-	if len(names) > 0 {
-		text.WriteString("조건:\n")
-		for _, k := range names {
-			label := k
-			if prm, ok := r.d.Param(k); ok && prm.Label != "" {
-				label = prm.Label + " (" + k + ")"
-			}
-			fmt.Fprintf(&text, "  %s: %s\n", label, strings.Join(p.Params[k], ", "))
+	for _, k := range names {
+		label := k
+		if prm, ok := r.d.Param(k); ok && prm.Label != "" {
+			label = prm.Label + " (" + k + ")"
+		}
+		m.Params = append(m.Params, mailParam{Label: label, Value: strings.Join(p.Params[k], ", ")})
+	}
+	var text, html bytes.Buffer
+	if err := mailText.Execute(&text, m); err != nil {
+		return nil, err
+	}
+	if err := mailHTML.Execute(&html, m); err != nil {
+		return nil, err
+	}
+
+	// The text and the HTML are alternatives of one part, before the
+	// attachment: a reader shows the HTML, or the text where it shows none.
+	var altBody bytes.Buffer
+	alt := multipart.NewWriter(&altBody)
+	for _, part := range []struct {
+		ctype string
+		body  []byte
+	}{{"text/plain; charset=UTF-8", text.Bytes()}, {"text/html; charset=UTF-8", html.Bytes()}} {
+		w, err := alt.CreatePart(textproto.MIMEHeader{
+			"Content-Type":              {part.ctype},
+			"Content-Transfer-Encoding": {"quoted-printable"},
+		})
+		if err != nil {
+			return nil, err
+		}
+		qp := quotedprintable.NewWriter(w)
+		if _, err := qp.Write(bytes.ReplaceAll(part.body, []byte("\n"), []byte("\r\n"))); err != nil {
+			return nil, err
+		}
+		if err := qp.Close(); err != nil {
+			return nil, err
 		}
 	}
-	fmt.Fprintf(&text, "파일: %s\n", p.FileName)
-	fmt.Fprintf(&text, "행 수: %s\n", groupDigits(p.Rows))
-	fmt.Fprintf(&text, "크기: %s (%s 바이트)\n", humanSize(p.Size), groupDigits(p.Size))
-	fmt.Fprintf(&text, "SHA-256: %s\n\n", p.SHA256)
-	fmt.Fprintf(&text, "내려받기 (%s까지 유효):\n%s\n", p.ExpiresAt.In(loc).Format("2006-01-02 15:04 MST"), p.Link)
-	if attach != nil {
-		text.WriteString("\n파일을 첨부했습니다.\n")
+	if err := alt.Close(); err != nil {
+		return nil, err
 	}
-	if r.personal {
-		fmt.Fprintf(&text, "\n이 파일에는 개인정보가 들어 있습니다. 목적(%s) 외에 쓰거나 전달하지 마십시오. 내려받기는 감사 기록에 남습니다.\n", r.s.Purpose)
-	}
-	text.WriteString("\n-- \n이 메일은 exportd가 자동으로 보냈습니다.\n")
-
-	tw, err := mw.CreatePart(textproto.MIMEHeader{
-		"Content-Type":              {"text/plain; charset=UTF-8"},
-		"Content-Transfer-Encoding": {"quoted-printable"},
+	aw, err := mw.CreatePart(textproto.MIMEHeader{
+		"Content-Type": {mime.FormatMediaType("multipart/alternative", map[string]string{"boundary": alt.Boundary()})},
 	})
 	if err != nil {
 		return nil, err
 	}
-	qp := quotedprintable.NewWriter(tw)
-	if _, err := qp.Write([]byte(strings.ReplaceAll(text.String(), "\n", "\r\n"))); err != nil {
-		return nil, err
-	}
-	if err := qp.Close(); err != nil {
+	if _, err := aw.Write(altBody.Bytes()); err != nil {
 		return nil, err
 	}
 	if attach != nil {
@@ -631,3 +649,63 @@ func humanSize(n int64) string {
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
+
+// mailFacts are what a run's mail says, in its text and its HTML alike.
+type mailFacts struct {
+	Title, Schedule string
+	Manual          bool
+	When            string // the tick, or the time of a manual run
+	Params          []mailParam
+	FileName, Rows  string
+	Size, SHA256    string
+	Expires, Link   string
+	Attached        bool
+	Personal        bool
+	Purpose         string
+}
+
+type mailParam struct{ Label, Value string }
+
+var mailText = texttemplate.Must(texttemplate.New("text").Parse(`{{.Title}}의 정기 내보내기 '{{.Schedule}}'가 준비되었습니다.
+
+{{if .Manual}}요청 시각: {{.When}} (수동 실행){{else}}예정 시각: {{.When}}{{end}}
+{{with .Params}}조건:
+{{range .}}  {{.Label}}: {{.Value}}
+{{end}}{{end}}파일: {{.FileName}}
+행 수: {{.Rows}}
+크기: {{.Size}}
+SHA-256: {{.SHA256}}
+
+내려받기 ({{.Expires}}까지 유효):
+{{.Link}}
+{{if .Attached}}
+파일을 첨부했습니다.
+{{end}}{{if .Personal}}
+이 파일에는 개인정보가 들어 있습니다. 목적({{.Purpose}}) 외에 쓰거나 전달하지 마십시오. 내려받기는 감사 기록에 남습니다.
+{{end}}
+-- 
+이 메일은 exportd가 자동으로 보냈습니다.
+`))
+
+// mailHTML is the same as mailText, for mail readers that show HTML: a
+// table of the figures and a button-like link (inline styles only, which
+// mail readers keep).
+var mailHTML = htmltemplate.Must(htmltemplate.New("html").Parse(`<!DOCTYPE html>
+<html lang="ko"><head><meta charset="utf-8"><title>{{.Title}}</title></head>
+<body style="font-family:sans-serif;font-size:14px;color:#222">
+<p><strong>{{.Title}}</strong>의 정기 내보내기 '{{.Schedule}}'가 준비되었습니다.</p>
+<table style="border-collapse:collapse">
+<tr><th style="text-align:left;padding:2px 12px 2px 0">{{if .Manual}}요청 시각{{else}}예정 시각{{end}}</th><td>{{.When}}{{if .Manual}} (수동 실행){{end}}</td></tr>
+{{range .Params}}<tr><th style="text-align:left;padding:2px 12px 2px 0">{{.Label}}</th><td>{{.Value}}</td></tr>
+{{end}}<tr><th style="text-align:left;padding:2px 12px 2px 0">파일</th><td>{{.FileName}}</td></tr>
+<tr><th style="text-align:left;padding:2px 12px 2px 0">행 수</th><td>{{.Rows}}</td></tr>
+<tr><th style="text-align:left;padding:2px 12px 2px 0">크기</th><td>{{.Size}}</td></tr>
+<tr><th style="text-align:left;padding:2px 12px 2px 0">SHA-256</th><td style="font-family:monospace">{{.SHA256}}</td></tr>
+</table>
+<p><a href="{{.Link}}" style="display:inline-block;padding:8px 16px;background:#1a56db;color:#fff;text-decoration:none;border-radius:4px">내려받기</a>
+<br><span style="color:#666">{{.Expires}}까지 유효합니다.</span></p>
+{{if .Attached}}<p>파일을 첨부했습니다.</p>
+{{end}}{{if .Personal}}<p style="color:#b91c1c">이 파일에는 개인정보가 들어 있습니다. 목적({{.Purpose}}) 외에 쓰거나 전달하지 마십시오. 내려받기는 감사 기록에 남습니다.</p>
+{{end}}<p style="color:#666">이 메일은 exportd가 자동으로 보냈습니다.</p>
+</body></html>
+`))

@@ -21,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/net/html"
+
 	"github.com/exportd/exportd"
 	"github.com/exportd/exportd/audit"
 	"github.com/exportd/exportd/datasets"
@@ -314,7 +316,16 @@ func TestScheduleDelivery(t *testing.T) {
 		t.Fatalf("content type %q %v", mt, err)
 	}
 	mr := multipart.NewReader(msg.Body, mp2["boundary"])
-	textPart, err := mr.NextPart() // decodes quoted-printable
+	altPart, err := mr.NextPart()
+	if err != nil {
+		t.Fatal(err)
+	}
+	altType, altParams, err := mime.ParseMediaType(altPart.Header.Get("Content-Type"))
+	if err != nil || altType != "multipart/alternative" {
+		t.Fatalf("first part %q %v, want the text and HTML alternatives", altType, err)
+	}
+	alt := multipart.NewReader(altPart, altParams["boundary"])
+	textPart, err := alt.NextPart() // decodes quoted-printable
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,6 +334,17 @@ func TestScheduleDelivery(t *testing.T) {
 	}
 	text, _ := io.ReadAll(textPart)
 	body := string(text)
+	htmlPart, err := alt.NextPart()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ct := htmlPart.Header.Get("Content-Type"); ct != "text/html; charset=UTF-8" {
+		t.Errorf("HTML part %q", ct)
+	}
+	htmlBytes, _ := io.ReadAll(htmlPart)
+	if _, err := alt.NextPart(); err != io.EOF {
+		t.Errorf("a third alternative: %v", err)
+	}
 	for _, s := range []string{"월간 판매의 정기 내보내기 'monthly'가 준비되었습니다.", "시작일 (from): 2024-11-01", "종료일 (to): 2024-11-30",
 		"행 수: 2,250", "파일: 판매_2024-11-01_2024-11-30.csv", "SHA-256: " + j.SHA256} {
 		if !strings.Contains(body, s) {
@@ -337,6 +359,33 @@ func TestScheduleDelivery(t *testing.T) {
 	}
 	if link == "" {
 		t.Fatalf("no download link to %s in:\n%s", e.url, body)
+	}
+	// The HTML says the same, and its button is the same link.
+	doc, err := html.Parse(bytes.NewReader(htmlBytes))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var href, htmlText strings.Builder
+	for n := range doc.Descendants() {
+		switch {
+		case n.Type == html.TextNode:
+			htmlText.WriteString(n.Data)
+		case n.Type == html.ElementNode && n.Data == "a":
+			for _, a := range n.Attr {
+				if a.Key == "href" {
+					href.WriteString(a.Val)
+				}
+			}
+		}
+	}
+	if href.String() != link {
+		t.Errorf("the HTML's link %q, the text's %q", href.String(), link)
+	}
+	for _, s := range []string{"월간 판매의 정기 내보내기 'monthly'가 준비되었습니다.", "시작일 (from)2024-11-01",
+		"행 수2,250", "파일판매_2024-11-01_2024-11-30.csv", "SHA-256" + j.SHA256, "파일을 첨부했습니다."} {
+		if !strings.Contains(strings.ReplaceAll(htmlText.String(), "\n", ""), s) {
+			t.Errorf("the HTML lacks %q:\n%s", s, htmlText.String())
+		}
 	}
 	resp, err := http.Get(link) // no credentials: the link is one
 	if err != nil {
